@@ -1,0 +1,249 @@
+/* biomedclip.h - BiomedCLIP inference (ViT-B/16 image tower + PubMedBERT text tower) in C.
+ *
+ * This header is the contract: a function that is not declared here is not part of the API.
+ * It compiles as C99 and as C++.
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Quick start
+ *
+ *     #include <biomedclip.h>
+ *
+ *     bmc_model *model = NULL;
+ *     if (bmc_model_load("weights/biomedclip.bmc", NULL, &model) != BMC_OK) {
+ *         fprintf(stderr, "%s\n", bmc_last_error());  return 1;
+ *     }
+ *     bmc_ctx *ctx = NULL;
+ *     bmc_ctx_new(model, NULL, &ctx);
+ *     const char *labels[2] = {"this is a photo of chest X-ray", "this is a photo of brain MRI"};
+ *     float probs[2];
+ *     if (bmc_zero_shot_file(ctx, "xray.png", labels, 2, probs) != BMC_OK)
+ *         fprintf(stderr, "%s\n", bmc_last_error());
+ *     bmc_ctx_free(ctx);
+ *     bmc_model_free(model);
+ *
+ * ---------------------------------------------------------------------------------------------
+ * Objects
+ *   bmc_model  the weights, mapped read-only from one .bmc file (see docs/FORMAT.md), plus the
+ *              configuration and the tokenizer vocabulary. Immutable after load.
+ *   bmc_ctx    scratch memory for one forward pass at a time, sized at creation for a maximum
+ *              batch; grows only when a larger batch arrives (never in the steady state).
+ *   bmc_image  an 8-bit image: either a view of caller pixels (you fill the struct) or pixels
+ *              owned by the library (bmc_image_load*, freed with bmc_image_free).
+ *
+ * Errors
+ *   Every fallible function returns a bmc_status (BMC_OK == 0). On failure, bmc_last_error()
+ *   returns a message naming the problem (file, tensor, offset, dimension). The message is
+ *   kept per thread and is valid until the next failing call on the same thread.
+ *   The library never exits or aborts on bad input, and a failed call leaves its outputs
+ *   unspecified but never partially allocated.
+ *
+ * Memory
+ *   The library allocates only in bmc_model_load, bmc_ctx_new, bmc_image_load* and, when a
+ *   batch grows beyond what a context has seen, inside the encode calls; every object has a
+ *   matching free, and every free accepts NULL. All outputs go to caller-owned buffers whose
+ *   sizes follow from the constants below (BMC_EMBED_DIM, BMC_MAX_TOKENS, ...).
+ *
+ * Threads
+ *   - A bmc_model may be shared by any number of threads (it is read-only after load).
+ *   - A bmc_ctx must be used by one thread at a time: give each worker thread its own.
+ *   - Functions that take only a model (tokenize, preprocess, similarity, ...) are re-entrant.
+ *   - The only global mutable state is the log callback (bmc_log_set): set it before use.
+ *   - OpenBLAS has one process-wide thread count. bmc_ctx_params.n_threads sets it when > 0.
+ *     Latency mode: one context, n_threads = number of cores. Throughput mode: one context per
+ *     core, each with n_threads = 1. See docs/PERF.md.
+ *
+ * Determinism
+ *   The same binary with the same thread count gives bit-identical results. An item encoded
+ *   alone or inside a batch agrees to about 1e-6 relative (GEMM blocking differs).
+ */
+#ifndef BIOMEDCLIP_H
+#define BIOMEDCLIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define BMC_VERSION_MAJOR 0
+#define BMC_VERSION_MINOR 1
+#define BMC_VERSION_PATCH 0
+#define BMC_VERSION_STRING "0.1.0"
+#define BMC_VERSION_NUMBER (BMC_VERSION_MAJOR * 10000 + BMC_VERSION_MINOR * 100 + BMC_VERSION_PATCH)
+
+#define BMC_EMBED_DIM 512   /* length of one embedding, both towers (BiomedCLIP) */
+#define BMC_IMAGE_SIZE 224  /* side of the square model input */
+#define BMC_MAX_TOKENS 256  /* context length: most ids a text can have, [CLS] and [SEP] included */
+
+/* ----------------------------------------------------------------------------------------- */
+/* Status codes                                                                               */
+
+typedef enum bmc_status {
+    BMC_OK = 0,
+    BMC_E_INVALID_ARG = -1, /* NULL where a pointer is required, n < 0, bad stride, ...      */
+    BMC_E_IO = -2,          /* a file could not be opened, read or mapped                    */
+    BMC_E_FORMAT = -3,      /* a model file is malformed (magic, sizes, shapes, offsets)     */
+    BMC_E_VERSION = -4,     /* a model file of an unsupported format version                 */
+    BMC_E_CHECKSUM = -5,    /* a model file's header, directory or data checksum is wrong    */
+    BMC_E_NOMEM = -6,       /* an allocation failed                                          */
+    BMC_E_IMAGE = -7,       /* an image could not be decoded, or is of an unusable size      */
+    BMC_E_TOO_LONG = -8,    /* an output buffer is too small                                 */
+    BMC_E_INTERNAL = -99
+} bmc_status;
+
+/* Static English name of a status ("BMC_E_FORMAT: malformed model file"). Never NULL. */
+const char *bmc_status_str(bmc_status status);
+
+/* Detail of the last failure on the calling thread; "" if none. Never NULL. */
+const char *bmc_last_error(void);
+
+/* ----------------------------------------------------------------------------------------- */
+/* Version and system                                                                         */
+
+int bmc_version_number(void);       /* == BMC_VERSION_NUMBER of the compiled library */
+const char *bmc_version_string(void);
+const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads */
+
+typedef void (*bmc_log_fn)(int level, const char *message, void *user);
+#define BMC_LOG_ERROR 0
+#define BMC_LOG_WARN 1
+#define BMC_LOG_INFO 2
+/* Install a log callback (NULL: silent, the default). Not thread-safe: call before other use. */
+void bmc_log_set(bmc_log_fn fn, void *user);
+
+/* ----------------------------------------------------------------------------------------- */
+/* Model                                                                                      */
+
+typedef struct bmc_model bmc_model;
+
+typedef struct bmc_model_params {
+    int verify_data;  /* 1: check every tensor's CRC32 at load (reads the whole file). Default 0. */
+    int prefault;     /* 1: ask the kernel to read the mapping ahead (MADV_WILLNEED). Default 0.  */
+} bmc_model_params;
+
+bmc_model_params bmc_model_default_params(void);
+
+/* Map and validate a .bmc model file. params may be NULL (defaults). On failure *out is NULL. */
+bmc_status bmc_model_load(const char *path, const bmc_model_params *params, bmc_model **out);
+void bmc_model_free(bmc_model *model); /* NULL-safe */
+
+/* Accessors. */
+int bmc_model_embed_dim(const bmc_model *model);      /* 512 */
+int bmc_model_image_size(const bmc_model *model);     /* 224 */
+int bmc_model_context_length(const bmc_model *model); /* 256 */
+int bmc_model_vocab_size(const bmc_model *model);     /* entries in the tokenizer vocabulary */
+float bmc_model_logit_scale(const bmc_model *model);  /* exp(logit_scale) from the checkpoint */
+int64_t bmc_model_n_params(const bmc_model *model);   /* float parameters (195,902,721) */
+int bmc_model_n_tensors(const bmc_model *model);
+uint64_t bmc_model_file_size(const bmc_model *model);
+/* The token string of id (NULL if out of range); the pointer lives as long as the model. */
+const char *bmc_model_token(const bmc_model *model, int id, size_t *len);
+/* Multi-line human-readable description (configuration, counts, sizes) written into buf;
+ * returns the full length (snprintf semantics). */
+int bmc_model_describe(const bmc_model *model, char *buf, size_t size);
+
+/* ----------------------------------------------------------------------------------------- */
+/* Context                                                                                    */
+
+typedef struct bmc_ctx bmc_ctx;
+
+typedef struct bmc_ctx_params {
+    int n_threads;  /* > 0: set OpenBLAS's (process-wide) thread count. 0 (default): leave it. */
+    int max_batch;  /* scratch is sized for this many images/texts up front. Default 8.         */
+} bmc_ctx_params;
+
+bmc_ctx_params bmc_ctx_default_params(void);
+
+bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc_ctx **out);
+void bmc_ctx_free(bmc_ctx *ctx); /* NULL-safe */
+const bmc_model *bmc_ctx_model(const bmc_ctx *ctx);
+
+/* ----------------------------------------------------------------------------------------- */
+/* Text                                                                                       */
+
+/* Tokenize UTF-8 text exactly as open_clip's HFTokenizer + BertTokenizerFast do:
+ * [CLS] ids... [SEP], truncated to the context length, no padding. Invalid UTF-8 bytes are
+ * replaced by U+FFFD (which BERT's normaliser then drops). ids must hold `cap` ints;
+ * cap >= BMC_MAX_TOKENS always suffices. *n_ids receives the count. */
+bmc_status bmc_tokenize(const bmc_model *model, const char *utf8, int *ids, int cap, int *n_ids);
+
+/* Encode n texts into out[n * BMC_EMBED_DIM]. normalize != 0: each row has unit L2 norm. */
+bmc_status bmc_encode_text(bmc_ctx *ctx, const char *const *texts, int n, float *out, int normalize);
+
+/* Encode n already tokenized texts, packed one after another in ids: text i has lens[i] ids
+ * (1 <= lens[i] <= context length), starting at the sum of the lengths before it. */
+bmc_status bmc_encode_ids(bmc_ctx *ctx, const int *ids, const int *lens, int n, float *out,
+                          int normalize);
+
+/* ----------------------------------------------------------------------------------------- */
+/* Images                                                                                     */
+
+typedef enum bmc_pixel_format {
+    BMC_PIXEL_GRAY = 1, /* 1 byte per pixel                          */
+    BMC_PIXEL_RGB = 3,  /* 3 bytes per pixel, R G B                  */
+    BMC_PIXEL_RGBA = 4  /* 4 bytes per pixel, R G B A (straight alpha) */
+} bmc_pixel_format;
+
+/* An 8-bit image. As a view, fill it yourself: the library never writes or frees `pixels`.
+ * stride is the number of bytes from one row to the next (>= width * format). */
+typedef struct bmc_image {
+    int width, height;
+    bmc_pixel_format format;
+    int stride;
+    const unsigned char *pixels;
+    void *internal_; /* library use; NULL in caller-made views */
+} bmc_image;
+
+/* Decoding flags. */
+#define BMC_DECODE_DEFAULT 0
+/* 16-bit PNGs: PIL opens gray 16-bit as mode 'I' and clips it to 255 when converting to RGB,
+ * so a 16-bit X-ray comes out almost white. By default the library scales 16-bit samples to
+ * 8 bits (v * 255 / 65535, rounded); this flag reproduces PIL's clipping for strict parity. */
+#define BMC_DECODE_PIL_16BIT 1
+
+/* Decode a file / a memory buffer: JPEG (baseline, progressive), PNG (1-16 bit; gray, gray+alpha,
+ * RGB, RGBA, palette), BMP, TGA, GIF (first frame), PNM. The image keeps what PIL would call
+ * its mode (palette indices, gray, gray+alpha, RGB, RGBA) internally, so that preprocessing
+ * follows PIL's per-mode rules (palette resized nearest on indices, alpha premultiplied, gray as
+ * one channel). The public fields are a view of the pixels as GRAY, RGB or RGBA (a palette is
+ * expanded). Free with bmc_image_free. Images wider or taller than BMC_IMAGE_MAX_SIDE are
+ * refused before any pixel memory is allocated. */
+#define BMC_IMAGE_MAX_SIDE 32768
+bmc_status bmc_image_load(const char *path, int flags, bmc_image *out);
+bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out);
+void bmc_image_free(bmc_image *image); /* NULL-safe; a no-op on caller-made views */
+
+/* Resize (shorter side to 224, PIL bicubic) and centre-crop an 8-bit image view.
+ * rgb224 receives 224*224*3 bytes, row-major RGB. */
+bmc_status bmc_image_crop(const bmc_model *model, const bmc_image *image, unsigned char *rgb224);
+
+/* The model input for an image: crop as above, then /255 and (x - mean) / std.
+ * chw receives 3*224*224 floats in channel-major (CHW) order. */
+bmc_status bmc_image_preprocess(const bmc_model *model, const bmc_image *image, float *chw);
+
+/* Encode n images (views or loaded ones, any size) into out[n * BMC_EMBED_DIM]. */
+bmc_status bmc_encode_image(bmc_ctx *ctx, const bmc_image *images, int n, float *out, int normalize);
+
+/* Encode n preprocessed inputs chw[n * 3*224*224] (as bmc_image_preprocess writes them). */
+bmc_status bmc_encode_pixels(bmc_ctx *ctx, const float *chw, int n, float *out, int normalize);
+
+/* ----------------------------------------------------------------------------------------- */
+/* Similarity and zero-shot                                                                   */
+
+/* out[i * n_txt + j] = dot(img_i, txt_j) / (|img_i| |txt_j|) (cosine similarity). */
+bmc_status bmc_similarity(const float *img, int n_img, const float *txt, int n_txt, float *out);
+
+/* For n_img image embeddings and n_txt text embeddings: probs[i * n_txt + j] =
+ * softmax_j(logit_scale * cosine(img_i, txt_j)), the notebook's zero-shot probabilities. */
+bmc_status bmc_zero_shot_probs(const bmc_model *model, const float *img, int n_img,
+                               const float *txt, int n_txt, float *probs);
+
+/* Convenience: decode + encode one image file, encode n label texts, write probs[n]. */
+bmc_status bmc_zero_shot_file(bmc_ctx *ctx, const char *path, const char *const *texts, int n,
+                              float *probs);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BIOMEDCLIP_H */

@@ -1,0 +1,83 @@
+/* model.h - the loaded model: configuration plus pointers into the read-only mapping of a .bmc
+ * file. Nothing here is copied; every pointer points into the mapping. Shapes follow PyTorch:
+ * a Linear weight is [out, in] row-major, so y = x W^T + b. */
+#ifndef BMC_MODEL_H
+#define BMC_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "biomedclip.h"
+#include "format.h"
+
+#define BMC__MAX_LAYERS 64
+
+typedef struct bmc__vit_block {
+    const float *norm1_w, *norm1_b; /* [W]                       */
+    const float *qkv_w;             /* [3W, W]  rows: Q | K | V  */
+    const float *qkv_b;             /* [3W]                      */
+    const float *proj_w, *proj_b;   /* [W, W], [W]               */
+    const float *norm2_w, *norm2_b; /* [W]                       */
+    const float *fc1_w, *fc1_b;     /* [MLP, W], [MLP]           */
+    const float *fc2_w, *fc2_b;     /* [W, MLP], [W]             */
+} bmc__vit_block;
+
+typedef struct bmc__vit_weights {
+    const float *patch_w;           /* [W, 3, P, P]: conv weight, used as a [W, 3*P*P] matrix */
+    const float *patch_b;           /* [W]                                                    */
+    const float *cls_token;         /* [W]                                                    */
+    const float *pos_embed;         /* [1 + (S/P)^2, W]                                       */
+    bmc__vit_block blocks[BMC__MAX_LAYERS];
+    const float *norm_w, *norm_b;   /* [W] final LayerNorm                                    */
+    const float *head_w;            /* [E, W] projection, no bias                            */
+} bmc__vit_weights;
+
+typedef struct bmc__bert_layer {
+    const float *q_w, *q_b;         /* [W, W], [W] */
+    const float *k_w, *k_b;         /* [W, W], [W] */
+    const float *v_w, *v_b;         /* [W, W], [W] */
+    const float *attn_out_w, *attn_out_b; /* [W, W], [W] */
+    const float *attn_ln_w, *attn_ln_b;   /* [W]         */
+    const float *ffn_in_w, *ffn_in_b;     /* [F, W], [F] */
+    const float *ffn_out_w, *ffn_out_b;   /* [W, F], [W] */
+    const float *out_ln_w, *out_ln_b;     /* [W]         */
+} bmc__bert_layer;
+
+typedef struct bmc__bert_weights {
+    const float *word_emb;          /* [vocab_rows, W]    */
+    const float *pos_emb;           /* [max_positions, W] */
+    const float *type_emb;          /* [type_vocab, W]; row 0 is used */
+    const float *emb_ln_w, *emb_ln_b; /* [W]              */
+    bmc__bert_layer layers[BMC__MAX_LAYERS];
+    const float *proj0_w;           /* [H, W] (mlp) or [E, W] (linear), no bias */
+    const float *proj2_w;           /* [E, H] (mlp) or NULL, no bias            */
+} bmc__bert_weights;
+
+/* The tokenizer's vocabulary, as stored in the file: token i is bytes[offsets[i] .. offsets[i+1]). */
+typedef struct bmc__vocab {
+    const uint32_t *offsets;        /* [n + 1] */
+    const uint8_t *bytes;           /* [offsets[n]] UTF-8 */
+    uint32_t n;
+    /* open-addressing hash of token -> id, built at load (the only allocation besides the struct) */
+    int32_t *slots;                 /* [n_slots], -1 empty */
+    uint32_t n_slots;               /* power of two */
+} bmc__vocab;
+
+struct bmc_model {
+    const uint8_t *map;             /* the whole file, mapped read-only */
+    size_t map_size;
+    bmc__config config;             /* copy of the header's configuration */
+    const bmc__dir_entry *dir;      /* [n_tensors], inside the mapping */
+    uint32_t n_tensors;
+    int64_t n_params;               /* float parameters */
+    float logit_scale;              /* exp() of the stored value */
+    bmc__vit_weights vit;
+    bmc__bert_weights bert;
+    bmc__vocab vocab;
+    char path[512];
+};
+
+/* Look up id of a token (exact bytes); -1 when absent. */
+int32_t bmc__vocab_find(const bmc__vocab *vocab, const char *s, size_t len);
+
+#endif /* BMC_MODEL_H */

@@ -1,0 +1,9 @@
+/* cmd_info.c - placeholder until the subcommand lands. */
+#include "cli.h"
+
+int cli_info(int argc, char **argv) {
+    (void)argc;
+    (void)argv;
+    fprintf(stderr, "biomedclip: this command is not built yet\n");
+    return CLI_EXIT_USAGE;
+}
