@@ -77,7 +77,12 @@ struct bmc_model {
     char path[512];
 };
 
-/* Look up id of a token (exact bytes); -1 when absent. */
+/* Point vocab at n tokens (offsets[n + 1], bytes) and build its hash index. Checks that the
+ * offsets are non-decreasing and inside the byte blob (BMC_E_FORMAT otherwise). */
+bmc_status bmc__vocab_init(bmc__vocab *vocab, const uint32_t *offsets, const uint8_t *bytes,
+                           uint32_t n, size_t n_bytes);
+void bmc__vocab_free(bmc__vocab *vocab); /* frees the index only; NULL-safe */
+/* Id of a token (exact bytes); -1 when absent. */
 int32_t bmc__vocab_find(const bmc__vocab *vocab, const char *s, size_t len);
 
 #endif /* BMC_MODEL_H */

@@ -12,10 +12,13 @@ export BMC_TESTDATA=${BMC_TESTDATA:-$BUILD/testdata}
 mkdir -p "$BMC_TESTDATA"
 export CMOCKA_MESSAGE_OUTPUT=stdout
 
-# The Python tests need data generated first (checkpoints, goldens): make it once.
-if [ -x tests/py/prepare.sh ]; then
-  tests/py/prepare.sh || { echo "test data preparation failed"; echo "0 passed, 1 failed"; exit 1; }
-fi
+# Generated test data first (random checkpoints, converted models, PyTorch goldens), in name
+# order; each script skips what already exists in $BMC_TESTDATA.
+for p in tests/prep/*.sh; do
+  [ -f "$p" ] || continue
+  echo "=== prepare: $p"
+  bash "$p" || { echo "test data preparation failed: $p"; echo "0 passed, 1 failed"; exit 1; }
+done
 
 passed=0; failed=0; failed_names=()
 run() { # name, command...
