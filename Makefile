@@ -18,13 +18,13 @@ LDLIBS_BASE = -lopenblas -lm -lpthread
 ifeq ($(JPEG),turbo)
 CFLAGS_BASE += -DBMC_WITH_LIBJPEG
 LDLIBS_BASE += -ljpeg
-BUILD := $(BUILD)-turbo
+override BUILD := $(BUILD)-turbo
 endif
 ifeq ($(SANITIZE),1)
 OPT = -O1 -g -fno-omit-frame-pointer
 CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
-BUILD := $(BUILD)-sanitize
+override BUILD := $(BUILD)-sanitize
 endif
 
 CFLAGS ?=
@@ -37,18 +37,24 @@ CLI_SRC   = $(wildcard tools/cli/*.c)
 CLI_OBJ   = $(CLI_SRC:tools/cli/%.c=$(BUILD)/obj/cli/%.o)
 TEST_SRC  = $(wildcard tests/test_*.c)
 TEST_BIN  = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+# helper programs that Python-driven tests run (built by `make tests`, not run by themselves)
+TOOL_SRC  = $(wildcard tests/tool_*.c)
+TOOL_BIN  = $(TOOL_SRC:tests/%.c=$(BUILD)/tests/%)
 BENCH_SRC = $(wildcard bench/*.c)
 BENCH_BIN = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
+
+VERSION := $(shell sed -n 's/^\#define BMC_VERSION_STRING "\(.*\)"/\1/p' include/biomedclip.h)
+SONAME   = libbiomedclip.so.$(firstword $(subst ., ,$(VERSION)))
 
 STATIC = $(BUILD)/libbiomedclip.a
 SHLIB  = $(BUILD)/libbiomedclip.so
 CLI    = $(BUILD)/biomedclip
 
-.PHONY: all lib cli tests test bench clean install weights demo sanitize
+.PHONY: all lib cli tests test bench clean install uninstall weights demo sanitize
 all: $(STATIC) $(SHLIB) $(CLI)
 lib: $(STATIC) $(SHLIB)
 cli: $(CLI)
-tests: $(TEST_BIN) $(CLI)
+tests: $(TEST_BIN) $(TOOL_BIN) $(CLI)
 
 $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
@@ -64,7 +70,7 @@ $(STATIC): $(LIB_OBJ)
 	ar rcs $@ $^
 
 $(SHLIB): $(LIB_OBJ)
-	$(CC) -shared $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(CLI): $(CLI_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)
@@ -89,3 +95,40 @@ bench: $(BENCH_BIN) $(CLI)
 
 clean:
 	rm -rf build build-*
+
+# ---- install, weights, demo (README.md, docs/API.md) ------------------------------------------
+# make install PREFIX=/opt/bmc [DESTDIR=...]: header, static + shared library (with a soname),
+# pkg-config file, the CLI. Build against it: cc app.c $(pkg-config --cflags --libs --static biomedclip)
+LIBDIR ?= $(PREFIX)/lib
+install: $(STATIC) $(SHLIB) $(CLI)
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/biomedclip.h $(DESTDIR)$(PREFIX)/include/biomedclip.h
+	install -m 644 $(STATIC) $(DESTDIR)$(LIBDIR)/libbiomedclip.a
+	install -m 755 $(SHLIB) $(DESTDIR)$(LIBDIR)/libbiomedclip.so.$(VERSION)
+	ln -sf libbiomedclip.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libbiomedclip.so
+	sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@LIBDIR@|$(LIBDIR)|g' -e 's|@VERSION@|$(VERSION)|g' \
+	    -e 's|@LIBS_PRIVATE@|$(LDLIBS_BASE)|g' tools/biomedclip.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/biomedclip.pc
+	install -m 755 $(CLI) $(DESTDIR)$(PREFIX)/bin/biomedclip
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/biomedclip.h $(DESTDIR)$(LIBDIR)/libbiomedclip.a \
+	      $(DESTDIR)$(LIBDIR)/libbiomedclip.so $(DESTDIR)$(LIBDIR)/$(SONAME) \
+	      $(DESTDIR)$(LIBDIR)/libbiomedclip.so.$(VERSION) $(DESTDIR)$(LIBDIR)/pkgconfig/biomedclip.pc \
+	      $(DESTDIR)$(PREFIX)/bin/biomedclip
+
+# Official weights: download (resumable, sha256-checked) and convert to weights/biomedclip.bmc.
+weights:
+	PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) bash tools/fetch_weights.sh
+
+# Zero-shot table for the 9 example images with the BiomedCLIP notebook's labels and template.
+demo: $(CLI)
+	CLI=$(CLI) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) bash tools/demo.sh
+
+# ---- hardening (docs/ROBUSTNESS.md): libFuzzer targets, ThreadSanitizer run --------------------
+include fuzz/fuzz.mk
+
+# 8 threads sharing one model under ThreadSanitizer (clang; builds into $(BUILD)-tsan).
+.PHONY: tsan
+tsan:
+	BUILD=$(BUILD) BMC_TESTDATA=$(or $(BMC_TESTDATA),$(BUILD)/testdata) bash tests/sh/test_tsan.sh

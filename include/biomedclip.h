@@ -231,15 +231,23 @@ bmc_status bmc_encode_pixels(bmc_ctx *ctx, const float *chw, int n, float *out, 
 /* ----------------------------------------------------------------------------------------- */
 /* Similarity and zero-shot                                                                   */
 
-/* out[i * n_txt + j] = dot(img_i, txt_j) / (|img_i| |txt_j|) (cosine similarity). */
-bmc_status bmc_similarity(const float *img, int n_img, const float *txt, int n_txt, float *out);
+/* Cosine similarities of n_img rows img[n_img * dim] with n_txt rows txt[n_txt * dim]:
+ * out[i * n_txt + j] = dot(img_i, txt_j) / (max(|img_i|, 1e-12) max(|txt_j|, 1e-12)), computed
+ * in double. dim is the embedding length, bmc_model_embed_dim(model) (BMC_EMBED_DIM for
+ * BiomedCLIP; smaller for test models). Any two sets of embeddings may be compared (image-image,
+ * text-text). n_img, n_txt, dim must be > 0 (BMC_E_INVALID_ARG otherwise). */
+bmc_status bmc_similarity(const float *img, int n_img, const float *txt, int n_txt, int dim,
+                          float *out);
 
-/* For n_img image embeddings and n_txt text embeddings: probs[i * n_txt + j] =
- * softmax_j(logit_scale * cosine(img_i, txt_j)), the notebook's zero-shot probabilities. */
+/* For n_img image embeddings and n_txt text embeddings (rows of bmc_model_embed_dim(model)
+ * floats, normalised or not): probs[i * n_txt + j] = softmax_j(bmc_model_logit_scale(model) *
+ * cosine(img_i, txt_j)), the notebook's zero-shot probabilities (softmax in double). */
 bmc_status bmc_zero_shot_probs(const bmc_model *model, const float *img, int n_img,
                                const float *txt, int n_txt, float *probs);
 
-/* Convenience: decode + encode one image file, encode n label texts, write probs[n]. */
+/* Convenience: decode one image file (BMC_DECODE_DEFAULT), encode it and the n texts (n > 0),
+ * and write probs[n] as bmc_zero_shot_probs does. Allocates (n + 1) embeddings of scratch for
+ * the call and frees it before returning. */
 bmc_status bmc_zero_shot_file(bmc_ctx *ctx, const char *path, const char *const *texts, int n,
                               float *probs);
 

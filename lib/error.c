@@ -2,6 +2,7 @@
 #include "error.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -54,19 +55,21 @@ void bmc__log(int level, const char *fmt, ...) {
 
 /* ---- allocation ---------------------------------------------------------------------------- */
 
-static long bmc__alloc_count;
-static long bmc__alloc_fail_at; /* 0: never */
+/* Atomic (relaxed): threads sharing a model allocate concurrently, and a plain counter would be
+ * a data race (tests/sh/test_tsan.sh). */
+static _Atomic long bmc__alloc_count;
+static _Atomic long bmc__alloc_fail_at; /* 0: never */
 
 long bmc__alloc_fail_after(long n) {
-    long made = bmc__alloc_count;
-    bmc__alloc_count = 0;
-    bmc__alloc_fail_at = n;
+    long made = atomic_exchange_explicit(&bmc__alloc_count, 0, memory_order_relaxed);
+    atomic_store_explicit(&bmc__alloc_fail_at, n, memory_order_relaxed);
     return made;
 }
 
 static int bmc__alloc_should_fail(void) {
-    bmc__alloc_count++;
-    return bmc__alloc_fail_at > 0 && bmc__alloc_count >= bmc__alloc_fail_at;
+    long count = atomic_fetch_add_explicit(&bmc__alloc_count, 1, memory_order_relaxed) + 1;
+    long at = atomic_load_explicit(&bmc__alloc_fail_at, memory_order_relaxed);
+    return at > 0 && count >= at;
 }
 
 void *bmc__malloc(size_t size) {

@@ -74,6 +74,7 @@ struct bmc_model {
     bmc__vit_weights vit;
     bmc__bert_weights bert;
     bmc__vocab vocab;
+    char *token_text;               /* [vocab bytes + n]: each token NUL-terminated, for bmc_model_token */
     char path[512];
 };
 

@@ -32,5 +32,11 @@ void cli_json_string(FILE *f, const char *s);
 void cli_json_floats(FILE *f, const float *v, int n);
 /* Parse a positive int option value; returns 0 on success, prints an error otherwise. */
 int cli_parse_int(const char *cmd, const char *opt, const char *value, int *out);
+/* Option matching for hand-written argument loops: if argv[*i] is `name` ("--top") or
+ * "name=VALUE", return 1 and set *value to the value (argv[*i + 1], advancing *i past it, or the
+ * text after '='; NULL when missing). Return 0 when argv[*i] is another argument. */
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
+/* True when s is "-h" or "--help". */
+int cli_is_help(const char *s);
 
 #endif /* BMC_CLI_H */

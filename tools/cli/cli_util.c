@@ -66,3 +66,18 @@ int cli_parse_int(const char *cmd, const char *opt, const char *value, int *out)
     *out = (int)v;
     return 0;
 }
+
+int cli_opt(int argc, char **argv, int *i, const char *name, const char **value) {
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '=') {
+        *value = a + n + 1;
+        return 1;
+    }
+    if (a[n] != '\0') return 0;
+    *value = (*i + 1 < argc) ? argv[++*i] : NULL;
+    return 1;
+}
+
+int cli_is_help(const char *s) { return !strcmp(s, "-h") || !strcmp(s, "--help"); }

@@ -1,9 +1,260 @@
-/* cmd_classify.c - placeholder until the subcommand lands. */
+/* cmd_classify.c - `biomedclip classify`: zero-shot classification of images over labels,
+ * softmax(exp(logit_scale) * cosine(image, template + label)) as in the BiomedCLIP notebook. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
+#include "image_batch.h"
+
+#define DEFAULT_TEMPLATE "this is a photo of "
+
+static const char usage_text[] =
+    "usage: biomedclip classify [-m MODEL] --labels \"a,b,c\" [--labels-file FILE]\n"
+    "                           [--template TEXT] [--top K] [--json | --format table|json|tsv]\n"
+    "                           [--threads N] [--batch N] IMAGE...\n"
+    "\n"
+    "Zero-shot classification: for each image, the probability of each label is\n"
+    "softmax over labels of exp(logit_scale) * cosine(image, TEXT + label).\n"
+    "\n"
+    "  -m, --model MODEL    .bmc model file (default: $BIOMEDCLIP_MODEL)\n"
+    "  --labels LIST        comma-separated labels (may be repeated)\n"
+    "  --labels-file FILE   one label per line (blank lines ignored; may be repeated)\n"
+    "  --template TEXT      prefix of every label (default \"" DEFAULT_TEMPLATE "\")\n"
+    "  --top K              table/tsv: show the K most probable labels (default: all)\n"
+    "  --format F           table (default): labels by decreasing probability, per image;\n"
+    "                       json: one line per image {\"file\", \"labels\", \"probs\"} with the\n"
+    "                       probabilities in label order; tsv: file<TAB>label<TAB>prob lines\n"
+    "  --json               same as --format json\n"
+    "  --threads N          BLAS threads (default: OpenBLAS's own choice)\n"
+    "  --batch N            images encoded together (default 8)\n"
+    "\n"
+    "Exit status: 0 all images classified, 1 some image failed (the others are still printed),\n"
+    "2 bad command line, 3 model not loadable.\n";
+
+enum { FMT_TABLE, FMT_JSON, FMT_TSV };
+
+typedef struct labels {
+    char **items;
+    int n, cap;
+} labels;
+
+static int labels_add(labels *l, const char *s, size_t len) {
+    while (len && (*s == ' ' || *s == '\t')) s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r')) len--;
+    if (!len) return 0;
+    if (l->n == l->cap) {
+        int cap = l->cap ? 2 * l->cap : 16;
+        char **p = realloc(l->items, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        l->items = p, l->cap = cap;
+    }
+    char *c = malloc(len + 1);
+    if (!c) return -1;
+    memcpy(c, s, len);
+    c[len] = '\0';
+    l->items[l->n++] = c;
+    return 0;
+}
+
+static int labels_split(labels *l, const char *list) {
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (labels_add(l, p, len)) return -1;
+        if (!comma) return 0;
+        p = comma + 1;
+    }
+}
+
+static int labels_file(labels *l, const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        perror(path);
+        return -1;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = 0;
+    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
+        while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
+        rc = labels_add(l, line, (size_t)len);
+    }
+    free(line);
+    fclose(f);
+    return rc;
+}
+
+typedef struct run {
+    const char *const *files;
+    labels *labels;
+    const float *text_emb; /* [n labels, dim] */
+    const bmc_model *model;
+    float *probs;          /* [n labels] */
+    int *order;            /* [n labels] */
+    int format, top, width;
+} run;
+
+static const float *sort_probs; /* qsort has no user pointer; the CLI is single-threaded */
+static int by_prob_desc(const void *a, const void *b) {
+    int i = *(const int *)a, j = *(const int *)b;
+    if (sort_probs[i] != sort_probs[j]) return sort_probs[i] < sort_probs[j] ? 1 : -1;
+    return i - j;
+}
+
+static int print_one(void *user, int index, const float *emb, const char *error) {
+    run *r = user;
+    const char *file = r->files[index];
+    int n = r->labels->n;
+    if (!emb) {
+        fflush(stdout);
+        fprintf(stderr, "biomedclip classify: %s\n", error);
+        return 0;
+    }
+    if (bmc_zero_shot_probs(r->model, emb, 1, r->text_emb, n, r->probs) != BMC_OK) {
+        fprintf(stderr, "biomedclip classify: %s: %s\n", file, bmc_last_error());
+        return 0;
+    }
+    if (r->format == FMT_JSON) {
+        fputs("{\"file\": ", stdout);
+        cli_json_string(stdout, file);
+        fputs(", \"labels\": [", stdout);
+        for (int j = 0; j < n; j++) {
+            if (j) fputs(", ", stdout);
+            cli_json_string(stdout, r->labels->items[j]);
+        }
+        fputs("], \"probs\": ", stdout);
+        cli_json_floats(stdout, r->probs, n);
+        fputs("}\n", stdout);
+    } else {
+        for (int j = 0; j < n; j++) r->order[j] = j;
+        sort_probs = r->probs;
+        qsort(r->order, (size_t)n, sizeof *r->order, by_prob_desc);
+        int k = r->top > 0 && r->top < n ? r->top : n;
+        if (r->format == FMT_TABLE) printf("%s:\n", file);
+        for (int t = 0; t < k; t++) {
+            int j = r->order[t];
+            if (r->format == FMT_TABLE)
+                printf("  %-*s  %.6g\n", r->width, r->labels->items[j], (double)r->probs[j]);
+            else
+                printf("%s\t%s\t%.9g\n", file, r->labels->items[j], (double)r->probs[j]);
+        }
+        if (r->format == FMT_TABLE) putchar('\n');
+    }
+    fflush(stdout);
+    return 0;
+}
 
 int cli_classify(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "biomedclip: this command is not built yet\n");
-    return CLI_EXIT_USAGE;
+    const char *model_opt = NULL, *template = DEFAULT_TEMPLATE, *v;
+    int top = 0, threads = 0, batch = 8, format = FMT_TABLE, rc = CLI_EXIT_USAGE;
+    labels lab = {0};
+    const char **files = calloc((size_t)argc, sizeof *files);
+    int n_files = 0, only_files = 0;
+    bmc_model *model = NULL;
+    bmc_ctx *ctx = NULL;
+    char **texts = NULL;
+    float *text_emb = NULL, *probs = NULL;
+    int *order = NULL;
+    if (!files) goto oom;
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_files || a[0] != '-' || !a[1]) {
+            files[n_files++] = a;
+        } else if (!strcmp(a, "--")) {
+            only_files = 1;
+        } else if (cli_is_help(a)) {
+            fputs(usage_text, stdout);
+            rc = CLI_EXIT_OK;
+            goto done;
+        } else if (cli_opt(argc, argv, &i, "-m", &v) || cli_opt(argc, argv, &i, "--model", &v)) {
+            if (!v) goto missing;
+            model_opt = v;
+        } else if (cli_opt(argc, argv, &i, "--labels", &v)) {
+            if (!v) goto missing;
+            if (labels_split(&lab, v)) goto oom;
+        } else if (cli_opt(argc, argv, &i, "--labels-file", &v)) {
+            if (!v) goto missing;
+            if (labels_file(&lab, v)) goto done;
+        } else if (cli_opt(argc, argv, &i, "--template", &v)) {
+            if (!v) goto missing;
+            template = v;
+        } else if (cli_opt(argc, argv, &i, "--top", &v)) {
+            if (cli_parse_int("classify", "--top", v, &top)) goto done;
+        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
+            if (cli_parse_int("classify", "--threads", v, &threads)) goto done;
+        } else if (cli_opt(argc, argv, &i, "--batch", &v)) {
+            if (cli_parse_int("classify", "--batch", v, &batch)) goto done;
+        } else if (!strcmp(a, "--json")) {
+            format = FMT_JSON;
+        } else if (cli_opt(argc, argv, &i, "--format", &v)) {
+            if (!v) goto missing;
+            if (!strcmp(v, "table")) format = FMT_TABLE;
+            else if (!strcmp(v, "json")) format = FMT_JSON;
+            else if (!strcmp(v, "tsv")) format = FMT_TSV;
+            else {
+                fprintf(stderr, "biomedclip classify: --format wants table, json or tsv, got '%s'\n", v);
+                goto done;
+            }
+        } else {
+            fprintf(stderr, "biomedclip classify: unknown option '%s' (see --help)\n", a);
+            goto done;
+        }
+    }
+    if (lab.n == 0) {
+        fprintf(stderr, "biomedclip classify: no labels: pass --labels \"a,b,c\" or --labels-file FILE\n");
+        goto done;
+    }
+    if (n_files == 0) {
+        fprintf(stderr, "biomedclip classify: no images (see --help)\n");
+        goto done;
+    }
+
+    rc = CLI_EXIT_MODEL;
+    if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
+    bmc_ctx_params cp = bmc_ctx_default_params();
+    if (threads > 0) cp.n_threads = threads;
+    if (batch > cp.max_batch) cp.max_batch = batch;
+    rc = CLI_EXIT_FAILURE;
+    if (bmc_ctx_new(model, &cp, &ctx) != BMC_OK) {
+        fprintf(stderr, "biomedclip classify: %s\n", bmc_last_error());
+        goto done;
+    }
+    int dim = bmc_model_embed_dim(model), n = lab.n, width = 0;
+    texts = calloc((size_t)n, sizeof *texts);
+    text_emb = malloc((size_t)n * dim * sizeof *text_emb);
+    probs = malloc((size_t)n * sizeof *probs);
+    order = malloc((size_t)n * sizeof *order);
+    if (!texts || !text_emb || !probs || !order) goto oom;
+    for (int j = 0; j < n; j++) {
+        size_t lt = strlen(template), ll = strlen(lab.items[j]);
+        if (!(texts[j] = malloc(lt + ll + 1))) goto oom;
+        memcpy(texts[j], template, lt);
+        memcpy(texts[j] + lt, lab.items[j], ll + 1);
+        if ((int)ll > width) width = (int)ll;
+    }
+    if (bmc_encode_text(ctx, (const char *const *)texts, n, text_emb, 1) != BMC_OK) {
+        fprintf(stderr, "biomedclip classify: encoding the labels: %s\n", bmc_last_error());
+        goto done;
+    }
+    run r = {files, &lab, text_emb, model, probs, order, format, top, width};
+    int failed = cli_encode_image_files(ctx, files, n_files, batch, print_one, &r);
+    rc = failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
+    goto done;
+
+missing:
+    fprintf(stderr, "biomedclip classify: %s needs a value\n", argv[argc - 1]);
+    goto done;
+oom:
+    fprintf(stderr, "biomedclip classify: out of memory\n");
+    rc = CLI_EXIT_FAILURE;
+done:
+    if (texts)
+        for (int j = 0; j < lab.n; j++) free(texts[j]);
+    for (int j = 0; j < lab.n; j++) free(lab.items[j]);
+    free(lab.items), free(texts), free(text_emb), free(probs), free(order), free(files);
+    bmc_ctx_free(ctx);
+    bmc_model_free(model);
+    return rc;
 }

@@ -1,9 +1,183 @@
-/* cmd_search.c - placeholder until the subcommand lands. */
+/* cmd_search.c - `biomedclip search`: rank the images of an index (cmd_index.c) by cosine
+ * similarity to a text or to an image. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "cli.h"
+#include "image_batch.h"
+#include "index_store.h"
+
+static const char usage_text[] =
+    "usage: biomedclip search [-m MODEL] INDEX (--text QUERY | --image FILE) [--top K]\n"
+    "                         [--json | --format table|json|tsv] [--threads N]\n"
+    "\n"
+    "Print the K images of INDEX (made by `biomedclip index`) most similar to the query, best\n"
+    "first, by cosine similarity of the embeddings (ties: index order).\n"
+    "\n"
+    "  -m, --model MODEL   .bmc model file (default: $BIOMEDCLIP_MODEL); must be the index's\n"
+    "  --text QUERY        a text query, encoded as given (no template)\n"
+    "  --image FILE        an image query\n"
+    "  --top K             number of hits (default 10)\n"
+    "  --format F          table (default): rank, score, path; json: one line per hit\n"
+    "                      {\"file\": PATH, \"score\": S}; tsv: path<TAB>score\n"
+    "  --json              same as --format json\n"
+    "  --threads N         BLAS threads (default: OpenBLAS's own choice)\n"
+    "\n"
+    "Exit status: 0 success, 1 the query or the index failed, 2 bad command line, 3 model not\n"
+    "loadable.\n";
+
+enum { FMT_TABLE, FMT_JSON, FMT_TSV };
+
+static const float *sort_scores; /* qsort has no user pointer; the CLI is single-threaded */
+static int by_score_desc(const void *a, const void *b) {
+    long i = *(const long *)a, j = *(const long *)b;
+    if (sort_scores[i] != sort_scores[j]) return sort_scores[i] < sort_scores[j] ? 1 : -1;
+    return i < j ? -1 : i > j;
+}
+
+typedef struct query {
+    float *emb; /* [dim] */
+    int dim, ok;
+} query;
+
+static int on_query_image(void *user, int index, const float *emb, const char *error) {
+    query *q = user;
+    if (!emb) {
+        fprintf(stderr, "biomedclip search: %s\n", error);
+        return 0;
+    }
+    memcpy(q->emb, emb, (size_t)q->dim * sizeof *q->emb);
+    q->ok = 1;
+    return 0;
+}
 
 int cli_search(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
-    fprintf(stderr, "biomedclip: this command is not built yet\n");
-    return CLI_EXIT_USAGE;
+    const char *model_opt = NULL, *index_dir = NULL, *text = NULL, *image = NULL, *v;
+    int top = 10, threads = 0, format = FMT_TABLE, rc = CLI_EXIT_USAGE, only_args = 0;
+    bmc_model *model = NULL;
+    bmc_ctx *ctx = NULL;
+    float *scores = NULL;
+    long *order = NULL;
+    query q = {0};
+    idx_store ix;
+    memset(&ix, 0, sizeof ix);
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (only_args || a[0] != '-' || !a[1]) {
+            if (index_dir) {
+                fprintf(stderr, "biomedclip search: one index only ('%s' and '%s')\n", index_dir, a);
+                goto done;
+            }
+            index_dir = a;
+        } else if (!strcmp(a, "--")) {
+            only_args = 1;
+        } else if (cli_is_help(a)) {
+            fputs(usage_text, stdout);
+            rc = CLI_EXIT_OK;
+            goto done;
+        } else if (cli_opt(argc, argv, &i, "-m", &v) || cli_opt(argc, argv, &i, "--model", &v)) {
+            if (!(model_opt = v)) goto missing;
+        } else if (cli_opt(argc, argv, &i, "--text", &v)) {
+            if (!(text = v)) goto missing;
+        } else if (cli_opt(argc, argv, &i, "--image", &v)) {
+            if (!(image = v)) goto missing;
+        } else if (cli_opt(argc, argv, &i, "--top", &v)) {
+            if (cli_parse_int("search", "--top", v, &top)) goto done;
+        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
+            if (cli_parse_int("search", "--threads", v, &threads)) goto done;
+        } else if (!strcmp(a, "--json")) {
+            format = FMT_JSON;
+        } else if (cli_opt(argc, argv, &i, "--format", &v)) {
+            if (!v) goto missing;
+            if (!strcmp(v, "table")) format = FMT_TABLE;
+            else if (!strcmp(v, "json")) format = FMT_JSON;
+            else if (!strcmp(v, "tsv")) format = FMT_TSV;
+            else {
+                fprintf(stderr, "biomedclip search: --format wants table, json or tsv, got '%s'\n", v);
+                goto done;
+            }
+        } else {
+            fprintf(stderr, "biomedclip search: unknown option '%s' (see --help)\n", a);
+            goto done;
+        }
+    }
+    if (!index_dir) {
+        fprintf(stderr, "biomedclip search: no INDEX (see --help)\n");
+        goto done;
+    }
+    if (!text == !image) {
+        fprintf(stderr, "biomedclip search: give exactly one of --text QUERY and --image FILE\n");
+        goto done;
+    }
+
+    rc = CLI_EXIT_FAILURE;
+    if (idx_open_read(&ix, index_dir)) goto done;
+    rc = CLI_EXIT_MODEL;
+    if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
+    rc = CLI_EXIT_FAILURE;
+    q.dim = bmc_model_embed_dim(model);
+    if (q.dim != ix.dim) {
+        fprintf(stderr, "biomedclip search: %s holds %d-d embeddings but the model makes %d-d ones\n",
+                index_dir, ix.dim, q.dim);
+        goto done;
+    }
+    bmc_ctx_params cp = bmc_ctx_default_params();
+    if (threads > 0) cp.n_threads = threads;
+    q.emb = malloc((size_t)q.dim * sizeof *q.emb);
+    scores = malloc((size_t)(ix.n ? ix.n : 1) * sizeof *scores);
+    order = malloc((size_t)(ix.n ? ix.n : 1) * sizeof *order);
+    if (!q.emb || !scores || !order) {
+        fprintf(stderr, "biomedclip search: out of memory\n");
+        goto done;
+    }
+    if (bmc_ctx_new(model, &cp, &ctx) != BMC_OK) {
+        fprintf(stderr, "biomedclip search: %s\n", bmc_last_error());
+        goto done;
+    }
+    if (text) {
+        if (bmc_encode_text(ctx, &text, 1, q.emb, 1) != BMC_OK) {
+            fprintf(stderr, "biomedclip search: encoding the query: %s\n", bmc_last_error());
+            goto done;
+        }
+    } else {
+        if (cli_encode_image_files(ctx, &image, 1, 1, on_query_image, &q) != 0 || !q.ok) goto done;
+    }
+    if (ix.n > 0) {
+        if (ix.n > 0x7fffffffL) {
+            fprintf(stderr, "biomedclip search: %s: too many rows (%ld)\n", index_dir, ix.n);
+            goto done;
+        }
+        if (bmc_similarity(q.emb, 1, ix.emb, (int)ix.n, q.dim, scores) != BMC_OK) {
+            fprintf(stderr, "biomedclip search: %s\n", bmc_last_error());
+            goto done;
+        }
+        for (long i = 0; i < ix.n; i++) order[i] = i;
+        sort_scores = scores;
+        qsort(order, (size_t)ix.n, sizeof *order, by_score_desc);
+    }
+    long k = top < ix.n ? top : ix.n;
+    for (long t = 0; t < k; t++) {
+        long i = order[t];
+        if (format == FMT_JSON) {
+            fputs("{\"file\": ", stdout);
+            cli_json_string(stdout, ix.paths[i]);
+            printf(", \"score\": %.9g}\n", (double)scores[i]);
+        } else if (format == FMT_TSV) {
+            printf("%s\t%.9g\n", ix.paths[i], (double)scores[i]);
+        } else {
+            printf("%3ld  %.6f  %s\n", t + 1, (double)scores[i], ix.paths[i]);
+        }
+    }
+    rc = CLI_EXIT_OK;
+    goto done;
+
+missing:
+    fprintf(stderr, "biomedclip search: %s needs a value\n", argv[argc - 1]);
+done:
+    idx_close(&ix);
+    free(q.emb), free(scores), free(order);
+    bmc_ctx_free(ctx);
+    bmc_model_free(model);
+    return rc;
 }

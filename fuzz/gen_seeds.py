@@ -1,0 +1,234 @@
+#!/usr/bin/env python3
+"""Writes the fuzz seed corpora under fuzz/corpus/ (committed; rerun only to regenerate them).
+
+  loader/    micro.bmc, a complete valid .bmc model with microscopic widths (about 10 KB, so
+             libFuzzer can mutate it whole) plus truncated/edited variants
+  image/     tiny PNG/BMP/GIF/TGA/PPM/PGM/JPEG files (a few hundred bytes), via PIL
+  tokenize/  short texts: ASCII, accents, CJK, punctuation, control characters, invalid UTF-8
+  cli/       argument vectors (NUL-separated) for fuzz_cli
+
+The .bmc layout is docs/FORMAT.md / lib/format.h, written here independently of tools/convert.py
+so that the seed does not depend on the converter. Usage: python3 fuzz/gen_seeds.py [outdir]
+"""
+import io
+import os
+import struct
+import sys
+import zlib
+
+OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
+
+F32, U8, U32 = 0, 64, 65
+
+
+def micro_config():
+    # image 4, patch 2 -> 4 patches; widths 2..4; linear text projection; 8-token vocabulary
+    c = dict(image_size=4, patch_size=2, vision_width=4, vision_layers=1, vision_heads=2, vision_mlp=4,
+             vision_ln_eps=1e-6, vocab_rows=9, max_positions=6, type_vocab=2, context_length=6,
+             text_width=4, text_layers=1, text_heads=2, text_ffn=4, text_ln_eps=1e-12, text_proj_type=1,
+             text_proj_hidden=0, text_pooler=1, embed_dim=2, image_resize=1, image_interp=1,
+             vocab_size=9, lowercase=1, strip_accents=1, max_word_chars=100)
+    return c
+
+
+def pack_config(c):
+    b = struct.pack("<6I d", c["image_size"], c["patch_size"], c["vision_width"], c["vision_layers"],
+                    c["vision_heads"], c["vision_mlp"], c["vision_ln_eps"])
+    b += struct.pack("<8I d", c["vocab_rows"], c["max_positions"], c["type_vocab"], c["context_length"],
+                     c["text_width"], c["text_layers"], c["text_heads"], c["text_ffn"], c["text_ln_eps"])
+    b += struct.pack("<6I", c["text_proj_type"], c["text_proj_hidden"], c["text_pooler"], c["embed_dim"],
+                     c["image_resize"], c["image_interp"])
+    b += struct.pack("<6f", 0.48145466, 0.4578275, 0.40821073, 0.26862954, 0.26130258, 0.27577711)
+    b += struct.pack("<9I", c["vocab_size"], 0, 1, 2, 3, 4, c["lowercase"], c["strip_accents"],
+                     c["max_word_chars"])
+    assert len(b) == 156, len(b)
+    return b + bytes(256 - 156)
+
+
+def tensors(c, vocab):
+    vw, vm, tw, tf, e = c["vision_width"], c["vision_mlp"], c["text_width"], c["text_ffn"], c["embed_dim"]
+    g, p = c["image_size"] // c["patch_size"], c["patch_size"]
+    t = [("visual.trunk.cls_token", F32, (1, 1, vw)), ("visual.trunk.pos_embed", F32, (1, 1 + g * g, vw)),
+         ("visual.trunk.patch_embed.proj.weight", F32, (vw, 3, p, p)),
+         ("visual.trunk.patch_embed.proj.bias", F32, (vw,))]
+    for i in range(c["vision_layers"]):
+        f = "visual.trunk.blocks.%d." % i
+        t += [(f + "norm1.weight", F32, (vw,)), (f + "norm1.bias", F32, (vw,)),
+              (f + "attn.qkv.weight", F32, (3 * vw, vw)), (f + "attn.qkv.bias", F32, (3 * vw,)),
+              (f + "attn.proj.weight", F32, (vw, vw)), (f + "attn.proj.bias", F32, (vw,)),
+              (f + "norm2.weight", F32, (vw,)), (f + "norm2.bias", F32, (vw,)),
+              (f + "mlp.fc1.weight", F32, (vm, vw)), (f + "mlp.fc1.bias", F32, (vm,)),
+              (f + "mlp.fc2.weight", F32, (vw, vm)), (f + "mlp.fc2.bias", F32, (vw,))]
+    t += [("visual.trunk.norm.weight", F32, (vw,)), ("visual.trunk.norm.bias", F32, (vw,)),
+          ("visual.head.proj.weight", F32, (e, vw))]
+    pre = "text.transformer."
+    t += [(pre + "embeddings.word_embeddings.weight", F32, (c["vocab_rows"], tw)),
+          (pre + "embeddings.position_embeddings.weight", F32, (c["max_positions"], tw)),
+          (pre + "embeddings.token_type_embeddings.weight", F32, (c["type_vocab"], tw)),
+          (pre + "embeddings.LayerNorm.weight", F32, (tw,)), (pre + "embeddings.LayerNorm.bias", F32, (tw,))]
+    for i in range(c["text_layers"]):
+        f = pre + "encoder.layer.%d." % i
+        for n in ("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"):
+            t += [(f + n + ".weight", F32, (tw, tw)), (f + n + ".bias", F32, (tw,))]
+        t += [(f + "attention.output.LayerNorm.weight", F32, (tw,)),
+              (f + "attention.output.LayerNorm.bias", F32, (tw,)),
+              (f + "intermediate.dense.weight", F32, (tf, tw)), (f + "intermediate.dense.bias", F32, (tf,)),
+              (f + "output.dense.weight", F32, (tw, tf)), (f + "output.dense.bias", F32, (tw,)),
+              (f + "output.LayerNorm.weight", F32, (tw,)), (f + "output.LayerNorm.bias", F32, (tw,))]
+    t += [("text.proj.weight", F32, (e, tw)), ("logit_scale", F32, ())]
+    blob = b"".join(vocab)
+    offs = [0]
+    for v in vocab:
+        offs.append(offs[-1] + len(v))
+    t += [("tokenizer.vocab.offsets", U32, (len(vocab) + 1,), struct.pack("<%dI" % len(offs), *offs)),
+          ("tokenizer.vocab.bytes", U8, (len(blob),), blob)]
+    return t
+
+
+def data_for(name, dtype, shape, k):
+    n = 1
+    for d in shape:
+        n *= d
+    if name == "logit_scale":
+        return struct.pack("<f", 4.6052)
+    if name.endswith("LayerNorm.weight") or name.endswith("norm1.weight") or name.endswith("norm2.weight") \
+            or name == "visual.trunk.norm.weight":
+        return struct.pack("<%df" % n, *([1.0] * n))
+    # small deterministic values
+    return struct.pack("<%df" % n, *[((i * 7 + k * 13) % 17 - 8) / 16.0 for i in range(n)])
+
+
+def build_bmc():
+    c = micro_config()
+    vocab = [b"[PAD]", b"[UNK]", b"[CLS]", b"[SEP]", b"[MASK]", b"a", b"b", b"##c", b"."]
+    ts = tensors(c, vocab)
+    n = len(ts)
+    dir_end = 512 + 160 * n
+    data_offset = (dir_end + 4095) // 4096 * 4096
+    pos = data_offset
+    entries, chunks = [], []
+    for k, t in enumerate(ts):
+        name, dtype, shape = t[:3]
+        data = t[3] if len(t) > 3 else data_for(name, dtype, shape, k)
+        pos = (pos + 63) // 64 * 64
+        entries.append((name, dtype, shape, pos, data))
+        pos += len(data)
+    file_size = pos
+    out = bytearray(file_size)
+    d = bytearray()
+    for name, dtype, shape, off, data in entries:
+        nm = name.encode().ljust(96, b"\0")
+        sh = list(shape) + [0] * (4 - len(shape))
+        d += nm + struct.pack("<II4QQQII", dtype, len(shape), *sh, off, len(data), zlib.crc32(data), 0)
+        out[off:off + len(data)] = data
+    assert len(d) == 160 * n
+    out[512:512 + len(d)] = d
+    h = b"BMCLIP\0\1" + struct.pack("<IIII", 1, 512, 0x01020304, 64)
+    h += struct.pack("<QQII QQ II", file_size, 512, n, 160, data_offset, file_size - data_offset, 0, zlib.crc32(d))
+    assert len(h) == 72
+    h += pack_config(c)
+    h = h.ljust(508, b"\0")
+    h += struct.pack("<I", zlib.crc32(h))
+    out[:512] = h
+    return bytes(out)
+
+
+def write(sub, name, data):
+    d = os.path.join(OUT, sub)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+
+def loader_seeds():
+    m = build_bmc()
+    # fuzz_loader's first byte selects which fix-ups it applies (CRCs, sizes); 0x0f = all of them
+    write("loader", "micro.bmc", b"\x0f" + m)
+    write("loader", "micro_raw.bmc", b"\x00" + m)
+    write("loader", "micro_verify.bmc", b"\x1f" + m)
+    write("loader", "header_only.bmc", b"\x0f" + m[:512])
+    write("loader", "truncated.bmc", b"\x0f" + m[:len(m) // 2])
+    write("loader", "empty.bmc", b"\x0f")
+    return m
+
+
+def image_seeds():
+    from PIL import Image
+    img = Image.new("RGB", (5, 3))
+    for x in range(5):
+        for y in range(3):
+            img.putpixel((x, y), (x * 50, y * 80, (x * y * 30) % 256))
+    def save(name, im, fmt, **kw):
+        # fuzz_image's first byte: 0 decode with BMC_DECODE_DEFAULT, 1 with BMC_DECODE_PIL_16BIT
+        b = io.BytesIO()
+        im.save(b, fmt, **kw)
+        write("image", name, b"\x00" + b.getvalue())
+        if name.startswith("gray16"):
+            write("image", "pil16_" + name, b"\x01" + b.getvalue())
+    save("rgb.png", img, "PNG")
+    save("gray.png", img.convert("L"), "PNG")
+    save("la.png", img.convert("LA"), "PNG")
+    save("rgba.png", img.convert("RGBA"), "PNG")
+    save("pal.png", img.convert("P"), "PNG")
+    save("gray16.png", img.convert("I").point(lambda v: v * 200), "PNG")
+    save("bw.png", img.convert("1"), "PNG")
+    save("interlaced.png", img, "PNG", optimize=False)
+    save("rgb.bmp", img, "BMP")
+    save("gray.bmp", img.convert("L"), "BMP")
+    save("pal.gif", img.convert("P"), "GIF")
+    save("rgb.tga", img, "TGA")
+    save("rle.tga", img, "TGA", compression="tga_rle")
+    save("rgb.ppm", img, "PPM")
+    save("gray.pgm", img.convert("L"), "PPM")
+    save("base.jpg", img, "JPEG", quality=90)
+    save("prog.jpg", img, "JPEG", quality=75, progressive=True)
+    save("gray.jpg", img.convert("L"), "JPEG")
+    save("sub.jpg", img.resize((17, 9)), "JPEG", subsampling=2)
+    # caller views (first byte 2): width, height u16, format u8, stride i16, pixels
+    for name, (w, h, f, s) in {"view_rgb": (5, 3, 3, 16), "view_gray": (300, 2, 1, 300),
+                               "view_rgba": (2, 400, 4, 8), "view_badstride": (4, 4, 3, 5)}.items():
+        write("image", name, b"\x02" + struct.pack("<HHBh", w, h, f, s) + bytes(range(64)))
+
+
+TEXTS = [
+    "this is a photo of chest X-ray", "Adenocarcinoma histopathology, H&E stain.", "Café naïve résumé",
+    "腫瘍 の 画像", "a  b\tc\nd", "don't-stop!!", "", " ", "[CLS] [SEP] [MASK]", "x" * 300,
+    "&amp; &lt;b&gt; &#39;", "\u00e9\u0301\u200b\ufeff", "emoji \U0001F600 test",
+]
+
+
+def text_seeds():
+    # fuzz_tokenize's first byte: a multiple of 8 gives room for byte / 8 ids, else BMC_MAX_TOKENS
+    for i, t in enumerate(TEXTS):
+        write("tokenize", "t%02d.txt" % i, b"\x01" + t.encode())
+    write("tokenize", "small_cap.txt", b"\x18" + TEXTS[1].encode())
+    write("tokenize", "zero_cap.txt", b"\x00" + TEXTS[0].encode())
+    write("tokenize", "invalid_utf8.txt", b"\x01ab\xff\xfe\xc3(\xe2\x82 \xf0\x9f\x98")
+    write("tokenize", "overlong.txt", b"\x01\xc0\xaf\xe0\x80\xaf\xed\xa0\x80")
+    write("tokenize", "nul_inside.txt", b"\x01abc\x00def ghi")
+
+
+CLI_ARGS = [  # fuzz_cli placeholders: @img @jpg @dir @idx @txt @model
+    ["info"], ["info", "--verify"], ["info", "-m", "@model"], ["tokenize", "hello world"],
+    ["tokenize", "--json", "--", "-x", "Café"], ["tokenize", "--file", "@txt"], ["tokenize", "--file", "-"],
+    ["embed-text", "chest x-ray"], ["embed-text", "--json", "a", "b"], ["embed-text", "--raw", "--batch", "2", "x"],
+    ["embed-image", "@img"], ["embed-image", "--json", "@jpg", "@img", "missing.png"],
+    ["classify", "--labels", "a,b", "@img"], ["classify", "--labels-file", "@txt", "--top", "1", "--format", "tsv", "@jpg"],
+    ["classify", "--labels", "x-ray,mri", "--template", "this is a photo of ", "--json", "@img"],
+    ["index", "-o", "out", "--quiet", "@dir"], ["search", "@idx", "--text", "brain", "--top", "3"],
+    ["search", "@idx", "--image", "@img", "--format", "json"],
+    ["--help"], ["--version"], ["info", "-h"], ["classify"], ["embed-text", "--batch", "0", "x"], ["nonsense"],
+]
+
+
+def cli_seeds():
+    for i, a in enumerate(CLI_ARGS):
+        write("cli", "a%02d" % i, b"\0".join(s.encode() for s in a))
+
+
+if __name__ == "__main__":
+    loader_seeds()
+    image_seeds()
+    text_seeds()
+    cli_seeds()
+    print("seeds written to", OUT)

@@ -1,0 +1,378 @@
+/* image.c - the public image functions: load (file / memory), free, crop, preprocess.
+ *
+ * A loaded image keeps the mode PIL would give the file (image.h) next to its public view, so
+ * that the crop resizes as open_clip's transform does on a PIL image:
+ *   '1', 'P'     nearest (a palette is expanded first: nearest picks whole pixels, so resizing
+ *                the expanded colours equals resizing the indices and looking them up after)
+ *   'L'          bicubic, one channel
+ *   'LA', 'RGBA' bicubic on premultiplied RGBa, alpha dropped afterwards (no compositing)
+ *   'I'          16-bit gray: scaled to 8 bits by default; BMC_DECODE_PIL_16BIT keeps PIL's
+ *                'I' values, resizes them as PIL does and clips to 255 (almost white)
+ *   'CMYK'       bicubic in CMYK, then PIL's CMYK -> RGB
+ * Caller views are GRAY = 'L', RGB, RGBA = 'RGBA'. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "image.h"
+#include "model.h"
+
+#define IMAGE_MAGIC 0x42494d47u /* "BIMG" */
+#define MAX_FILE_BYTES ((size_t)INT_MAX)
+
+typedef struct bmc__image_internal {
+    uint32_t magic;
+    int mode;            /* enum bmc__image_mode of the file */
+    int flags;           /* BMC_DECODE_* used at load */
+    int width, height, format, stride;
+    uint8_t *view;       /* [height][stride] the public pixels */
+    uint16_t *pix16;     /* [height][width] PIL 'I' values (mode I with BMC_DECODE_PIL_16BIT) */
+    uint8_t *cmyk;       /* [height][width * 4] PIL's CMYK (mode CMYK) */
+} bmc__image_internal;
+
+/* ---- loading ------------------------------------------------------------------------------- */
+
+static bmc_status read_file(const char *path, uint8_t **data, size_t *size) {
+    *data = NULL;
+    *size = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return bmc__fail(BMC_E_IO, "%s: cannot open image: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) {
+        int e = errno;
+        close(fd);
+        return bmc__fail(BMC_E_IO, "%s: cannot stat image: %s", path, strerror(e));
+    }
+    if (S_ISDIR(sb.st_mode)) {
+        close(fd);
+        return bmc__fail(BMC_E_IO, "%s: is a directory, not an image file", path);
+    }
+    if (S_ISREG(sb.st_mode) && (uint64_t)sb.st_size > MAX_FILE_BYTES) {
+        close(fd);
+        return bmc__fail(BMC_E_IMAGE, "%s: image file of %lld bytes is too large (at most %zu)", path,
+                         (long long)sb.st_size, MAX_FILE_BYTES);
+    }
+    size_t cap = S_ISREG(sb.st_mode) ? (size_t)sb.st_size + 1 : 1 << 16, n = 0;
+    uint8_t *buf = bmc__malloc(cap);
+    for (;;) {
+        if (!buf) {
+            close(fd);
+            return bmc__fail(BMC_E_NOMEM, "%s: out of memory reading the image file", path);
+        }
+        if (n == cap) { /* a pipe, or a file that grew */
+            if (cap > MAX_FILE_BYTES) {
+                bmc__free(buf);
+                close(fd);
+                return bmc__fail(BMC_E_IMAGE, "%s: image file is too large (over %zu bytes)", path, MAX_FILE_BYTES);
+            }
+            uint8_t *nb = bmc__realloc(buf, cap * 2);
+            if (!nb) bmc__free(buf);
+            buf = nb;
+            cap *= 2;
+            continue;
+        }
+        ssize_t r = read(fd, buf + n, cap - n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) {
+            int e = errno;
+            bmc__free(buf);
+            close(fd);
+            return bmc__fail(BMC_E_IO, "%s: cannot read image: %s", path, strerror(e));
+        }
+        if (r == 0) break;
+        n += (size_t)r;
+    }
+    close(fd);
+    *data = buf;
+    *size = n;
+    return BMC_OK;
+}
+
+/* Build the public view (and what the crop needs) from a decoded image; consumes d. */
+static bmc_status finish(bmc__decoded *d, int flags, const char *name, bmc_image *out) {
+    bmc__image_internal *in = bmc__calloc(1, sizeof *in);
+    size_t n = (size_t)d->width * d->height;
+    int format = d->mode == BMC__MODE_P || d->mode == BMC__MODE_RGB || d->mode == BMC__MODE_CMYK ? BMC_PIXEL_RGB
+               : d->mode == BMC__MODE_LA || d->mode == BMC__MODE_RGBA ? BMC_PIXEL_RGBA : BMC_PIXEL_GRAY;
+    uint8_t *view = NULL;
+    if (in) {
+        if (d->mode == BMC__MODE_1 || d->mode == BMC__MODE_L || d->mode == BMC__MODE_RGB || d->mode == BMC__MODE_RGBA) {
+            view = d->pix; /* already the view */
+            d->pix = NULL;
+        } else {
+            view = bmc__malloc(n * format);
+        }
+    }
+    if (!in || !view) {
+        bmc__free(in);
+        bmc__decoded_free(d);
+        return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d image", name, d->width, d->height);
+    }
+    switch (d->mode) {
+    case BMC__MODE_I: /* PIL clips 'I' to 255 in convert('RGB'); by default scale to 8 bits */
+        for (size_t i = 0; i < n; i++) {
+            unsigned v = d->pix16[i];
+            view[i] = (uint8_t)((flags & BMC_DECODE_PIL_16BIT) ? (v > 255 ? 255 : v) : (v * 255u + 32767u) / 65535u);
+        }
+        if (flags & BMC_DECODE_PIL_16BIT) {
+            in->pix16 = d->pix16;
+            d->pix16 = NULL;
+        }
+        break;
+    case BMC__MODE_P:
+        for (size_t i = 0; i < n; i++) memcpy(view + 3 * i, d->palette + 3 * d->pix[i], 3);
+        break;
+    case BMC__MODE_LA:
+        for (size_t i = 0; i < n; i++) {
+            view[4 * i] = view[4 * i + 1] = view[4 * i + 2] = d->pix[2 * i];
+            view[4 * i + 3] = d->pix[2 * i + 1];
+        }
+        break;
+    case BMC__MODE_CMYK: /* Convert.c cmyk2rgb */
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *c = d->pix + 4 * i;
+            int nk = 255 - c[3];
+            for (int k = 0; k < 3; k++) {
+                int tmp = c[k] * nk + 128, v = nk - (((tmp >> 8) + tmp) >> 8);
+                view[3 * i + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+        }
+        in->cmyk = d->pix;
+        d->pix = NULL;
+        break;
+    }
+    in->magic = IMAGE_MAGIC;
+    in->mode = d->mode;
+    in->flags = flags;
+    in->width = d->width;
+    in->height = d->height;
+    in->format = format;
+    in->stride = d->width * format;
+    in->view = view;
+    bmc__decoded_free(d);
+    out->width = in->width;
+    out->height = in->height;
+    out->format = (bmc_pixel_format)format;
+    out->stride = in->stride;
+    out->pixels = view;
+    out->internal_ = in;
+    return BMC_OK;
+}
+
+static bmc_status load_buffer(const uint8_t *data, size_t size, int flags, const char *name, bmc_image *out) {
+    bmc__decoded d;
+    bmc_status st = bmc__decode_any(data, size, name, &d);
+    if (st != BMC_OK) return st;
+    return finish(&d, flags, name, out);
+}
+
+static bmc_status check_load_args(const char *fn, const void *src, int flags, bmc_image *out) {
+    if (out) memset(out, 0, sizeof *out);
+    if (!src) return bmc__fail(BMC_E_INVALID_ARG, "%s: input is NULL", fn);
+    if (!out) return bmc__fail(BMC_E_INVALID_ARG, "%s: out is NULL", fn);
+    if (flags & ~BMC_DECODE_PIL_16BIT) return bmc__fail(BMC_E_INVALID_ARG, "%s: unknown flags 0x%x", fn, flags);
+    return BMC_OK;
+}
+
+bmc_status bmc_image_load(const char *path, int flags, bmc_image *out) {
+    bmc_status st = check_load_args("bmc_image_load", path, flags, out);
+    if (st != BMC_OK) return st;
+    uint8_t *data;
+    size_t size;
+    if ((st = read_file(path, &data, &size)) != BMC_OK) return st;
+    st = load_buffer(data, size, flags, path, out);
+    bmc__free(data);
+    return st;
+}
+
+bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out) {
+    bmc_status st = check_load_args("bmc_image_load_memory", data, flags, out);
+    if (st != BMC_OK) return st;
+    return load_buffer(data, size, flags, "image in memory", out);
+}
+
+static bmc__image_internal *internal_of(const bmc_image *img) {
+    bmc__image_internal *in = img ? (bmc__image_internal *)img->internal_ : NULL;
+    return in && in->magic == IMAGE_MAGIC ? in : NULL;
+}
+
+void bmc_image_free(bmc_image *image) {
+    bmc__image_internal *in = internal_of(image);
+    if (!in) return; /* NULL, or a caller's view */
+    bmc__free(in->view);
+    bmc__free(in->pix16);
+    bmc__free(in->cmyk);
+    in->magic = 0;
+    bmc__free(in);
+    memset(image, 0, sizeof *image);
+}
+
+/* ---- checks -------------------------------------------------------------------------------- */
+
+bmc_status bmc__image_check(const bmc_image *img, const char *fn) {
+    if (!img) return bmc__fail(BMC_E_INVALID_ARG, "%s: image is NULL", fn);
+    if (img->internal_) {
+        const bmc__image_internal *in = internal_of(img);
+        if (!in) return bmc__fail(BMC_E_INVALID_ARG, "%s: image.internal_ is set but is not a loaded image "
+                                  "(set it to NULL in your own views)", fn);
+        if (img->pixels != in->view || img->width != in->width || img->height != in->height ||
+            (int)img->format != in->format || img->stride != in->stride)
+            return bmc__fail(BMC_E_INVALID_ARG, "%s: a loaded image's fields were changed (make a view with "
+                             "internal_ = NULL instead)", fn);
+        return BMC_OK;
+    }
+    if (!img->pixels) return bmc__fail(BMC_E_INVALID_ARG, "%s: image.pixels is NULL", fn);
+    if (img->format != BMC_PIXEL_GRAY && img->format != BMC_PIXEL_RGB && img->format != BMC_PIXEL_RGBA)
+        return bmc__fail(BMC_E_INVALID_ARG, "%s: image.format %d (want BMC_PIXEL_GRAY, _RGB or _RGBA)", fn,
+                         (int)img->format);
+    if (img->width <= 0 || img->height <= 0)
+        return bmc__fail(BMC_E_INVALID_ARG, "%s: image size %d x %d (both must be > 0)", fn, img->width, img->height);
+    if ((long long)img->stride < (long long)img->width * img->format)
+        return bmc__fail(BMC_E_INVALID_ARG, "%s: image.stride %d < width %d * %d bytes per pixel", fn, img->stride,
+                         img->width, (int)img->format);
+    if (img->width > BMC_IMAGE_MAX_SIDE || img->height > BMC_IMAGE_MAX_SIDE)
+        return bmc__fail(BMC_E_IMAGE, "%s: image of %d x %d pixels is too large (a side may be at most %d)", fn,
+                         img->width, img->height, BMC_IMAGE_MAX_SIDE);
+    return BMC_OK;
+}
+
+int bmc__image_mode(const bmc_image *img) {
+    const bmc__image_internal *in = internal_of(img);
+    if (in) return in->mode;
+    if (!img) return 0;
+    return img->format == BMC_PIXEL_GRAY ? BMC__MODE_L : img->format == BMC_PIXEL_RGB ? BMC__MODE_RGB : BMC__MODE_RGBA;
+}
+
+/* ---- the crop ------------------------------------------------------------------------------ */
+
+enum { K_U8, K_NEAREST, K_I32, K_CMYK };
+
+static bmc_status check_config(const bmc__config *cfg, const char *fn) {
+    if (!cfg) return bmc__fail(BMC_E_INVALID_ARG, "%s: configuration is NULL", fn);
+    if (cfg->image_size < 1 || cfg->image_size > 4096)
+        return bmc__fail(BMC_E_FORMAT, "%s: model image_size %u (want 1..4096)", fn, cfg->image_size);
+    return BMC_OK;
+}
+
+bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigned char *rgb) {
+    const char *fn = "bmc_image_crop";
+    bmc_status st = check_config(cfg, fn);
+    if (st != BMC_OK || (st = bmc__image_check(img, fn)) != BMC_OK) return st;
+    if (!rgb) return bmc__fail(BMC_E_INVALID_ARG, "%s: output buffer is NULL", fn);
+    const bmc__image_internal *in = internal_of(img);
+    int S = (int)cfg->image_size, w = img->width, h = img->height;
+    int mode = bmc__image_mode(img);
+
+    /* what gets resized: the view, PIL's 16-bit values, or the CMYK samples */
+    int kind = (mode == BMC__MODE_1 || mode == BMC__MODE_P) ? K_NEAREST
+             : in && in->pix16 ? K_I32 : in && in->cmyk ? K_CMYK : K_U8;
+    const uint8_t *src = img->pixels;
+    size_t stride = (size_t)img->stride;
+    int chans = (int)img->format;
+    if (kind == K_CMYK) {
+        src = in->cmyk;
+        chans = 4;
+        stride = (size_t)w * 4;
+    }
+
+    /* torchvision Resize(S) then CenterCrop(S): the window of the resized image we need */
+    int nw, nh;
+    bmc__resize_dims(w, h, S, &nw, &nh);
+    int resize = nw != w || nh != h;
+    int cw = nw < S ? nw : S, ch = nh < S ? nh : S;
+    int x0 = nw < S ? 0 : bmc__crop_offset(nw, S), y0 = nh < S ? 0 : bmc__crop_offset(nh, S);
+    int px = nw < S ? (S - nw) / 2 : 0, py = nh < S ? (S - nh) / 2 : 0; /* zero padding */
+    int rbpp = kind == K_I32 ? 4 : chans;
+    uint8_t *region = bmc__malloc((size_t)cw * ch * rbpp);
+    if (!region) return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d crop", fn, cw, ch);
+
+    if (!resize && kind != K_I32) {
+        for (int y = 0; y < ch; y++)
+            memcpy(region + (size_t)y * cw * chans, src + (size_t)(y0 + y) * stride + (size_t)x0 * chans,
+                   (size_t)cw * chans);
+    } else if (kind == K_NEAREST) {
+        bmc__resize_nearest(src, w, h, stride, chans, nw, nh, x0, y0, cw, ch, region);
+    } else if (kind == K_I32) {
+        st = bmc__resize_bicubic_i32(in->pix16, w, h, nw, nh, x0, y0, cw, ch, (int32_t *)region);
+    } else {
+        st = bmc__resize_bicubic_u8(src, w, h, stride, chans, chans == 4 && kind == K_U8, nw, nh, x0, y0, cw,
+                                    ch, region);
+    }
+    if (st != BMC_OK) {
+        bmc__free(region);
+        return st;
+    }
+
+    /* convert('RGB') into the S x S output */
+    memset(rgb, 0, (size_t)S * S * 3);
+    for (int y = 0; y < ch; y++) {
+        uint8_t *o = rgb + ((size_t)(py + y) * S + px) * 3;
+        const uint8_t *r = region + (size_t)y * cw * rbpp;
+        for (int x = 0; x < cw; x++, o += 3, r += rbpp) {
+            if (kind == K_I32) { /* Convert.c i2rgb */
+                int32_t v;
+                memcpy(&v, r, 4);
+                o[0] = o[1] = o[2] = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : v);
+            } else if (kind == K_CMYK) { /* Convert.c cmyk2rgb */
+                int nk = 255 - r[3];
+                for (int k = 0; k < 3; k++) {
+                    int tmp = r[k] * nk + 128, v = nk - (((tmp >> 8) + tmp) >> 8);
+                    o[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+                }
+            } else if (chans == 1) {
+                o[0] = o[1] = o[2] = mode == BMC__MODE_1 ? (r[0] ? 255 : 0) : r[0];
+            } else {
+                o[0] = r[0], o[1] = r[1], o[2] = r[2]; /* alpha dropped, no compositing */
+            }
+        }
+    }
+    bmc__free(region);
+    return BMC_OK;
+}
+
+bmc_status bmc__image_to_input(const bmc__config *cfg, const bmc_image *img, float *chw) {
+    const char *fn = "bmc_image_preprocess";
+    bmc_status st = check_config(cfg, fn);
+    if (st != BMC_OK) return st;
+    if (!chw) return bmc__fail(BMC_E_INVALID_ARG, "%s: output buffer is NULL", fn);
+    for (int c = 0; c < 3; c++)
+        if (!isfinite(cfg->image_std[c]) || cfg->image_std[c] == 0.0f || !isfinite(cfg->image_mean[c]))
+            return bmc__fail(BMC_E_FORMAT, "%s: model image_mean/std[%d] = %g/%g is unusable", fn, c,
+                             cfg->image_mean[c], cfg->image_std[c]);
+    size_t S = cfg->image_size, plane = S * S;
+    uint8_t *rgb = bmc__malloc(plane * 3);
+    if (!rgb) return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the crop", fn);
+    if ((st = bmc__image_crop(cfg, img, rgb)) != BMC_OK) {
+        bmc__free(rgb);
+        return st;
+    }
+    /* torchvision to_tensor: float32(x) / 255; Normalize: sub_(mean) then div_(std), each an
+     * IEEE float32 operation (not a multiply by 1/std, not fused) */
+    for (int c = 0; c < 3; c++) {
+        float mean = cfg->image_mean[c], std = cfg->image_std[c];
+        for (size_t i = 0; i < plane; i++) {
+            float v = (float)rgb[i * 3 + c] / 255.0f;
+            v = v - mean;
+            chw[c * plane + i] = v / std;
+        }
+    }
+    bmc__free(rgb);
+    return BMC_OK;
+}
+
+/* ---- public wrappers over the model's configuration ------------------------------------------ */
+
+bmc_status bmc_image_crop(const bmc_model *model, const bmc_image *image, unsigned char *rgb224) {
+    if (!model) return bmc__fail(BMC_E_INVALID_ARG, "bmc_image_crop: model is NULL");
+    return bmc__image_crop(&model->config, image, rgb224);
+}
+
+bmc_status bmc_image_preprocess(const bmc_model *model, const bmc_image *image, float *chw) {
+    if (!model) return bmc__fail(BMC_E_INVALID_ARG, "bmc_image_preprocess: model is NULL");
+    return bmc__image_to_input(&model->config, image, chw);
+}

@@ -1,0 +1,117 @@
+/* image.h - decoding and PIL-exact preprocessing of images (docs/IMAGE.md).
+ *
+ * The pipeline is open_clip's val transform as run on a PIL image:
+ *   decode (keeping PIL's mode) -> Resize(shorter side to S, bicubic; nearest for '1'/'P')
+ *   -> CenterCrop(S) -> convert('RGB') -> /255 -> (x - mean) / std
+ * with S, mean and std from the model configuration. The mode matters because PIL resizes
+ * before converting to RGB, so decoders report the mode PIL would open the file with. */
+#ifndef BMC_IMAGE_H
+#define BMC_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "biomedclip.h"
+#include "format.h"
+
+/* Images of more pixels are refused (before any pixel memory is allocated): PIL's own
+ * decompression-bomb limit (2 * Image.MAX_IMAGE_PIXELS). */
+#define BMC__IMAGE_MAX_PIXELS 178956970LL
+
+/* What PIL calls the image's mode; decides how it is resized. */
+enum bmc__image_mode {
+    BMC__MODE_1 = 1, /* bilevel: nearest, then 0/255                                      */
+    BMC__MODE_L,     /* 8-bit gray: bicubic on one channel                                */
+    BMC__MODE_I,     /* 16-bit gray (PIL 'I'): see BMC_DECODE_PIL_16BIT                   */
+    BMC__MODE_P,     /* palette: nearest on indices, then palette lookup                  */
+    BMC__MODE_LA,    /* gray + alpha: bicubic premultiplied, alpha dropped                */
+    BMC__MODE_RGB,
+    BMC__MODE_RGBA,  /* bicubic premultiplied, alpha dropped (no compositing)             */
+    BMC__MODE_CMYK   /* JPEG CMYK (libjpeg-turbo build): bicubic in CMYK, PIL's CMYK->RGB */
+};
+
+/* A decoded image in its PIL mode, as the format decoders produce it. */
+typedef struct bmc__decoded {
+    int width, height;
+    int mode;                 /* enum bmc__image_mode */
+    uint8_t *pix;             /* [height][width * bpp]: bpp 1 ('1' as 0/255, L, P indices), 2 (LA),
+                                 3 (RGB), 4 (RGBA, CMYK as PIL holds it); NULL for mode I */
+    uint16_t *pix16;          /* [height][width] PIL 'I' values (0..65535), mode I only */
+    uint8_t palette[256 * 3]; /* mode P: RGB per index; indices the file leaves unset keep the
+                                 gray ramp (i, i, i), as PIL's palettes do */
+} bmc__decoded;
+
+/* Bytes per pixel of bmc__decoded.pix for a mode (0 for mode I). */
+int bmc__mode_bpp(int mode);
+/* "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK" ("?" otherwise). */
+const char *bmc__mode_name(int mode);
+
+/* Refuse absurd sizes, then allocate d->pix (or d->pix16 for mode I) and set the palette to the
+ * gray ramp. `what` names the input and format for the message ("x.png: PNG"). */
+bmc_status bmc__decoded_alloc(bmc__decoded *d, const char *what, int width, int height, int mode);
+/* The size check alone (also used by stb/libjpeg paths before they allocate). */
+bmc_status bmc__check_size(const char *what, long long width, long long height);
+void bmc__decoded_free(bmc__decoded *d);
+
+/* Format decoders: data[size] is the whole file; `name` names it in error messages. On failure
+ * nothing stays allocated. */
+bmc_status bmc__decode_png(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+bmc_status bmc__decode_jpeg(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+bmc_status bmc__decode_gif(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+bmc_status bmc__decode_bmp(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+bmc_status bmc__decode_tga(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+bmc_status bmc__decode_pnm(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+/* Sniff the format and decode (BMC_E_IMAGE for unknown formats, naming what it looks like). */
+bmc_status bmc__decode_any(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+/* True when a TGA header this plausible is at data (TGA has no magic number). */
+int bmc__tga_plausible(const uint8_t *data, size_t size);
+
+/* zlib inflate into out[out_size] (exactly; a longer stream is cut). Returns 1 when out was
+ * filled, 0 when the stream is corrupt or ends early (stb_image's inflater). */
+int bmc__inflate(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_size);
+/* JPEG: the first SOF's components (1, 3, 4), or 0 when none; and whether an EOI marker
+ * follows the first scan (a file without one is truncated). */
+int bmc__jpeg_scan(const uint8_t *data, size_t size, int *components, int *width, int *height,
+                   int *has_eoi);
+/* Which JPEG decoder this build uses: 0 stb_image (default), 1 libjpeg-turbo (JPEG=turbo). */
+int bmc__jpeg_backend(void);
+#ifdef BMC_WITH_LIBJPEG
+bmc_status bmc__decode_jpeg_turbo(const uint8_t *data, size_t size, const char *name,
+                                  bmc__decoded *out);
+#endif
+
+/* ---- resampling (image_resize.c): PIL 9.4's Resample.c / Geometry.c, computed only for the
+ * output window [x0, x0 + cw) x [y0, y0 + ch) of the full out_w x out_h result. ---------- */
+
+/* Bicubic (antialiased when reducing), 8-bit, `chans` interleaved channels (1, 3 or 4).
+ * premultiply: treat the 4 channels as RGBA and resize them premultiplied (PIL's RGBa path),
+ * writing the unpremultiplied result (PIL's RGBa -> RGBA). dst is [ch][cw * chans]. */
+bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t stride, int chans,
+                                  int premultiply, int out_w, int out_h, int x0, int y0, int cw,
+                                  int ch, uint8_t *dst);
+/* Bicubic on PIL 'I' values (double coefficients, rounded int32 between passes). dst [ch][cw]. */
+bmc_status bmc__resize_bicubic_i32(const uint16_t *src, int w, int h, int out_w, int out_h,
+                                   int x0, int y0, int cw, int ch, int32_t *dst);
+/* Nearest neighbour (PIL's ImagingScaleAffine), `bpp` bytes per pixel. dst [ch][cw * bpp]. */
+void bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
+                         int out_h, int x0, int y0, int cw, int ch, uint8_t *dst);
+
+/* torchvision Resize(size) for a PIL image: the shorter side becomes `size`, the longer one
+ * int(size * long / short) (truncated). */
+void bmc__resize_dims(int w, int h, int size, int *out_w, int *out_h);
+/* torchvision CenterCrop offset: int(round((in - crop) / 2.0)), round half to even. */
+int bmc__crop_offset(int in, int crop);
+
+/* ---- the pipeline (image.c) --------------------------------------------------------------- */
+
+/* Check a caller's view or a loaded image (BMC_E_INVALID_ARG naming the bad field). */
+bmc_status bmc__image_check(const bmc_image *img, const char *fn);
+/* Resize + centre-crop + convert('RGB'): rgb receives S*S*3 bytes, S = cfg->image_size. */
+bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigned char *rgb);
+/* The model input: the crop, then float(x) / 255, then (x - mean) / std, as CHW floats
+ * chw[3 * S * S]. */
+bmc_status bmc__image_to_input(const bmc__config *cfg, const bmc_image *img, float *chw);
+/* The PIL mode of an image: loaded ones report the file's mode, views GRAY 'L', RGB, RGBA. */
+int bmc__image_mode(const bmc_image *img);
+
+#endif /* BMC_IMAGE_H */

@@ -1,0 +1,90 @@
+/* image_decode.c - format sniffing, the size guard, and the decoded-image helpers. */
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "image.h"
+
+int bmc__mode_bpp(int mode) {
+    switch (mode) {
+    case BMC__MODE_1: case BMC__MODE_L: case BMC__MODE_P: return 1;
+    case BMC__MODE_LA: return 2;
+    case BMC__MODE_RGB: return 3;
+    case BMC__MODE_RGBA: case BMC__MODE_CMYK: return 4;
+    }
+    return 0;
+}
+
+const char *bmc__mode_name(int mode) {
+    static const char *names[] = {"?", "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK"};
+    return mode >= BMC__MODE_1 && mode <= BMC__MODE_CMYK ? names[mode] : "?";
+}
+
+bmc_status bmc__check_size(const char *what, long long width, long long height) {
+    if (width <= 0 || height <= 0)
+        return bmc__fail(BMC_E_IMAGE, "%s: image of size %lld x %lld (empty)", what, width, height);
+    if (width > BMC_IMAGE_MAX_SIDE || height > BMC_IMAGE_MAX_SIDE)
+        return bmc__fail(BMC_E_IMAGE, "%s: image of %lld x %lld pixels is too large (a side may be at most "
+                         "BMC_IMAGE_MAX_SIDE = %d); refused before decoding", what, width, height, BMC_IMAGE_MAX_SIDE);
+    if (width * height > BMC__IMAGE_MAX_PIXELS)
+        return bmc__fail(BMC_E_IMAGE, "%s: image of %lld x %lld = %lld pixels is too large (at most %lld, "
+                         "PIL's decompression-bomb limit); refused before decoding", what, width, height,
+                         width * height, BMC__IMAGE_MAX_PIXELS);
+    return BMC_OK;
+}
+
+bmc_status bmc__decoded_alloc(bmc__decoded *d, const char *what, int width, int height, int mode) {
+    memset(d, 0, sizeof *d);
+    bmc_status st = bmc__check_size(what, width, height);
+    if (st != BMC_OK) return st;
+    size_t n = (size_t)width * (size_t)height;
+    if (mode == BMC__MODE_I) d->pix16 = bmc__malloc(n * sizeof(uint16_t));
+    else d->pix = bmc__malloc(n * (size_t)bmc__mode_bpp(mode));
+    if (!d->pix && !d->pix16)
+        return bmc__fail(BMC_E_NOMEM, "%s: out of memory for %d x %d pixels", what, width, height);
+    d->width = width;
+    d->height = height;
+    d->mode = mode;
+    for (int i = 0; i < 256; i++) d->palette[i * 3] = d->palette[i * 3 + 1] = d->palette[i * 3 + 2] = (uint8_t)i;
+    return BMC_OK;
+}
+
+void bmc__decoded_free(bmc__decoded *d) {
+    if (!d) return;
+    bmc__free(d->pix);
+    bmc__free(d->pix16);
+    d->pix = NULL;
+    d->pix16 = NULL;
+}
+
+/* Names for formats we recognise but do not decode, so that the error says what the file is. */
+static const char *other_format(const uint8_t *d, size_t n) {
+    if (n >= 4 && (!memcmp(d, "II*\0", 4) || !memcmp(d, "MM\0*", 4))) return "TIFF";
+    if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4)) return "WebP";
+    if (n >= 132 && !memcmp(d + 128, "DICM", 4)) return "DICOM";
+    if (n >= 12 && !memcmp(d, "\0\0\0\fjP  ", 8)) return "JPEG 2000";
+    if (n >= 12 && !memcmp(d + 4, "ftyp", 4)) return "HEIF/AVIF/MP4";
+    if (n >= 4 && !memcmp(d, "%PDF", 4)) return "PDF";
+    if (n >= 4 && !memcmp(d, "\0\0\1\0", 4)) return "ICO";
+    if (n >= 2 && d[0] == 0xFF && d[1] == 0x0A) return "JPEG XL";
+    return NULL;
+}
+
+bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, bmc__decoded *out) {
+    memset(out, 0, sizeof *out);
+    if (n == 0) return bmc__fail(BMC_E_IMAGE, "%s: empty file", name);
+    if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) return bmc__decode_png(d, n, name, out);
+    if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return bmc__decode_jpeg(d, n, name, out);
+    if (n >= 6 && (!memcmp(d, "GIF87a", 6) || !memcmp(d, "GIF89a", 6))) return bmc__decode_gif(d, n, name, out);
+    if (n >= 2 && d[0] == 'B' && d[1] == 'M') return bmc__decode_bmp(d, n, name, out);
+    if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' &&
+        (d[2] == ' ' || d[2] == '\t' || d[2] == '\n' || d[2] == '\r' || d[2] == '\v' || d[2] == '\f'))
+        return bmc__decode_pnm(d, n, name, out);
+    const char *other = other_format(d, n);
+    if (other)
+        return bmc__fail(BMC_E_IMAGE, "%s: %s images are not supported (JPEG, PNG, BMP, TGA, GIF, PNM are)", name, other);
+    if (bmc__tga_plausible(d, n)) return bmc__decode_tga(d, n, name, out);
+    return bmc__fail(BMC_E_IMAGE, "%s: not a recognised image format (JPEG, PNG, BMP, TGA, GIF, PNM; %zu bytes "
+                     "starting %02x %02x %02x %02x)", name, n, d[0], n > 1 ? d[1] : 0, n > 2 ? d[2] : 0,
+                     n > 3 ? d[3] : 0);
+}

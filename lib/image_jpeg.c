@@ -1,0 +1,143 @@
+/* image_jpeg.c - JPEG (stb_image, or libjpeg-turbo with JPEG=turbo) and zlib inflate.
+ *
+ * This is the only file that compiles stb_image: STB_IMAGE_STATIC keeps every stb symbol
+ * private to the library (no clash with a user's own copy), allocations go through bmc__malloc,
+ * and assertions are compiled out (the library never aborts). Only the JPEG decoder and the
+ * zlib inflater are compiled in; PNG, GIF, BMP, TGA and PNM have their own decoders that keep
+ * PIL's modes and quirks (image_png.c, image_gif.c, image_bmp.c, image_tga.c, image_pnm.c). */
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "image.h"
+
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO
+#define STBI_NO_LINEAR
+#define STBI_NO_HDR
+#define STBI_ONLY_JPEG
+#define STBI_SUPPORT_ZLIB
+#define STBI_MAX_DIMENSIONS BMC_IMAGE_MAX_SIDE
+#define STBI_ASSERT(x) ((void)0)
+#define STBI_MALLOC(sz) bmc__malloc(sz)
+#define STBI_REALLOC(p, newsz) bmc__realloc(p, newsz)
+#define STBI_FREE(p) bmc__free(p)
+#if defined(__GNUC__)
+/* file-wide: stb declares static functions of the decoders we leave out */
+#pragma GCC diagnostic ignored "-Wunused-function"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-parameter"
+#pragma GCC diagnostic ignored "-Wsign-compare"
+#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
+#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
+#endif
+#include <stb/stb_image.h>
+#if defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
+
+/* ---- zlib ---------------------------------------------------------------------------------- */
+
+int bmc__inflate(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_size) {
+    /* stb stops with "output buffer limit" when the stream holds more than the buffer; give it
+     * room for one more match (<= 258 bytes) so that stop means the wanted bytes are all there. */
+    if (in_size > 0x7fffffff || out_size > 0x7fffffff - 512) return 0;
+    size_t cap = out_size + 258;
+    char *buf = bmc__malloc(cap);
+    if (!buf) return 0;
+    int n = stbi_zlib_decode_buffer(buf, (int)cap, (const char *)in, (int)in_size);
+    int ok = n >= 0 ? (size_t)n >= out_size
+                    : (stbi_failure_reason() && !strcmp(stbi_failure_reason(), "output buffer limit"));
+    if (ok) memcpy(out, buf, out_size);
+    bmc__free(buf);
+    return ok;
+}
+
+/* ---- JPEG markers -------------------------------------------------------------------------- */
+
+static int is_sof(int m) { return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC; }
+
+int bmc__jpeg_scan(const uint8_t *d, size_t n, int *components, int *width, int *height,
+                   int *has_eoi) {
+    *components = *width = *height = *has_eoi = 0;
+    if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return 0;
+    size_t p = 2;
+    int in_scan = 0; /* after an SOS: entropy-coded bytes until the next real marker */
+    while (p < n) {
+        if (d[p] != 0xFF) { /* entropy data, or junk between segments (libjpeg skips it) */
+            p++;
+            continue;
+        }
+        while (p < n && d[p] == 0xFF) p++; /* fill bytes */
+        if (p >= n) break;
+        int m = d[p++];
+        if (m == 0x00 || (m >= 0xD0 && m <= 0xD7) || m == 0x01) continue; /* stuffing, RSTn, TEM */
+        if (m == 0xD9) {
+            *has_eoi = in_scan; /* an EOI before any scan is no image either */
+            return *components;
+        }
+        if (m == 0xD8) continue;
+        if (p + 2 > n) break;
+        size_t len = (size_t)d[p] << 8 | d[p + 1];
+        if (len < 2) break;
+        if (is_sof(m) && !*components && p + 8 <= n) {
+            *height = d[p + 3] << 8 | d[p + 4];
+            *width = d[p + 5] << 8 | d[p + 6];
+            *components = d[p + 7];
+        }
+        if (m == 0xDA) in_scan = 1;
+        p += len;
+    }
+    return *components;
+}
+
+/* ---- decoding ------------------------------------------------------------------------------ */
+
+int bmc__jpeg_backend(void) {
+#ifdef BMC_WITH_LIBJPEG
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+bmc_status bmc__decode_jpeg(const uint8_t *data, size_t size, const char *name, bmc__decoded *out) {
+    int comps, w, h, eoi;
+    memset(out, 0, sizeof *out);
+    if (!bmc__jpeg_scan(data, size, &comps, &w, &h, &eoi))
+        return bmc__fail(BMC_E_IMAGE, "%s: JPEG without a frame header (SOF): corrupt or truncated", name);
+    if (comps != 1 && comps != 3 && comps != 4)
+        return bmc__fail(BMC_E_IMAGE, "%s: JPEG with %d components (only 1, 3 or 4 are images)", name, comps);
+    char what[600];
+    snprintf(what, sizeof what, "%s: JPEG", name);
+    bmc_status st = bmc__check_size(what, w, h);
+    if (st != BMC_OK) return st;
+#ifdef BMC_WITH_LIBJPEG
+    (void)eoi; /* libjpeg-turbo reports a premature end itself, as PIL sees it */
+    return bmc__decode_jpeg_turbo(data, size, name, out);
+#else
+    /* stb_image cannot tell a truncated file (it decodes zeros past the end); PIL refuses one */
+    if (!eoi) return bmc__fail(BMC_E_IMAGE, "%s: truncated JPEG (no end-of-image marker after the scan)", name);
+    if (size > 0x7fffffff) return bmc__fail(BMC_E_IMAGE, "%s: JPEG file over 2 GiB", name);
+    int x, y, n;
+    if (!stbi_info_from_memory(data, (int)size, &x, &y, &n))
+        return bmc__fail(BMC_E_IMAGE, "%s: corrupt JPEG (%s)", name, stbi_failure_reason());
+    if ((st = bmc__check_size(what, x, y)) != BMC_OK) return st;
+    uint8_t *pix = stbi_load_from_memory(data, (int)size, &x, &y, &n, 0);
+    if (!pix) {
+        const char *why = stbi_failure_reason();
+        if (why && !strcmp(why, "outofmem"))
+            return bmc__fail(BMC_E_NOMEM, "%s: out of memory decoding a %d x %d JPEG", name, x, y);
+        return bmc__fail(BMC_E_IMAGE, "%s: corrupt JPEG (%s)", name, why ? why : "?");
+    }
+    /* stb returns 1 channel for gray and 3 otherwise: a CMYK/YCCK file arrives already converted
+     * to RGB by stb's own formula (PIL resizes in CMYK first; docs/IMAGE.md) */
+    out->width = x;
+    out->height = y;
+    out->mode = n == 1 ? BMC__MODE_L : BMC__MODE_RGB;
+    out->pix = pix;
+    return BMC_OK;
+#endif
+}

@@ -1,0 +1,50 @@
+/* profile.c - the counters behind profile.h (empty unless compiled with -DBMC_PROFILE). */
+#include "profile.h"
+
+#include <string.h>
+#include <time.h>
+
+#ifdef BMC_PROFILE
+static uint64_t prof_ns[BMC__PROF_N];    /* updated with atomic adds: contexts may run in parallel */
+static uint64_t prof_calls[BMC__PROF_N];
+static _Thread_local int prof_depth;      /* nesting depth of regions on this thread */
+
+static uint64_t now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t bmc__prof_begin(void) { return prof_depth++ == 0 ? now_ns() : 0; }
+
+void bmc__prof_end(int kind, uint64_t start) {
+    if (--prof_depth != 0 || start == 0 || kind < 0 || kind >= BMC__PROF_N) return;
+    __atomic_fetch_add(&prof_ns[kind], now_ns() - start, __ATOMIC_RELAXED);
+    __atomic_fetch_add(&prof_calls[kind], 1, __ATOMIC_RELAXED);
+}
+
+int bmc__prof_enabled(void) { return 1; }
+
+void bmc__prof_read(uint64_t ns[BMC__PROF_N], uint64_t calls[BMC__PROF_N]) {
+    for (int i = 0; i < BMC__PROF_N; i++) {
+        ns[i] = __atomic_load_n(&prof_ns[i], __ATOMIC_RELAXED);
+        calls[i] = __atomic_load_n(&prof_calls[i], __ATOMIC_RELAXED);
+    }
+}
+
+void bmc__prof_reset(void) {
+    for (int i = 0; i < BMC__PROF_N; i++) {
+        __atomic_store_n(&prof_ns[i], 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&prof_calls[i], 0, __ATOMIC_RELAXED);
+    }
+}
+#else
+int bmc__prof_enabled(void) { return 0; }
+
+void bmc__prof_read(uint64_t ns[BMC__PROF_N], uint64_t calls[BMC__PROF_N]) {
+    memset(ns, 0, sizeof(uint64_t) * BMC__PROF_N);
+    memset(calls, 0, sizeof(uint64_t) * BMC__PROF_N);
+}
+
+void bmc__prof_reset(void) {}
+#endif

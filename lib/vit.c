@@ -1,0 +1,175 @@
+/* vit.c - the image tower: timm vit_base_patch16_224 as open_clip's TimmModel wraps it
+ * (spec section 2), with open_clip's linear head.
+ *
+ *   chw[n,3,224,224] -> conv16x16/s16 (+bias) as one GEMM -> prepend cls, + pos_embed
+ *     -> L x { x += proj(attn(LN1(x)));  x += fc2(GELU(fc1(LN2(x)))) }
+ *     -> LN(cls row) -> Linear W->E (no bias)
+ *
+ * Everything is sized from model->config, so the tiny test model runs the same code. */
+#include <math.h>
+#include <string.h>
+
+#include "context.h"
+#include "error.h"
+#include "ops.h"
+#include "vit.h"
+
+/* Images per forward pass: larger batches are run in chunks of this many (or max_batch if that
+ * is larger), which bounds the arena (~70 MB at 16 full-size images) while keeping the GEMMs
+ * as tall as they usefully get (16 * 197 rows). */
+#define BMC__VIT_MIN_CHUNK 16
+
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+bmc__vit_plan bmc__vit_plan_for(const bmc__config *cfg, int n) {
+    size_t W = cfg->vision_width, F = cfg->vision_mlp, P = cfg->patch_size;
+    size_t G = cfg->image_size / P;
+    bmc__vit_plan p;
+    memset(&p, 0, sizeof p);
+    p.n = n;
+    p.T = (int)(1 + G * G);
+    size_t rows = (size_t)n * p.T;
+    size_t wide = 3 * W;
+    if (F > wide) wide = F;
+    if (3 * P * P > wide) wide = 3 * P * P;
+    size_t off = 0;
+    p.x = off, off += align16(rows * W);
+    p.xn = off, off += align16(rows * W);
+    p.att = off, off += align16(rows * W);
+    p.big = off, off += align16(rows * wide);
+    p.scores = off, off += align16((size_t)p.T * p.T);
+    p.total = off;
+    return p;
+}
+
+bmc_status bmc__vit_check_config(const bmc__config *c) {
+    if (c->patch_size == 0 || c->image_size == 0 || c->image_size % c->patch_size)
+        return bmc__fail(BMC_E_FORMAT,
+                         "vision config: image_size %u is not a multiple of patch_size %u",
+                         c->image_size, c->patch_size);
+    if (c->vision_heads == 0 || c->vision_width == 0 || c->vision_width % c->vision_heads)
+        return bmc__fail(BMC_E_FORMAT, "vision config: width %u is not a multiple of heads %u",
+                         c->vision_width, c->vision_heads);
+    if (c->vision_layers > BMC__MAX_LAYERS || c->vision_mlp == 0 || c->embed_dim == 0)
+        return bmc__fail(BMC_E_FORMAT, "vision config: layers %u (max %d), mlp %u, embed_dim %u",
+                         c->vision_layers, BMC__MAX_LAYERS, c->vision_mlp, c->embed_dim);
+    return BMC_OK;
+}
+
+void bmc__vit_embed(const bmc_model *model, const float *chw, int n, float *scratch,
+                    const bmc__vit_plan *plan) {
+    const bmc__config *c = &model->config;
+    const bmc__vit_weights *w = &model->vit;
+    int S = (int)c->image_size, P = (int)c->patch_size, G = S / P, W = (int)c->vision_width;
+    int K = 3 * P * P, T = plan->T;
+    float *cols = scratch + plan->big;  /* [n*G*G, K] im2col patches */
+    float *tok = scratch + plan->att;   /* [n*G*G, W] conv output    */
+    float *x = scratch + plan->x;
+
+    /* im2col: patch p = (r, q) in row-major grid order, column (k, u, v) as the conv weight
+     * [W, 3, P, P] flattens, so the convolution is cols * patch_w^T. */
+    for (int i = 0; i < n; i++) {
+        const float *img = chw + (size_t)i * 3 * S * S;
+        for (int r = 0; r < G; r++)
+            for (int q = 0; q < G; q++) {
+                float *dst = cols + ((size_t)i * G * G + (size_t)r * G + q) * K;
+                for (int k = 0; k < 3; k++)
+                    for (int u = 0; u < P; u++) {
+                        const float *src =
+                            img + ((size_t)k * S + (size_t)r * P + u) * S + (size_t)q * P;
+                        memcpy(dst + (k * P + u) * P, src, (size_t)P * sizeof(float));
+                    }
+            }
+    }
+    bmc__linear(cols, n * G * G, K, K, w->patch_w, w->patch_b, W, tok, W);
+
+    /* tokens: cls first, then the patches; + pos_embed (row 0 belongs to cls) */
+    for (int i = 0; i < n; i++) {
+        float *xi = x + (size_t)i * T * W;
+        for (int j = 0; j < W; j++) xi[j] = w->cls_token[j] + w->pos_embed[j];
+        for (int t = 1; t < T; t++) {
+            const float *src = tok + ((size_t)i * G * G + t - 1) * W;
+            const float *pos = w->pos_embed + (size_t)t * W;
+            float *dst = xi + (size_t)t * W;
+            for (int j = 0; j < W; j++) dst[j] = src[j] + pos[j];
+        }
+    }
+}
+
+void bmc__vit_run_block(const bmc_model *model, int layer, float *scratch,
+                        const bmc__vit_plan *plan) {
+    const bmc__config *c = &model->config;
+    const bmc__vit_block *b = &model->vit.blocks[layer];
+    int W = (int)c->vision_width, F = (int)c->vision_mlp, H = (int)c->vision_heads;
+    int T = plan->T, rows = plan->n * T;
+    float eps = (float)c->vision_ln_eps;
+    float *x = scratch + plan->x, *xn = scratch + plan->xn, *att = scratch + plan->att;
+    float *big = scratch + plan->big, *scores = scratch + plan->scores;
+    float scale = (float)(1.0 / sqrt((double)(W / H))); /* head_dim^-0.5, 0.125 at 64 */
+
+    /* x = x + proj(attention(LN1(x))) */
+    bmc__layernorm(x, xn, rows, W, b->norm1_w, b->norm1_b, eps);
+    bmc__linear(xn, rows, W, W, b->qkv_w, b->qkv_b, 3 * W, big, 3 * W); /* [rows, Q|K|V] */
+    for (int i = 0; i < plan->n; i++)
+        bmc__attention(big + (size_t)i * T * 3 * W, T, 3 * W, W, H, scale,
+                       att + (size_t)i * T * W, W, scores);
+    bmc__linear(att, rows, W, W, b->proj_w, b->proj_b, W, xn, W);
+    bmc__add(x, xn, (size_t)rows * W);
+
+    /* x = x + fc2(GELU(fc1(LN2(x)))) */
+    bmc__layernorm(x, xn, rows, W, b->norm2_w, b->norm2_b, eps);
+    bmc__linear(xn, rows, W, W, b->fc1_w, b->fc1_b, F, big, F);
+    bmc__gelu(big, (size_t)rows * F);
+    bmc__linear(big, rows, F, F, b->fc2_w, b->fc2_b, W, att, W);
+    bmc__add(x, att, (size_t)rows * W);
+}
+
+void bmc__vit_final_norm(const bmc_model *model, const float *scratch, const bmc__vit_plan *plan,
+                         float *y) {
+    const bmc__config *c = &model->config;
+    bmc__layernorm(scratch + plan->x, y, plan->n * plan->T, (int)c->vision_width,
+                   model->vit.norm_w, model->vit.norm_b, (float)c->vision_ln_eps);
+}
+
+void bmc__vit_pool_project(const bmc_model *model, float *scratch, const bmc__vit_plan *plan,
+                           float *out) {
+    const bmc__config *c = &model->config;
+    int W = (int)c->vision_width;
+    float *pooled = scratch + plan->att; /* [n, W] */
+    /* LayerNorm is per row, so normalising only the cls rows equals taking them after the
+     * full-sequence norm (timm: norm(x) then x[:, 0]). */
+    for (int i = 0; i < plan->n; i++)
+        bmc__layernorm(scratch + plan->x + (size_t)i * plan->T * W, pooled + (size_t)i * W, 1, W,
+                       model->vit.norm_w, model->vit.norm_b, (float)c->vision_ln_eps);
+    bmc__linear(pooled, plan->n, W, W, model->vit.head_w, NULL, (int)c->embed_dim, out,
+                (int)c->embed_dim);
+}
+
+void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out) {
+    bmc__vit_plan plan = bmc__vit_plan_for(&model->config, n);
+    bmc__vit_embed(model, chw, n, scratch, &plan);
+    for (int l = 0; l < (int)model->config.vision_layers; l++)
+        bmc__vit_run_block(model, l, scratch, &plan);
+    bmc__vit_pool_project(model, scratch, &plan, out);
+}
+
+int bmc__vit_chunk(const bmc_ctx *ctx) {
+    int chunk = ctx->params.max_batch;
+    return chunk > BMC__VIT_MIN_CHUNK ? chunk : BMC__VIT_MIN_CHUNK;
+}
+
+bmc_status bmc__vit_encode(bmc_ctx *ctx, const float *chw, int n, float *out) {
+    const bmc__config *c = &ctx->model->config;
+    bmc_status st = bmc__vit_check_config(c);
+    if (st != BMC_OK) return st;
+    size_t in_floats = 3 * (size_t)c->image_size * c->image_size;
+    int chunk = bmc__vit_chunk(ctx);
+    for (int i = 0; i < n; i += chunk) {
+        int m = n - i < chunk ? n - i : chunk;
+        float *scratch = bmc__ctx_scratch(ctx, bmc__vit_plan_for(c, m).total);
+        if (!scratch) return BMC_E_NOMEM;
+        bmc__vit_forward(ctx->model, chw + (size_t)i * in_floats, m, scratch,
+                         out + (size_t)i * c->embed_dim);
+    }
+    return BMC_OK;
+}

@@ -1,0 +1,57 @@
+/* vit.h - the ViT image tower, in stages that tests can call one by one (patch embedding, one
+ * block, final LayerNorm, pooling + projection).
+ *
+ * A batch of n images is one activation matrix of n*T rows (T = 1 + (S/P)^2 tokens per image,
+ * image i owning rows i*T .. i*T+T-1), so each weight is one GEMM for the whole batch; only
+ * attention runs image by image. */
+#ifndef BMC_VIT_H
+#define BMC_VIT_H
+
+#include <stddef.h>
+
+#include "model.h"
+
+/* Where each part of the scratch arena lies for n images. Offsets are in floats, 16-float
+ * (64-byte) aligned. T = tokens per image, W = width, F = MLP width, E = embed dim. */
+typedef struct bmc__vit_plan {
+    int n;          /* images                                                     */
+    int T;          /* tokens per image (197)                                     */
+    size_t x;       /* [n*T, W]  residual stream, updated in place block by block  */
+    size_t xn;      /* [n*T, W]  LayerNorm output; projection outputs             */
+    size_t att;     /* [n*T, W]  attention context; patch GEMM output; pooled cls  */
+    size_t big;     /* [n*T, max(3W, F, 3P^2)]  QKV, MLP hidden or im2col patches  */
+    size_t scores;  /* [T, T]    attention probabilities of one head              */
+    size_t total;   /* floats in all                                              */
+} bmc__vit_plan;
+
+bmc__vit_plan bmc__vit_plan_for(const bmc__config *cfg, int n);
+
+/* Check the vision configuration the forward pass relies on (BMC_E_FORMAT naming the field). */
+bmc_status bmc__vit_check_config(const bmc__config *cfg);
+
+/* scratch+x[n*T, W] = [cls; patches(chw[i]) W_patch^T + b] + pos_embed, for chw[n, 3, S, S]. */
+void bmc__vit_embed(const bmc_model *model, const float *chw, int n, float *scratch,
+                    const bmc__vit_plan *plan);
+
+/* Block `layer` (pre-norm attention + MLP, both residual) on scratch+x, in place. */
+void bmc__vit_run_block(const bmc_model *model, int layer, float *scratch,
+                        const bmc__vit_plan *plan);
+
+/* y[n*T, W] = final LayerNorm of every token of scratch+x (used by tests; the encoder only
+ * normalises the cls rows, which gives the same values). */
+void bmc__vit_final_norm(const bmc_model *model, const float *scratch, const bmc__vit_plan *plan,
+                         float *y);
+
+/* Final LayerNorm of each image's cls row into scratch+att [n, W] (the pooled features), then
+ * out[n, E] = pooled head_w^T (no bias). */
+void bmc__vit_pool_project(const bmc_model *model, float *scratch, const bmc__vit_plan *plan,
+                           float *out);
+
+/* The whole tower on n images in one batch: out[n, E] raw (unnormalised) embeddings. scratch
+ * holds plan.total floats of bmc__vit_plan_for(cfg, n). */
+void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out);
+
+/* Images per forward pass in bmc__vit_encode: max(max_batch, 16). Larger calls run in chunks. */
+int bmc__vit_chunk(const bmc_ctx *ctx);
+
+#endif /* BMC_VIT_H */

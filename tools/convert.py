@@ -1,0 +1,516 @@
+#!/usr/bin/env python3
+"""convert.py - turn a Hugging Face snapshot of BiomedCLIP into one .bmc model file.
+
+    python3 tools/convert.py SNAPSHOT_DIR -o biomedclip.bmc [--vision-heads N] [--text-heads N]
+
+SNAPSHOT_DIR holds open_clip_config.json, the weights (open_clip_model.safetensors, else
+open_clip_pytorch_model.bin in torch.save's zip format) and the tokenizer vocabulary (vocab.txt,
+else tokenizer.json). The output layout is docs/FORMAT.md (= lib/format.h).
+
+Python 3.8+ standard library only: no torch, no numpy. The pickle inside the .bin is read with a
+restricted unpickler that admits only the handful of globals a state_dict needs, so a hostile
+checkpoint cannot run code. Storages are streamed one at a time; float32 bytes are copied as they
+are, float16/bfloat16 are widened to float32 with whole-buffer operations (no per-float loop in
+Python for bf16/f32; struct's 'e' format in chunks for f16).
+"""
+import argparse
+import collections
+import json
+import os
+import re
+import struct
+import sys
+import tempfile
+import zlib
+from array import array
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from convert_readers import (ConvertError, TensorRef, is_int, read_safetensors, read_torch_zip,  # noqa: E402
+                             shape_str, to_f32_bytes)
+
+# ---- the .bmc format (must match lib/format.h) ---------------------------------------------
+MAGIC = b"BMCLIP\x00\x01"
+FORMAT_VERSION = 1
+HEADER_SIZE = 512
+DIR_ENTRY_SIZE = 160
+ENDIAN_TAG = 0x01020304
+TENSOR_ALIGN = 64
+DATA_ALIGN = 4096
+NAME_MAX = 96
+MAX_DIMS = 4
+CONFIG_OFFSET = 72
+CONFIG_SIZE = 256
+
+DT_F32, DT_F16, DT_I32, DT_BF16, DT_U8, DT_U32 = 0, 1, 26, 30, 64, 65
+PROJ_LINEAR, PROJ_MLP = 1, 2
+POOL_CLS_LAST_HIDDEN = 1
+RESIZE_SHORTEST = 1
+INTERP_BICUBIC = 1
+
+# open_clip's OPENAI_DATASET_MEAN / STD (the PreprocessCfg defaults)
+OPENAI_MEAN = (0.48145466, 0.4578275, 0.40821073)
+OPENAI_STD = (0.26862954, 0.26130258, 0.27577711)
+
+# timm ViT variants whose head count follows from the name: name -> (width, heads)
+TIMM_VIT_HEADS = {
+    "vit_tiny_patch16_224": (192, 3),
+    "vit_small_patch16_224": (384, 6),
+    "vit_small_patch32_224": (384, 6),
+    "vit_base_patch16_224": (768, 12),
+    "vit_base_patch32_224": (768, 12),
+    "vit_large_patch16_224": (1024, 16),
+}
+# BERT-base checkpoints (12 heads of 64) known as BiomedCLIP's text tower
+BERT_BASE_NAMES = (
+    "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract",
+    "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract",
+    "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract-fulltext",
+    "microsoft/BiomedNLP-PubMedBERT-base-uncased-abstract-fulltext",
+    "bert-base-uncased",
+)
+
+IGNORED_KEYS = ("text.transformer.embeddings.position_ids", "text.transformer.embeddings.token_type_ids")
+IGNORED_PREFIXES = ("text.transformer.pooler.",)
+
+
+# ---- configuration --------------------------------------------------------------------------
+
+def load_config(snapshot):
+    path = os.path.join(snapshot, "open_clip_config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            cfg = json.load(f)
+    except OSError as e:
+        raise ConvertError("%s: %s" % (path, e.strerror or e))
+    except ValueError as e:
+        raise ConvertError("%s: not valid JSON: %s" % (path, e))
+    model_cfg = cfg.get("model_cfg", cfg)
+    if not isinstance(model_cfg, dict):
+        raise ConvertError("%s: model_cfg is not an object" % path)
+    for k in ("vision_cfg", "text_cfg", "embed_dim"):
+        if k not in model_cfg:
+            raise ConvertError("%s: model_cfg has no %s" % (path, k))
+    for k in ("vision_cfg", "text_cfg"):
+        if not isinstance(model_cfg[k], dict):
+            raise ConvertError("%s: model_cfg.%s is not an object" % (path, k))
+    if not isinstance(cfg.get("preprocess_cfg", {}), dict):
+        raise ConvertError("%s: preprocess_cfg is not an object" % path)
+    return path, model_cfg, cfg.get("preprocess_cfg", {})
+
+
+def cfg_get(d, keys, default=None):
+    for k in keys:
+        if k in d and d[k] is not None:
+            return d[k]
+    return default
+
+
+def positive_int(x, what):
+    if not is_int(x) or x <= 0:
+        raise ConvertError("%s must be a positive integer, got %r" % (what, x))
+    return x
+
+
+# ---- tokenizer vocabulary -------------------------------------------------------------------
+
+def load_vocab(snapshot):
+    """Tokens in id order plus the tokenizer switches; vocab.txt wins over tokenizer.json."""
+    settings = {"lowercase": 1, "strip_accents": None, "max_word_chars": 100}
+    tj_path = os.path.join(snapshot, "tokenizer.json")
+    tj = None
+    if os.path.exists(tj_path):
+        try:
+            with open(tj_path, encoding="utf-8") as f:
+                tj = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConvertError("%s: %s" % (tj_path, e))
+    tc_path = os.path.join(snapshot, "tokenizer_config.json")
+    if os.path.exists(tc_path):
+        try:
+            with open(tc_path, encoding="utf-8") as f:
+                tc = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConvertError("%s: %s" % (tc_path, e))
+        if tc.get("do_lower_case") is not None:
+            settings["lowercase"] = int(bool(tc["do_lower_case"]))
+        if tc.get("strip_accents") is not None:
+            settings["strip_accents"] = int(bool(tc["strip_accents"]))
+    if tj is not None:
+        norm = tj.get("normalizer") or {}
+        if norm.get("type") == "BertNormalizer":
+            if norm.get("lowercase") is not None:
+                settings["lowercase"] = int(bool(norm["lowercase"]))
+            if norm.get("strip_accents") is not None:
+                settings["strip_accents"] = int(bool(norm["strip_accents"]))
+        m = tj.get("model") or {}
+        if m.get("max_input_chars_per_word") is not None:
+            settings["max_word_chars"] = positive_int(m["max_input_chars_per_word"],
+                                                      "tokenizer.json max_input_chars_per_word")
+    if settings["strip_accents"] is None:  # BERT: strip_accents unset follows lowercase
+        settings["strip_accents"] = settings["lowercase"]
+
+    vt_path = os.path.join(snapshot, "vocab.txt")
+    if os.path.exists(vt_path):
+        # as transformers' load_vocab: one token per line, only the "\n" removed
+        with open(vt_path, encoding="utf-8") as f:
+            tokens = [line.rstrip("\n") for line in f]
+        source = vt_path
+    elif tj is not None:
+        m = tj.get("model") or {}
+        if m.get("type") != "WordPiece" or not isinstance(m.get("vocab"), dict):
+            raise ConvertError("%s: model is not a WordPiece vocabulary" % tj_path)
+        vocab = m["vocab"]
+        tokens = [None] * len(vocab)
+        for tok, i in vocab.items():
+            if not is_int(i) or not 0 <= i < len(tokens) or tokens[i] is not None:
+                raise ConvertError("%s: vocabulary ids are not 0..%d without gaps (token %r -> %r)"
+                                   % (tj_path, len(tokens) - 1, tok, i))
+            tokens[i] = tok
+        source = tj_path
+    else:
+        raise ConvertError("%s: no vocab.txt or tokenizer.json" % snapshot)
+    if not tokens:
+        raise ConvertError("%s: empty vocabulary" % source)
+    first = {}
+    for i, tok in enumerate(tokens):
+        first.setdefault(tok, i)
+    ids = {}
+    for name in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"):
+        if name not in first:
+            raise ConvertError("%s: vocabulary has no %s token" % (source, name))
+        ids[name] = first[name]
+    return tokens, ids, settings, source
+
+
+def vocab_tensors(tokens):
+    offsets = array("I", [0])
+    blob = bytearray()
+    for tok in tokens:
+        blob += tok.encode("utf-8")
+        offsets.append(len(blob))
+    if len(blob) >= 1 << 32:
+        raise ConvertError("vocabulary is too large")
+    if sys.byteorder != "little":
+        offsets.byteswap()
+    return offsets.tobytes(), bytes(blob)
+
+
+# ---- the expected tensors -------------------------------------------------------------------
+
+def need(sd, key):
+    if key not in sd:
+        raise ConvertError("missing tensor %s (needed to size the model)" % key)
+    return sd[key].shape
+
+
+def count_layers(sd, prefix):
+    n = 0
+    pat = re.compile(re.escape(prefix) + r"(\d+)\.")
+    for k in sd:
+        m = pat.match(k)
+        if m:
+            n = max(n, int(m.group(1)) + 1)
+    return n
+
+
+def plan(sd, model_cfg, pre_cfg, args, config_path):
+    """Return (config dict for the header, [(name, shape)] in file order)."""
+    vc, tc = model_cfg["vision_cfg"], model_cfg["text_cfg"]
+    E = positive_int(model_cfg["embed_dim"], "model_cfg.embed_dim")
+
+    # vision: the tower must be what the C code runs (timm ViT, token pool, linear head, no bias)
+    if "timm_model_name" not in vc:
+        raise ConvertError("%s: vision_cfg has no timm_model_name (only timm ViTs are supported)" % config_path)
+    pool = vc.get("timm_pool", "avg")  # open_clip's CLIPVisionCfg default is 'avg'
+    if pool not in ("", "token"):
+        raise ConvertError("%s: vision_cfg.timm_pool %r is not supported (need '' or 'token')" % (config_path, pool))
+    if vc.get("timm_proj", "linear") != "linear" or vc.get("timm_proj_bias", False):
+        raise ConvertError("%s: only timm_proj 'linear' without bias is supported" % config_path)
+    pe = need(sd, "visual.trunk.patch_embed.proj.weight")
+    if len(pe) != 4 or pe[1] != 3 or pe[2] != pe[3]:
+        raise ConvertError("tensor visual.trunk.patch_embed.proj.weight: expected shape [W,3,P,P], found %s" % shape_str(pe))
+    VW, P = pe[0], pe[2]
+    S = positive_int(vc.get("image_size", 224), "vision_cfg.image_size")
+    if S % P:
+        raise ConvertError("image_size %d is not a multiple of the patch size %d" % (S, P))
+    VL = count_layers(sd, "visual.trunk.blocks.")
+    if VL == 0:
+        raise ConvertError("missing tensor visual.trunk.blocks.0.* (no ViT blocks)")
+    VM = need(sd, "visual.trunk.blocks.0.mlp.fc1.weight")[0]
+    if args.vision_heads:
+        VH = args.vision_heads
+    elif vc.get("heads") is not None:
+        VH = positive_int(vc["heads"], "vision_cfg.heads")
+    elif TIMM_VIT_HEADS.get(vc["timm_model_name"], (None,))[0] == VW:
+        VH = TIMM_VIT_HEADS[vc["timm_model_name"]][1]
+    else:
+        raise ConvertError("cannot tell the vision head count for %r with width %d: add vision_cfg.heads to "
+                           "the config or pass --vision-heads" % (vc["timm_model_name"], VW))
+    if VW % VH:
+        raise ConvertError("vision width %d is not divisible by %d heads" % (VW, VH))
+
+    # text: HF BERT, CLS-of-last-hidden-state pooler, mlp or linear projection
+    if "hf_model_name" not in tc:
+        raise ConvertError("%s: text_cfg has no hf_model_name (only HF BERT towers are supported)" % config_path)
+    pooler = cfg_get(tc, ("hf_pooler_type", "pooler_type"), "mean_pooler")
+    if pooler != "cls_last_hidden_state_pooler":
+        raise ConvertError("%s: text pooler %r is not supported (need cls_last_hidden_state_pooler)" % (config_path, pooler))
+    proj = cfg_get(tc, ("hf_proj_type", "proj"), "linear")
+    if proj not in ("mlp", "linear"):
+        raise ConvertError("%s: text projection %r is not supported (need mlp or linear)" % (config_path, proj))
+    we = need(sd, "text.transformer.embeddings.word_embeddings.weight")
+    if len(we) != 2:
+        raise ConvertError("tensor text.transformer.embeddings.word_embeddings.weight: expected shape [V,W], found %s" % shape_str(we))
+    V, TW = we
+    MP = need(sd, "text.transformer.embeddings.position_embeddings.weight")[0]
+    TV = need(sd, "text.transformer.embeddings.token_type_embeddings.weight")[0]
+    TL = count_layers(sd, "text.transformer.encoder.layer.")
+    if TL == 0:
+        raise ConvertError("missing tensor text.transformer.encoder.layer.0.* (no BERT layers)")
+    TF = need(sd, "text.transformer.encoder.layer.0.intermediate.dense.weight")[0]
+    if args.text_heads:
+        TH = args.text_heads
+    elif tc.get("num_attention_heads") is not None:
+        TH = positive_int(tc["num_attention_heads"], "text_cfg.num_attention_heads")
+    elif tc["hf_model_name"] in BERT_BASE_NAMES and TW == 768:
+        TH = 12
+    else:
+        raise ConvertError("cannot tell the text head count for %r with width %d: add "
+                           "text_cfg.num_attention_heads to the config or pass --text-heads" % (tc["hf_model_name"], TW))
+    if TW % TH:
+        raise ConvertError("text width %d is not divisible by %d heads" % (TW, TH))
+    ctx = positive_int(tc.get("context_length", 77), "text_cfg.context_length")  # open_clip default 77
+    if ctx > MP:
+        raise ConvertError("context_length %d exceeds the %d position embeddings" % (ctx, MP))
+    H = (TW + E) // 2 if proj == "mlp" else 0
+
+    resize = pre_cfg.get("resize_mode", "shortest")
+    interp = pre_cfg.get("interpolation", "bicubic")
+    if resize != "shortest" or interp != "bicubic":
+        raise ConvertError("%s: preprocessing %s/%s is not supported (need shortest/bicubic)" % (config_path, resize, interp))
+    mean = pre_cfg.get("mean", OPENAI_MEAN)
+    std = pre_cfg.get("std", OPENAI_STD)
+    if not isinstance(mean, (list, tuple)) or not isinstance(std, (list, tuple)) or len(mean) != 3 \
+            or len(std) != 3 or not all(isinstance(x, (int, float)) for x in list(mean) + list(std)) \
+            or not all(x > 0 for x in std):
+        raise ConvertError("%s: preprocess_cfg mean/std must be 3 numbers each (std > 0)" % config_path)
+
+    cfg = dict(image_size=S, patch_size=P, vision_width=VW, vision_layers=VL, vision_heads=VH, vision_mlp=VM,
+               vision_ln_eps=float(vc.get("layer_norm_eps", 1e-6)),
+               vocab_rows=V, max_positions=MP, type_vocab=TV, context_length=ctx, text_width=TW,
+               text_layers=TL, text_heads=TH, text_ffn=TF, text_ln_eps=float(tc.get("layer_norm_eps", 1e-12)),
+               text_proj_type=PROJ_MLP if proj == "mlp" else PROJ_LINEAR, text_proj_hidden=H,
+               text_pooler=POOL_CLS_LAST_HIDDEN, embed_dim=E, image_resize=RESIZE_SHORTEST,
+               image_interp=INTERP_BICUBIC, image_mean=[float(x) for x in mean], image_std=[float(x) for x in std])
+
+    G = S // P
+    shapes = [("visual.trunk.cls_token", (1, 1, VW)), ("visual.trunk.pos_embed", (1, 1 + G * G, VW)),
+              ("visual.trunk.patch_embed.proj.weight", (VW, 3, P, P)), ("visual.trunk.patch_embed.proj.bias", (VW,))]
+    for i in range(VL):
+        b = "visual.trunk.blocks.%d." % i
+        shapes += [(b + "norm1.weight", (VW,)), (b + "norm1.bias", (VW,)),
+                   (b + "attn.qkv.weight", (3 * VW, VW)), (b + "attn.qkv.bias", (3 * VW,)),
+                   (b + "attn.proj.weight", (VW, VW)), (b + "attn.proj.bias", (VW,)),
+                   (b + "norm2.weight", (VW,)), (b + "norm2.bias", (VW,)),
+                   (b + "mlp.fc1.weight", (VM, VW)), (b + "mlp.fc1.bias", (VM,)),
+                   (b + "mlp.fc2.weight", (VW, VM)), (b + "mlp.fc2.bias", (VW,))]
+    shapes += [("visual.trunk.norm.weight", (VW,)), ("visual.trunk.norm.bias", (VW,)),
+               ("visual.head.proj.weight", (E, VW))]
+    e = "text.transformer.embeddings."
+    shapes += [(e + "word_embeddings.weight", (V, TW)), (e + "position_embeddings.weight", (MP, TW)),
+               (e + "token_type_embeddings.weight", (TV, TW)), (e + "LayerNorm.weight", (TW,)),
+               (e + "LayerNorm.bias", (TW,))]
+    for i in range(TL):
+        b = "text.transformer.encoder.layer.%d." % i
+        for q in ("query", "key", "value"):
+            shapes += [(b + "attention.self.%s.weight" % q, (TW, TW)), (b + "attention.self.%s.bias" % q, (TW,))]
+        shapes += [(b + "attention.output.dense.weight", (TW, TW)), (b + "attention.output.dense.bias", (TW,)),
+                   (b + "attention.output.LayerNorm.weight", (TW,)), (b + "attention.output.LayerNorm.bias", (TW,)),
+                   (b + "intermediate.dense.weight", (TF, TW)), (b + "intermediate.dense.bias", (TF,)),
+                   (b + "output.dense.weight", (TW, TF)), (b + "output.dense.bias", (TW,)),
+                   (b + "output.LayerNorm.weight", (TW,)), (b + "output.LayerNorm.bias", (TW,))]
+    if proj == "mlp":
+        shapes += [("text.proj.0.weight", (H, TW)), ("text.proj.2.weight", (E, H))]
+    else:
+        shapes += [("text.proj.weight", (E, TW))]
+    shapes += [("logit_scale", ())]
+    return cfg, shapes
+
+
+def check_tensors(sd, shapes):
+    problems = []
+    expected = dict(shapes)
+    for name, shape in shapes:
+        if name not in sd:
+            problems.append("missing tensor %s %s" % (name, shape_str(shape)))
+        elif not isinstance(sd[name], TensorRef):
+            problems.append("entry %s is a %s, not a tensor" % (name, type(sd[name]).__name__))
+        elif sd[name].shape != shape:
+            problems.append("tensor %s: expected shape %s, found %s" % (name, shape_str(shape), shape_str(sd[name].shape)))
+        elif sd[name].dtype not in ("F32", "F16", "BF16"):
+            problems.append("tensor %s: dtype %s is not a float type" % (name, sd[name].dtype))
+    for name in sd:
+        if name not in expected:
+            problems.append("unexpected tensor %s" % name)
+    if problems:
+        raise ConvertError("the checkpoint does not match the configuration:\n  " + "\n  ".join(problems))
+
+
+def normalize_keys(sd):
+    out = collections.OrderedDict()
+    for k, v in sd.items():
+        if k.startswith("module."):
+            k = k[len("module."):]
+        if k in IGNORED_KEYS or k.startswith(IGNORED_PREFIXES):
+            continue
+        if k in out:
+            raise ConvertError("tensor %s appears twice (with and without 'module.')" % k)
+        out[k] = v
+    return out
+
+
+# ---- writing --------------------------------------------------------------------------------
+
+def pack_config(c, tokens, ids, tok):
+    b = struct.pack("<6Id", c["image_size"], c["patch_size"], c["vision_width"], c["vision_layers"],
+                    c["vision_heads"], c["vision_mlp"], c["vision_ln_eps"])
+    b += struct.pack("<8Id", c["vocab_rows"], c["max_positions"], c["type_vocab"], c["context_length"],
+                     c["text_width"], c["text_layers"], c["text_heads"], c["text_ffn"], c["text_ln_eps"])
+    b += struct.pack("<6I", c["text_proj_type"], c["text_proj_hidden"], c["text_pooler"], c["embed_dim"],
+                     c["image_resize"], c["image_interp"])
+    b += struct.pack("<6f", *(c["image_mean"] + c["image_std"]))
+    b += struct.pack("<9I", len(tokens), ids["[PAD]"], ids["[UNK]"], ids["[CLS]"], ids["[SEP]"],
+                     ids["[MASK]"], tok["lowercase"], tok["strip_accents"], tok["max_word_chars"])
+    assert len(b) == 156, len(b)
+    return b + bytes(CONFIG_SIZE - len(b))
+
+
+def align(x, a):
+    return (x + a - 1) // a * a
+
+
+def write_bmc(out_path, config_bytes, items):
+    """items: [(name, dtype, shape, nbytes, produce)] where produce() returns the bytes."""
+    n = len(items)
+    data_offset = align(HEADER_SIZE + n * DIR_ENTRY_SIZE, DATA_ALIGN)
+    offsets, pos = [], data_offset
+    for _, _, _, nbytes, _ in items:
+        offsets.append(pos)
+        pos = align(pos + nbytes, TENSOR_ALIGN)
+    file_size = pos
+    out_dir = os.path.dirname(os.path.abspath(out_path))
+    fd, tmp = tempfile.mkstemp(prefix=".convert-", suffix=".bmc.tmp", dir=out_dir)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(bytes(data_offset))
+            entries = []
+            for (name, dtype, shape, nbytes, produce), off in zip(items, offsets):
+                data = produce()
+                if len(data) != nbytes:
+                    raise ConvertError("tensor %s: produced %d bytes, expected %d" % (name, len(data), nbytes))
+                assert f.tell() == off
+                f.write(data)
+                pad = align(off + nbytes, TENSOR_ALIGN) - (off + nbytes)
+                f.write(bytes(pad))
+                nb = name.encode("utf-8")
+                if len(nb) >= NAME_MAX:
+                    raise ConvertError("tensor name %s is longer than %d bytes" % (name, NAME_MAX - 1))
+                dims = list(shape) + [0] * (MAX_DIMS - len(shape))
+                entries.append(nb + bytes(NAME_MAX - len(nb)) +
+                               struct.pack("<II4QQQII", dtype, len(shape), *dims, off, nbytes,
+                                           zlib.crc32(data) & 0xFFFFFFFF, 0))
+                del data
+            directory = b"".join(entries)
+            head = MAGIC + struct.pack("<IIIIQQIIQQII", FORMAT_VERSION, HEADER_SIZE, ENDIAN_TAG, TENSOR_ALIGN,
+                                       file_size, HEADER_SIZE, n, DIR_ENTRY_SIZE, data_offset,
+                                       file_size - data_offset, 0, zlib.crc32(directory) & 0xFFFFFFFF)
+            assert len(head) == CONFIG_OFFSET
+            head += config_bytes + bytes(HEADER_SIZE - 4 - CONFIG_OFFSET - CONFIG_SIZE)
+            head += struct.pack("<I", zlib.crc32(head) & 0xFFFFFFFF)
+            f.seek(0)
+            f.write(head)
+            f.write(directory)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out_path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return file_size
+
+
+# ---- main -----------------------------------------------------------------------------------
+
+def convert(snapshot, out_path, args):
+    if not os.path.isdir(snapshot):
+        raise ConvertError("%s: not a directory" % snapshot)
+    config_path, model_cfg, pre_cfg = load_config(snapshot)
+    tokens, ids, tok, vocab_source = load_vocab(snapshot)
+    st_path = os.path.join(snapshot, "open_clip_model.safetensors")
+    bin_path = os.path.join(snapshot, "open_clip_pytorch_model.bin")
+    if os.path.exists(st_path):
+        sd, close, weights_path = (*read_safetensors(st_path), st_path)
+    elif os.path.exists(bin_path):
+        sd, close, weights_path = (*read_torch_zip(bin_path), bin_path)
+    else:
+        raise ConvertError("%s: no open_clip_model.safetensors or open_clip_pytorch_model.bin" % snapshot)
+    try:
+        sd = normalize_keys(sd)
+        cfg, shapes = plan(sd, model_cfg, pre_cfg, args, config_path)
+        check_tensors(sd, shapes)
+        if len(tokens) > cfg["vocab_rows"]:
+            raise ConvertError("vocabulary has %d tokens but word_embeddings only %d rows"
+                               % (len(tokens), cfg["vocab_rows"]))
+        items = []
+        n_params = 0
+        for name, shape in shapes:
+            t = sd[name]
+            n_params += t.numel
+            items.append((name, DT_F32, shape, t.numel * 4, lambda t=t, name=name: to_f32_bytes(t, name)))
+        offs, blob = vocab_tensors(tokens)
+        items.append(("tokenizer.vocab.offsets", DT_U32, (len(tokens) + 1,), len(offs), lambda: offs))
+        items.append(("tokenizer.vocab.bytes", DT_U8, (len(blob),), len(blob), lambda: blob))
+        size = write_bmc(out_path, pack_config(cfg, tokens, ids, tok), items)
+    finally:
+        close()
+    return dict(weights=weights_path, vocab=vocab_source, tensors=len(items), params=n_params,
+                size=size, tokens=len(tokens), cfg=cfg)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description="Convert a BiomedCLIP Hugging Face snapshot to a .bmc file.")
+    ap.add_argument("snapshot", help="directory with open_clip_config.json, weights and vocab.txt/tokenizer.json")
+    ap.add_argument("-o", "--output", required=True, help="the .bmc file to write (atomically)")
+    ap.add_argument("--vision-heads", type=int, default=0, help="ViT attention heads (overrides the config)")
+    ap.add_argument("--text-heads", type=int, default=0, help="BERT attention heads (overrides the config)")
+    ap.add_argument("-q", "--quiet", action="store_true")
+    args = ap.parse_args(argv)
+    if args.vision_heads < 0 or args.text_heads < 0:
+        ap.error("head counts must be positive")
+    try:
+        info = convert(args.snapshot, args.output, args)
+    except ConvertError as e:
+        print("convert.py: error: %s" % e, file=sys.stderr)
+        return 1
+    except OSError as e:
+        print("convert.py: error: %s" % e, file=sys.stderr)
+        return 1
+    except Exception as e:  # malformed input that slipped past the explicit checks
+        print("convert.py: error: malformed input (%s: %s)" % (type(e).__name__, e), file=sys.stderr)
+        return 1
+    if not args.quiet:
+        c = info["cfg"]
+        print("%s: %d tensors, %d float parameters, %d vocabulary tokens, %d bytes" %
+              (args.output, info["tensors"], info["params"], info["tokens"], info["size"]))
+        print("  vision %d layers x %d wide (%d heads), text %d layers x %d wide (%d heads), embed %d" %
+              (c["vision_layers"], c["vision_width"], c["vision_heads"], c["text_layers"], c["text_width"],
+               c["text_heads"], c["embed_dim"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
