@@ -21,7 +21,8 @@ LDLIBS_BASE += -ljpeg
 override BUILD := $(BUILD)-turbo
 endif
 ifeq ($(SANITIZE),1)
-OPT = -O1 -g -fno-omit-frame-pointer
+# -march=native: the AVX-512 kernels (lib/gemm.c, lib/attention.c) are checked too
+OPT = -O1 -g -fno-omit-frame-pointer -march=native
 CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 override BUILD := $(BUILD)-sanitize
@@ -87,8 +88,9 @@ $(BUILD)/bench/%: bench/%.c $(STATIC)
 test: tests
 	BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) bash tests/run_all.sh
 
+# The same test data as the plain build (no second generation of the random checkpoints).
 sanitize:
-	$(MAKE) SANITIZE=1 test
+	BMC_TESTDATA=$${BMC_TESTDATA:-$(BUILD)/testdata} $(MAKE) SANITIZE=1 test
 
 bench: $(BENCH_BIN) $(CLI)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/run.sh
@@ -127,6 +129,17 @@ demo: $(CLI)
 
 # ---- hardening (docs/ROBUSTNESS.md): libFuzzer targets, ThreadSanitizer run --------------------
 include fuzz/fuzz.mk
+
+# The cmocka unit tests alone; `make sanitize-unit` runs them under ASan + UBSan (CI: the whole
+# `make sanitize` takes about as long as `make test` again). Test data: the plain build's.
+.PHONY: test-unit sanitize-unit
+test-unit: $(TEST_BIN)
+	@export BMC_TESTDATA=$${BMC_TESTDATA:-$(BUILD)/testdata} SHARED_DATA=$(SHARED_DATA) CMOCKA_MESSAGE_OUTPUT=stdout; \
+	failed=; for t in $(TEST_BIN); do echo "=== $$t"; $$t || failed="$$failed $$(basename $$t)"; done; \
+	if [ -n "$$failed" ]; then echo "failed:$$failed"; exit 1; fi; echo "all $(words $(TEST_BIN)) unit tests passed"
+
+sanitize-unit:
+	BMC_TESTDATA=$${BMC_TESTDATA:-$(BUILD)/testdata} $(MAKE) SANITIZE=1 test-unit
 
 # 8 threads sharing one model under ThreadSanitizer (clang; builds into $(BUILD)-tsan).
 .PHONY: tsan

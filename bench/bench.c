@@ -5,8 +5,8 @@
  * usage: bench [MODEL] [--threads N] [--min-time S] [--quick] [--json-out FILE] [--image FILE]
  *              [--profile | --profile-only] [--no-throughput] [--no-load]
  *   MODEL      default $BIOMEDCLIP_MODEL, else $BMC_TESTDATA/full.bmc, else build/testdata/full.bmc
- *   --threads  OpenBLAS threads in latency mode (default: online CPUs); throughput mode runs
- *              that many contexts on as many threads with 1 OpenBLAS thread each
+ *   --threads  bmc_ctx_params.n_threads in latency mode (default: online CPUs); throughput mode
+ *              runs that many contexts on as many threads with 1 thread each
  *   --image    the zero-shot image (default $SHARED_DATA/images/chest_X-ray.jpg)
  *   --profile  split the time of a pass between GEMM, attention, LayerNorm/GELU/softmax and
  *              the rest; needs a library built with -DBMC_PROFILE (see lib/profile.h);
@@ -16,6 +16,7 @@
  * 3 calls and --min-time seconds per workload. Inputs are deterministic (bench_util.h), the same
  * the peers build, and the embeddings of one image and one text are written to the JSON so that
  * report.py can check that every implementation computed the same thing. */
+#include <math.h>
 #include <pthread.h>
 #include <sys/resource.h>
 
@@ -192,7 +193,7 @@ static double peak_rss_mb(void) {
     return ru.ru_maxrss * 1024.0 / 1e6;
 }
 
-/* ---- throughput mode: P contexts on P threads, 1 OpenBLAS thread each ---- */
+/* ---- throughput mode: P contexts on P threads, each context single-threaded ---- */
 typedef struct worker {
     const bmc_model *model;
     const float *chw;
@@ -208,7 +209,7 @@ static void *worker_main(void *p) {
     bmc_ctx *ctx = NULL;
     bmc_ctx_params cp = bmc_ctx_default_params();
     cp.max_batch = w->n;
-    cp.n_threads = 0; /* leave OpenBLAS at the 1 thread set by throughput() */
+    cp.n_threads = 0; /* 0: take the 1 thread that throughput() gave OpenBLAS (no racing setters) */
     float *out = malloc(sizeof(float) * (size_t)w->n * (size_t)bmc_model_embed_dim(w->model));
     w->failed = !out || bmc_ctx_new(w->model, &cp, &ctx) != BMC_OK;
     /* one warm-up call each, so that scratch growth and page faults are not timed */
@@ -303,7 +304,9 @@ int main(int argc, char **argv) {
     printf("library: %s\n", bmc_system_info());
     printf("OpenBLAS: %s (core %s, OPENBLAS_CORETYPE=%s)\n", bu_blas_config(), bu_blas_core(),
            coretype ? coretype : "(unset)");
-    printf("model: %s\nthreads: %d (latency mode)\n\n", model_path, cfg_threads);
+    double load_start = bu_loadavg();
+    printf("model: %s\nthreads: %d (latency mode)\nload average: %.2f%s\n\n", model_path, cfg_threads, load_start,
+           load_start > 0.5 * bu_online_cpus() ? "  (busy machine: timings will be noisy)" : "");
 
     bmc_model *model = NULL;
     if (bmc_model_load(model_path, NULL, &model) != BMC_OK) {
@@ -349,7 +352,7 @@ int main(int argc, char **argv) {
     bmc_ctx *ctx = NULL;
     if (bmc_ctx_new(model, &cp, &ctx) != BMC_OK) { fprintf(stderr, "bench: %s\n", bmc_last_error()); return 1; }
     enc e = {ctx, chw, NULL, NULL, 1, out, model, image_path, LABELS, NULL, {0}, {0}};
-    if (!profile_only) printf("batch 1 (latency mode, %d OpenBLAS threads)\n", cfg_threads);
+    if (!profile_only) printf("batch 1 (latency mode: one context, n_threads = %d)\n", cfg_threads);
     for (int li = -1; li < N_LENS && !profile_only; li++) {
         if (li < 0) {
             add_row("image_b1", "image, batch 1", 1, g_img, timeit(do_pixels, &e));
@@ -464,7 +467,7 @@ int main(int argc, char **argv) {
     tp tps[4] = {{"image_b1", 0, 0}, {"image_b8", 0, 0}, {"text24_b1", 0, 0}, {"text24_b8", 0, 0}};
     int P = cfg_threads;
     if (!no_tp && P > 1) {
-        printf("throughput mode: %d contexts on %d threads, 1 OpenBLAS thread each (items/s, all threads)\n", P, P);
+        printf("throughput mode: %d contexts on %d threads, n_threads = 1 each (items/s, all threads)\n", P, P);
         for (int i = 0; i < 4; i++) {
             const row *r = find_row(tps[i].key);
             if (!r) continue;
@@ -487,8 +490,9 @@ int main(int argc, char **argv) {
     static const char *const PROF_KEYS[4] = {"image_b1", "image_b8", "text24_b1", "zeroshot9_file"};
     int prof_done = 0;
     if (profile && !bmc__prof_enabled()) {
-        printf("profile: this library was built without -DBMC_PROFILE; rebuild it with\n"
-               "  make BUILD=build-prof OPT=\"-O2 -march=native -DBMC_PROFILE\" bench-bin (see bench/run.sh)\n");
+        printf("profile: this library was built without -DBMC_PROFILE; build one with\n"
+               "  make BUILD=build-prof OPT=\"-O2 -march=native -DBMC_PROFILE\" build-prof/bench/bench\n"
+               "  (BENCH_PROFILE=1 make bench does it and runs build-prof/bench/bench --profile-only)\n");
     } else if (profile) {
         printf("profile (share of wall time; 'other' = the rest: patch/embedding gathers, residual adds, copies)\n");
         cp.max_batch = 8;
@@ -517,7 +521,7 @@ int main(int argc, char **argv) {
             printf("  %-15s %8.2f ms: GEMM %4.1f%%  attention %4.1f%%  LN/GELU/softmax %4.1f%%  preprocess %4.1f%%  "
                    "other %4.1f%%\n",
                    PROF_KEYS[k], prof_wall[k] * 1e3, 100 * g / w, 100 * a / w, 100 * n / w, 100 * pre / w,
-                   100 * (w - g - a - n - pre) / w);
+                   100 * fmax(0, w - g - a - n - pre) / w); /* pre was timed apart: may overshoot */
             prof_done |= 1 << k;
         }
         bmc_ctx_free(ctx);
@@ -550,6 +554,8 @@ int main(int argc, char **argv) {
         bu_json_str(&js, "blas", bu_blas_config());
         bu_json_str(&js, "blas_core", bu_blas_core());
         bu_json_str(&js, "openblas_coretype_env", coretype ? coretype : "");
+        bu_json_num(&js, "loadavg_start", load_start);
+        bu_json_num(&js, "loadavg_end", bu_loadavg());
         bu_json_close(&js, '}');
         bu_json_str(&js, "model", model_path);
         bu_json_num(&js, "model_file_mb", bmc_model_file_size(model) / 1e6);

@@ -92,6 +92,17 @@ static const char *bu_blas_config(void) { return openblas_get_config(); }
 
 static long bu_online_cpus(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
 
+/* 1-minute load average (/proc/loadavg), -1 if unknown: a busy machine makes timings noisy. */
+static double bu_loadavg(void) {
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
 /* ---- a minimal JSON writer: enough for flat objects and arrays of flat objects ---- */
 typedef struct bu_json {
     FILE *f;

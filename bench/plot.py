@@ -44,8 +44,11 @@ def panel(out, x0, y0, w, h, threads, impls):
     def y(v):
         return y0 + 30 + ph - ph * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
 
-    out.append('<text x="%d" y="%d" font-size="14" font-weight="bold">%d OpenBLAS/intra-op thread%s</text>' % (
-        x0 + left, y0 + 18, threads, "" if threads == 1 else "s"))
+    m = (impls.get("ours") or {}).get("machine", {})
+    load = max(m.get("loadavg_start", -1), m.get("loadavg_end", -1))
+    busy = " (busy machine, load %.1f: noisy)" % load if load > 0.5 * m.get("online_cpus", 1) else ""
+    out.append('<text x="%d" y="%d" font-size="14" font-weight="bold">%d thread%s%s</text>' % (
+        x0 + left, y0 + 18, threads, "" if threads == 1 else "s", esc(busy)))
     d = lo
     while d <= hi * 1.0001:
         yy = y(d)

@@ -6,7 +6,8 @@ usage: report.py RESULTS_DIR [--markdown OUT.md] [--update-doc docs/PERF.md]
 RESULTS_DIR holds {ours,torch-padded,torch-unpadded,onnxruntime}-t<N>.json (a missing or broken
 file shows as n/a), plus gemm.json (bench_gemm) and profile.json (bench --profile-only) when
 present. --update-doc replaces the text between the markers <!-- NAME:begin --> and
-<!-- NAME:end --> in that file, for NAME = bench-table, gemm-table, profile-table.
+<!-- NAME:end --> in that file, for NAME = bench-note (provisional or quiet), bench-table,
+gemm-table, profile-table.
 """
 import glob
 import json
@@ -91,6 +92,12 @@ def table(threads, impls):
         for key, t in tp.items():
             lines.append("| throughput mode %s: %d ctx x 1 thread | %s | | | | | | |" % (
                 key, t["contexts"], fmt_ms(1e3 / t["items_per_s"])))
+    if ours and ours.get("machine", {}).get("loadavg_start") is not None:
+        m = ours["machine"]
+        busy = max(m["loadavg_start"], m.get("loadavg_end", 0)) > 0.5 * m.get("online_cpus", 1)
+        lines += ["", "1-minute load average at the start / end of our run: %.2f / %.2f%s" % (
+            m["loadavg_start"], m.get("loadavg_end", -1),
+            " (**busy machine: these figures are noisy**)" if busy else "")]
     rss = ["%s %.0f MB" % (name, impls[i]["peak_rss_all_mb"]) for i, name in IMPLS
            if impls.get(i) and impls[i].get("peak_rss_all_mb")]
     lines += ["", "Peak RSS of each whole run: " + ", ".join(rss) + "."]
@@ -184,7 +191,8 @@ def profile_table(d):
              "|---|---:|---:|---:|---:|---:|---:|"]
     for k, v in p.items():
         w = v["wall_s"]
-        other = w - v["gemm_s"] - v["attention_s"] - v["norm_act_s"] - v["preprocess_s"]
+        # preprocessing is timed apart from the pass (its own median), so clamp the remainder
+        other = max(0.0, w - v["gemm_s"] - v["attention_s"] - v["norm_act_s"] - v["preprocess_s"])
         lines.append("| %s | %.1f | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% |" % (
             k, w * 1e3, 100 * v["gemm_s"] / w, 100 * v["attention_s"] / w, 100 * v["norm_act_s"] / w,
             100 * v["preprocess_s"] / w, 100 * other / w))
@@ -226,6 +234,18 @@ def main():
             m.get("cpu", "?"), int(m.get("online_cpus", 0)), m.get("blas", "?"), m.get("blas_core", "?"),
             " (OPENBLAS_CORETYPE=%s)" % m["openblas_coretype_env"] if m.get("openblas_coretype_env") else ""))
     text = "\n".join(md) + "\n"
+    loads = [max(r["ours"]["machine"].get("loadavg_start", -1), r["ours"]["machine"].get("loadavg_end", -1))
+             for r in res.values() if "ours" in r]
+    cpus = int((ours_any or {}).get("machine", {}).get("online_cpus", 1))
+    if loads and max(loads) > 0.5 * cpus:
+        note = ("> **Provisional figures.** The 1-minute load average reached %.1f on %d cores during these runs:\n"
+                "> other jobs shared the machine, so the figures are noisy (the median of repeats hides only part\n"
+                "> of that). Rerun `BENCH_UPDATE_DOCS=1 make bench` on a quiet machine to replace them.\n" % (
+                    max(loads), cpus))
+    elif loads:
+        note = "> Measured on a quiet machine (1-minute load average at most %.2f on %d cores).\n" % (max(loads), cpus)
+    else:
+        note = ""
     gemm = "\n".join(gemm_table(d))
     prof = "\n".join(profile_table(d))
     print(text)
@@ -239,7 +259,7 @@ def main():
     if doc:
         with open(doc) as f:
             s = f.read()
-        for name, t in (("bench-table", text), ("gemm-table", gemm + "\n" if gemm else ""),
+        for name, t in (("bench-note", note), ("bench-table", text), ("gemm-table", gemm + "\n" if gemm else ""),
                         ("profile-table", prof + "\n" if prof else "")):
             s, done = replace_between(s, name, t)
             print("report: %s %s in %s" % ("updated" if done else "left", name, doc))

@@ -14,6 +14,10 @@
 #   BENCH_GEMM=0      skip bench_gemm (OpenBLAS SGEMM shapes)
 #   BENCH_PROFILE=1   also build the library with -DBMC_PROFILE in $BUILD-prof and run bench --profile
 #   BENCH_UPDATE_DOCS=1  write the table into docs/PERF.md and the plot to docs/perf.svg
+#   BENCH_OPENBLAS_CORETYPE  run everything (ours, PyTorch, bench_gemm) with this OpenBLAS kernel set,
+#                     e.g. SkylakeX; "unset" removes OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE (OpenBLAS
+#                     then picks by itself). Default: the environment as it is. bench_gemm checks the
+#                     results of the chosen kernels and report.py checks ours against the peers.
 # A peer that is missing or fails shows as n/a; the script goes on.
 set -u
 cd "$(dirname "$0")/.."
@@ -30,6 +34,11 @@ PEERS=${BENCH_PEERS-torch-padded torch-unpadded onnxruntime}
 MIN_TIME=${BENCH_MIN_TIME:-1}
 QUICK=(); [ "${BENCH_QUICK:-0}" = 1 ] && QUICK=(--quick)
 IMAGE=$SHARED_DATA/images/chest_X-ray.jpg
+case "${BENCH_OPENBLAS_CORETYPE:-}" in
+  "") ;;
+  unset) unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE ;;
+  *) export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE ;;
+esac
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*-t*.json "$OUT"/*.log
@@ -125,7 +134,9 @@ fi
 say "side by side"
 DOC_ARGS=()
 [ "${BENCH_UPDATE_DOCS:-0}" = 1 ] && DOC_ARGS=(--update-doc docs/PERF.md)
-"$PYTHON" bench/report.py "$OUT" --markdown "$OUT/table.md" "${DOC_ARGS[@]}"
-"$PYTHON" bench/plot.py "$OUT" "$OUT/perf.svg"
+# report.py and plot.py need only the standard library: any python3 will do
+PY3=$(command -v python3 || echo "$PYTHON")
+"$PY3" bench/report.py "$OUT" --markdown "$OUT/table.md" "${DOC_ARGS[@]}"
+"$PY3" bench/plot.py "$OUT" "$OUT/perf.svg"
 [ "${BENCH_UPDATE_DOCS:-0}" = 1 ] && cp "$OUT/perf.svg" docs/perf.svg && echo "copied the plot to docs/perf.svg"
 echo "results: $OUT (table.md, perf.svg, *.json, run.log)"

@@ -52,6 +52,13 @@ static int rm_entry(const char *path, const struct stat *sb, int flag, struct FT
 }
 static void empty_dir(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
+/* the scratch tree goes when the process exits (libFuzzer's -fork mode starts many) */
+static void remove_root(void) {
+    if (!g_root[0]) return;
+    empty_dir(g_root);
+    rmdir(g_root);
+}
+
 static int g_home = -1; /* the fuzzer's own working directory (its corpus paths may be relative) */
 
 static int run_cli(int argc, char **argv) {
@@ -80,6 +87,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
 
     snprintf(g_root, sizeof g_root, "/tmp/fuzz_cli.XXXXXX");
     if (!mkdtemp(g_root)) abort();
+    atexit(remove_root);
     snprintf(g_work, sizeof g_work, "%s/work", g_root);
     snprintf(g_dir, sizeof g_dir, "%s/images", g_root);
     snprintf(g_img, sizeof g_img, "%s/images/a.png", g_root);

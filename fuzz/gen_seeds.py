@@ -2,7 +2,8 @@
 """Writes the fuzz seed corpora under fuzz/corpus/ (committed; rerun only to regenerate them).
 
   loader/    micro.bmc, a complete valid .bmc model with microscopic widths (about 10 KB, so
-             libFuzzer can mutate it whole) plus truncated/edited variants
+             libFuzzer can mutate it whole), micro2_mlp.bmc (2 layers per tower, MLP text
+             projection), plus truncated/edited variants
   image/     tiny PNG/BMP/GIF/TGA/PPM/PGM/JPEG files (a few hundred bytes), via PIL
   tokenize/  short texts: ASCII, accents, CJK, punctuation, control characters, invalid UTF-8
   cli/       argument vectors (NUL-separated) for fuzz_cli
@@ -21,13 +22,16 @@ OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path
 F32, U8, U32 = 0, 64, 65
 
 
-def micro_config():
-    # image 4, patch 2 -> 4 patches; widths 2..4; linear text projection; 8-token vocabulary
+def micro_config(layers=1, mlp_proj=False):
+    # image 4, patch 2 -> 4 patches; widths 2..4; linear (or MLP) text projection; 9-token vocabulary
     c = dict(image_size=4, patch_size=2, vision_width=4, vision_layers=1, vision_heads=2, vision_mlp=4,
              vision_ln_eps=1e-6, vocab_rows=9, max_positions=6, type_vocab=2, context_length=6,
              text_width=4, text_layers=1, text_heads=2, text_ffn=4, text_ln_eps=1e-12, text_proj_type=1,
              text_proj_hidden=0, text_pooler=1, embed_dim=2, image_resize=1, image_interp=1,
              vocab_size=9, lowercase=1, strip_accents=1, max_word_chars=100)
+    c["vision_layers"] = c["text_layers"] = layers
+    if mlp_proj:
+        c["text_proj_type"], c["text_proj_hidden"] = 2, 3
     return c
 
 
@@ -75,7 +79,12 @@ def tensors(c, vocab):
               (f + "intermediate.dense.weight", F32, (tf, tw)), (f + "intermediate.dense.bias", F32, (tf,)),
               (f + "output.dense.weight", F32, (tw, tf)), (f + "output.dense.bias", F32, (tw,)),
               (f + "output.LayerNorm.weight", F32, (tw,)), (f + "output.LayerNorm.bias", F32, (tw,))]
-    t += [("text.proj.weight", F32, (e, tw)), ("logit_scale", F32, ())]
+    if c["text_proj_type"] == 2:
+        t += [("text.proj.0.weight", F32, (c["text_proj_hidden"], tw)),
+              ("text.proj.2.weight", F32, (e, c["text_proj_hidden"]))]
+    else:
+        t += [("text.proj.weight", F32, (e, tw))]
+    t += [("logit_scale", F32, ())]
     blob = b"".join(vocab)
     offs = [0]
     for v in vocab:
@@ -98,8 +107,7 @@ def data_for(name, dtype, shape, k):
     return struct.pack("<%df" % n, *[((i * 7 + k * 13) % 17 - 8) / 16.0 for i in range(n)])
 
 
-def build_bmc():
-    c = micro_config()
+def build_bmc(c):
     vocab = [b"[PAD]", b"[UNK]", b"[CLS]", b"[SEP]", b"[MASK]", b"a", b"b", b"##c", b"."]
     ts = tensors(c, vocab)
     n = len(ts)
@@ -141,7 +149,8 @@ def write(sub, name, data):
 
 
 def loader_seeds():
-    m = build_bmc()
+    m = build_bmc(micro_config())
+    write("loader", "micro2_mlp.bmc", b"\x0f" + build_bmc(micro_config(layers=2, mlp_proj=True)))
     # fuzz_loader's first byte selects which fix-ups it applies (CRCs, sizes); 0x0f = all of them
     write("loader", "micro.bmc", b"\x0f" + m)
     write("loader", "micro_raw.bmc", b"\x00" + m)

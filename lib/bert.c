@@ -23,11 +23,12 @@ bmc__bert_plan bmc__bert_plan_for(const bmc__config *cfg, int rows, int n, int m
     p.ctx = at;   at += align16(R * W);
     p.a = at;     at += align16(R * W);
     p.inter = at; at += align16(R * F);
-    p.att = at;   at += align16(L * L);
+    p.att = at;   at += align16(bmc__attention_scratch((int)L, (int)(W / cfg->text_heads)));
     p.cls = at;   at += align16(N * W);
     p.q = at;     at += align16(N * W);
     p.proj = at;  at += align16(N * H);
     p.total = at;
+    p.pool = NULL;
     return p;
 }
 
@@ -73,44 +74,56 @@ void bmc__bert_embed(const bmc_model *model, const int *ids, const int *lens, in
 }
 
 /* Attention output, residual, LayerNorm, FFN, residual, LayerNorm over M rows:
- * ctx[M, W] (attention context), res[M, W] (layer input) -> y[M, W]. a[M, W] and inter[M, F]
- * are scratch; y may alias res. */
-static void bert_layer_tail(const bmc_model *model, const bmc__bert_layer *L, int M,
-                            const float *ctx, const float *res, float *a, float *inter, float *y) {
+ * ctx[M, W] (attention context), res[M, W] (layer input, overwritten: res + attention output)
+ * -> y[M, W]. a[M, W] and inter[M, F] are scratch; y may alias res. */
+static void bert_layer_tail(const bmc_model *model, const bmc__bert_layer *L, bmc__pool *pool,
+                            int M, const float *ctx, float *res, float *a, float *inter,
+                            float *y) {
     const bmc__config *c = &model->config;
     int W = (int)c->text_width, F = (int)c->text_ffn;
     float eps = (float)c->text_ln_eps;
-    bmc__linear(ctx, M, W, W, L->attn_out_w, L->attn_out_b, W, a, W);
-    bmc__add(a, res, (size_t)M * W);
-    bmc__layernorm(a, a, M, W, L->attn_ln_w, L->attn_ln_b, eps);
-    bmc__linear(a, M, W, W, L->ffn_in_w, L->ffn_in_b, F, inter, F);
-    bmc__gelu(inter, (size_t)M * F);
-    bmc__linear(inter, M, F, F, L->ffn_out_w, L->ffn_out_b, W, y, W);
-    bmc__add(y, a, (size_t)M * W);
-    bmc__layernorm(y, y, M, W, L->out_ln_w, L->out_ln_b, eps);
+    bmc__gemm(pool, ctx, M, W, W, L->attn_out_w, W, L->attn_out_b, W, res, W, BMC__GEMM_ACC);
+    bmc__layernorm_rows(pool, res, W, a, W, M, W, L->attn_ln_w, L->attn_ln_b, eps);
+    bmc__gemm(pool, a, M, W, W, L->ffn_in_w, W, L->ffn_in_b, F, inter, F, BMC__GEMM_GELU);
+    bmc__gemm(pool, inter, M, F, F, L->ffn_out_w, F, L->ffn_out_b, W, a, W, BMC__GEMM_ACC);
+    bmc__layernorm_rows(pool, a, W, y, W, M, W, L->out_ln_w, L->out_ln_b, eps);
+}
+
+static bmc__attn bert_attn(const bmc__config *c, float *scratch, const bmc__bert_plan *plan,
+                           const int *lens, int n) {
+    int W = (int)c->text_width, heads = (int)c->text_heads;
+    float *qkv = scratch + plan->qkv;
+    bmc__attn a;
+    memset(&a, 0, sizeof a);
+    a.pool = plan->pool;
+    a.q = qkv, a.k = qkv + W, a.v = qkv + 2 * W;
+    a.ldq = a.ldk = a.ldv = 3 * W;
+    a.out = scratch + plan->ctx, a.ldo = W;
+    a.n_seq = n, a.lens = lens;
+    a.W = W, a.heads = heads;
+    a.scale = 1.0f / sqrtf((float)(W / heads));
+    a.scratch = scratch + plan->att;
+    return a;
 }
 
 void bmc__bert_run_layer(const bmc_model *model, int layer, float *h, const int *lens, int n,
                          float *scratch, const bmc__bert_plan *plan) {
     const bmc__config *c = &model->config;
     const bmc__bert_layer *L = &model->bert.layers[layer];
-    int W = (int)c->text_width, heads = (int)c->text_heads;
-    float scale = 1.0f / sqrtf((float)(W / heads));
-    float *qkv = scratch + plan->qkv, *ctx = scratch + plan->ctx;
+    int W = (int)c->text_width;
+    float *qkv = scratch + plan->qkv;
+    bmc__pool *pool = plan->pool;
     int rows = 0;
     for (int i = 0; i < n; i++) rows += lens[i];
 
     /* Q, K, V: three GEMMs over all packed rows into one [rows, 3W] matrix */
-    bmc__linear(h, rows, W, W, L->q_w, L->q_b, W, qkv, 3 * W);
-    bmc__linear(h, rows, W, W, L->k_w, L->k_b, W, qkv + W, 3 * W);
-    bmc__linear(h, rows, W, W, L->v_w, L->v_b, W, qkv + 2 * W, 3 * W);
-    size_t at = 0;
-    for (int i = 0; i < n; i++) { /* each text attends only within itself */
-        bmc__attention(qkv + at * 3 * W, lens[i], 3 * W, W, heads, scale, ctx + at * W, W,
-                       scratch + plan->att);
-        at += (size_t)lens[i];
-    }
-    bert_layer_tail(model, L, rows, ctx, h, scratch + plan->a, scratch + plan->inter, h);
+    bmc__gemm(pool, h, rows, W, W, L->q_w, W, L->q_b, W, qkv, 3 * W, 0);
+    bmc__gemm(pool, h, rows, W, W, L->k_w, W, L->k_b, W, qkv + W, 3 * W, 0);
+    bmc__gemm(pool, h, rows, W, W, L->v_w, W, L->v_b, W, qkv + 2 * W, 3 * W, 0);
+    bmc__attn a = bert_attn(c, scratch, plan, lens, n); /* each text attends within itself */
+    bmc__attention(&a);
+    bert_layer_tail(model, L, pool, rows, scratch + plan->ctx, h, scratch + plan->a,
+                    scratch + plan->inter, h);
 }
 
 void bmc__bert_run_layer_cls(const bmc_model *model, int layer, const float *h,
@@ -118,10 +131,10 @@ void bmc__bert_run_layer_cls(const bmc_model *model, int layer, const float *h,
                              const bmc__bert_plan *plan) {
     const bmc__config *c = &model->config;
     const bmc__bert_layer *L = &model->bert.layers[layer];
-    int W = (int)c->text_width, heads = (int)c->text_heads, D = W / heads;
-    float scale = 1.0f / sqrtf((float)D);
-    float *qkv = scratch + plan->qkv, *ctx = scratch + plan->ctx;
-    float *g = scratch + plan->cls, *q = scratch + plan->q, *p = scratch + plan->att;
+    int W = (int)c->text_width;
+    float *qkv = scratch + plan->qkv;
+    float *g = scratch + plan->cls, *q = scratch + plan->q;
+    bmc__pool *pool = plan->pool;
     int rows = 0;
     for (int i = 0; i < n; i++) rows += lens[i];
 
@@ -131,36 +144,18 @@ void bmc__bert_run_layer_cls(const bmc_model *model, int layer, const float *h,
         memcpy(g + (size_t)i * W, h + at * W, sizeof(float) * (size_t)W);
         at += (size_t)lens[i];
     }
-    bmc__linear(g, n, W, W, L->q_w, L->q_b, W, q, W);
-    bmc__linear(h, rows, W, W, L->k_w, L->k_b, W, qkv + W, 3 * W);
-    bmc__linear(h, rows, W, W, L->v_w, L->v_b, W, qkv + 2 * W, 3 * W);
+    bmc__gemm(pool, g, n, W, W, L->q_w, W, L->q_b, W, q, W, 0);
+    bmc__gemm(pool, h, rows, W, W, L->k_w, W, L->k_b, W, qkv + W, 3 * W, 0);
+    bmc__gemm(pool, h, rows, W, W, L->v_w, W, L->v_b, W, qkv + 2 * W, 3 * W, 0);
 
-    /* one query per text and head: scores over the text's keys, softmax, weighted values */
-    at = 0;
-    for (int i = 0; i < n; i++) {
-        int len = lens[i];
-        const float *K = qkv + at * 3 * W + W, *V = qkv + at * 3 * W + 2 * W;
-        for (int hd = 0; hd < heads; hd++) {
-            const float *qh = q + (size_t)i * W + (size_t)hd * D;
-            for (int j = 0; j < len; j++) {
-                const float *kj = K + (size_t)j * 3 * W + (size_t)hd * D;
-                float s = 0.0f;
-                for (int d = 0; d < D; d++) s += qh[d] * kj[d];
-                p[j] = s * scale;
-            }
-            bmc__softmax_rows(p, 1, len);
-            float *o = ctx + (size_t)i * W + (size_t)hd * D;
-            for (int d = 0; d < D; d++) o[d] = 0.0f;
-            for (int j = 0; j < len; j++) {
-                const float *vj = V + (size_t)j * 3 * W + (size_t)hd * D;
-                float pj = p[j];
-                for (int d = 0; d < D; d++) o[d] += pj * vj[d];
-            }
-        }
-        at += (size_t)len;
-    }
-    /* g is the residual; the tail may write its output over it */
-    bert_layer_tail(model, L, n, ctx, g, scratch + plan->a, scratch + plan->inter, g);
+    /* one query per text: scores over the text's keys, softmax, weighted values */
+    bmc__attn a = bert_attn(c, scratch, plan, lens, n);
+    a.q = q, a.ldq = W;
+    a.cls_only = 1;
+    bmc__attention(&a);
+    /* g is the residual; the tail writes its output over it */
+    bert_layer_tail(model, L, pool, n, scratch + plan->ctx, g, scratch + plan->a,
+                    scratch + plan->inter, g);
     if (cls_out != g) memcpy(cls_out, g, sizeof(float) * (size_t)n * W);
 }
 
@@ -171,19 +166,20 @@ void bmc__bert_project(const bmc_model *model, const float *cls, int n, float *o
     int W = (int)c->text_width, E = (int)c->embed_dim, Hd = (int)c->text_proj_hidden;
     if (c->text_proj_type == BMC__PROJ_MLP) {
         float *t = scratch + plan->proj;
-        bmc__linear(cls, n, W, W, w->proj0_w, NULL, Hd, t, Hd);
-        bmc__gelu(t, (size_t)n * Hd);
-        bmc__linear(t, n, Hd, Hd, w->proj2_w, NULL, E, out, E);
+        bmc__gemm(plan->pool, cls, n, W, W, w->proj0_w, W, NULL, Hd, t, Hd, BMC__GEMM_GELU);
+        bmc__gemm(plan->pool, t, n, Hd, Hd, w->proj2_w, Hd, NULL, E, out, E, 0);
     } else {
-        bmc__linear(cls, n, W, W, w->proj0_w, NULL, E, out, E);
+        bmc__gemm(plan->pool, cls, n, W, W, w->proj0_w, W, NULL, E, out, E, 0);
     }
 }
 
 /* One chunk of texts whose rows fit the planned scratch. */
 static void bert_encode_chunk(const bmc_model *model, const int *ids, const int *lens, int n,
-                              int rows, int max_len, float *scratch, float *out) {
+                              int rows, int max_len, float *scratch, float *out,
+                              bmc__pool *pool) {
     const bmc__config *c = &model->config;
     bmc__bert_plan plan = bmc__bert_plan_for(c, rows, n, max_len);
+    plan.pool = pool;
     int nl = (int)c->text_layers, W = (int)c->text_width;
     float *h = scratch + plan.h, *cls = scratch + plan.cls;
     bmc__bert_embed(model, ids, lens, n, h);
@@ -232,7 +228,7 @@ bmc_status bmc__bert_encode(bmc_ctx *ctx, const int *ids, const int *lens, int n
             k++;
         }
         bert_encode_chunk(model, ids + at, lens + i, k, rows, max_len, scratch,
-                          out + (size_t)i * E);
+                          out + (size_t)i * E, ctx->pool);
         at += (size_t)rows;
         i += k;
     }

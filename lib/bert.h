@@ -11,6 +11,7 @@
 #include <stddef.h>
 
 #include "model.h"
+#include "pool.h"
 
 /* Where each part of the scratch arena lies for a chunk of `rows` packed rows in `n` texts whose
  * longest has `max_len` ids. All offsets are in floats and 16-float (64-byte) aligned. */
@@ -20,13 +21,15 @@ typedef struct bmc__bert_plan {
     size_t ctx;     /* [rows, W]   attention context                               */
     size_t a;       /* [rows, W]   after the attention block's LayerNorm           */
     size_t inter;   /* [rows, F]   FFN hidden                                      */
-    size_t att;     /* [max_len, max_len] attention probabilities of one head      */
+    size_t att;     /* attention scratch of one thread (used when pool is NULL)    */
     size_t cls;     /* [n, W]      [CLS] rows (gathered, then final)               */
     size_t q;       /* [n, W]      queries of the [CLS] rows in the last layer     */
     size_t proj;    /* [n, max(H, E)] projection hidden                            */
     size_t total;   /* floats in all                                               */
+    bmc__pool *pool; /* the threads the stages run on; NULL: the caller alone      */
 } bmc__bert_plan;
 
+/* The plan on the caller's thread alone (set .pool to spread the work). */
 bmc__bert_plan bmc__bert_plan_for(const bmc__config *cfg, int rows, int n, int max_len);
 
 /* Check that n texts of lens[i] ids are valid input (1 <= lens[i] <= context length, ids inside

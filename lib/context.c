@@ -11,6 +11,8 @@
 #include "bert.h"
 #include "context.h"
 #include "error.h"
+#include "ops.h"
+#include "pool.h"
 #include "vit.h"
 
 #define BMC__SCRATCH_ALIGN 64
@@ -70,6 +72,22 @@ static size_t scratch_for_batch(const bmc__config *c, int b) {
     return need;
 }
 
+/* Private scratch of each pool thread: a packed block of weights, or attention over the longest
+ * sequence of either tower. */
+static size_t pool_scratch(const bmc__config *c) {
+    size_t need = BMC__GEMM_SCRATCH;
+    if (c->vision_heads > 0 && c->patch_size > 0) {
+        int g = (int)(c->image_size / c->patch_size);
+        size_t v = bmc__attention_scratch(1 + g * g, (int)(c->vision_width / c->vision_heads));
+        if (v > need) need = v;
+    }
+    if (c->text_heads > 0) {
+        size_t t = bmc__attention_scratch((int)c->context_length, (int)(c->text_width / c->text_heads));
+        if (t > need) need = t;
+    }
+    return need;
+}
+
 bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc_ctx **out) {
     if (!out) return bmc__fail(BMC_E_INVALID_ARG, "bmc_ctx_new: out is NULL");
     *out = NULL;
@@ -90,6 +108,14 @@ bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc
         bmc_ctx_free(ctx);
         return BMC_E_NOMEM;
     }
+    /* The context's own threads: n_threads, or as many as OpenBLAS uses (its default is every
+     * core; throughput mode sets it to 1 before making one context per worker). */
+    int threads = p.n_threads > 0 ? p.n_threads : openblas_get_num_threads();
+    bmc_status st = bmc__pool_new(threads, pool_scratch(&model->config), &ctx->pool);
+    if (st != BMC_OK) {
+        bmc_ctx_free(ctx);
+        return st;
+    }
     /* OpenBLAS has one process-wide thread count (biomedclip.h, Threads). */
     if (p.n_threads > 0) openblas_set_num_threads(p.n_threads);
     *out = ctx;
@@ -98,6 +124,7 @@ bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc
 
 void bmc_ctx_free(bmc_ctx *ctx) {
     if (!ctx) return;
+    bmc__pool_free(ctx->pool);
     scratch_free(ctx->scratch);
     bmc__free(ctx);
 }

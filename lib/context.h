@@ -6,12 +6,14 @@
 
 #include "biomedclip.h"
 #include "model.h"
+#include "pool.h"
 
 struct bmc_ctx {
     const bmc_model *model;
     bmc_ctx_params params;
     float *scratch;          /* one arena shared by both towers (they never run at once) */
     size_t scratch_floats;   /* its capacity */
+    bmc__pool *pool;         /* the threads a forward pass runs on (pool.h) */
 };
 
 /* A scratch area of at least n floats (64-byte aligned), grown if needed: growth happens only

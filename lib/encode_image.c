@@ -48,7 +48,7 @@ bmc_status bmc_encode_image(bmc_ctx *ctx, const bmc_image *images, int n, float 
                 return bmc__fail(st, "bmc_encode_image: image %d: %s", i + j, why);
             }
         }
-        bmc__vit_forward(model, buf, m, buf + in_part, out + (size_t)i * c->embed_dim);
+        bmc__vit_forward(model, buf, m, buf + in_part, out + (size_t)i * c->embed_dim, ctx->pool);
     }
     if (normalize) bmc__l2_normalize_rows(out, n, (int)c->embed_dim);
     return BMC_OK;

@@ -59,6 +59,7 @@ void bmc__log(int level, const char *fmt, ...) {
  * a data race (tests/sh/test_tsan.sh). */
 static _Atomic long bmc__alloc_count;
 static _Atomic long bmc__alloc_fail_at; /* 0: never */
+static _Thread_local unsigned long bmc__alloc_failed; /* failures seen by this thread */
 
 long bmc__alloc_fail_after(long n) {
     long made = atomic_exchange_explicit(&bmc__alloc_count, 0, memory_order_relaxed);
@@ -72,19 +73,26 @@ static int bmc__alloc_should_fail(void) {
     return at > 0 && count >= at;
 }
 
+unsigned long bmc__alloc_failures(void) { return bmc__alloc_failed; }
+
+static void *bmc__alloc_result(void *p) {
+    if (!p) bmc__alloc_failed++;
+    return p;
+}
+
 void *bmc__malloc(size_t size) {
-    if (bmc__alloc_should_fail()) return NULL;
-    return malloc(size ? size : 1);
+    if (bmc__alloc_should_fail()) return bmc__alloc_result(NULL);
+    return bmc__alloc_result(malloc(size ? size : 1));
 }
 
 void *bmc__calloc(size_t n, size_t size) {
-    if (bmc__alloc_should_fail()) return NULL;
-    return calloc(n ? n : 1, size ? size : 1);
+    if (bmc__alloc_should_fail()) return bmc__alloc_result(NULL);
+    return bmc__alloc_result(calloc(n ? n : 1, size ? size : 1));
 }
 
 void *bmc__realloc(void *p, size_t size) {
-    if (bmc__alloc_should_fail()) return NULL;
-    return realloc(p, size ? size : 1);
+    if (bmc__alloc_should_fail()) return bmc__alloc_result(NULL);
+    return bmc__alloc_result(realloc(p, size ? size : 1));
 }
 
 void bmc__free(void *p) { free(p); }

@@ -28,6 +28,10 @@ void bmc__free(void *p);
  * Returns the number of allocations made since the last call. Not thread-safe. */
 long bmc__alloc_fail_after(long n);
 
+/* How many allocations have failed on this thread so far: lets code behind a third-party API
+ * that folds every failure into one message (stb_image) tell out-of-memory from bad input. */
+unsigned long bmc__alloc_failures(void);
+
 /* Checked size arithmetic: returns 0 and leaves *out unchanged on overflow. */
 int bmc__mul_size(size_t a, size_t b, size_t *out);
 

@@ -66,8 +66,10 @@ bmc_status bmc__decode_any(const uint8_t *data, size_t size, const char *name, b
 /* True when a TGA header this plausible is at data (TGA has no magic number). */
 int bmc__tga_plausible(const uint8_t *data, size_t size);
 
-/* zlib inflate into out[out_size] (exactly; a longer stream is cut). Returns 1 when out was
- * filled, 0 when the stream is corrupt or ends early (stb_image's inflater). */
+/* zlib inflate (stb_image's inflater) of the first out_size bytes of a stream into out, which
+ * must have room for out_size + BMC__INFLATE_SLACK bytes. Returns 1 when the out_size bytes
+ * are there (a longer stream is cut), 0 when the stream is corrupt or ends early. */
+#define BMC__INFLATE_SLACK 512
 int bmc__inflate(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_size);
 /* JPEG: the first SOF's components (1, 3, 4), or 0 when none; and whether an EOI marker
  * follows the first scan (a file without one is truncated). */

@@ -41,18 +41,15 @@
 /* ---- zlib ---------------------------------------------------------------------------------- */
 
 int bmc__inflate(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_size) {
-    /* stb stops with "output buffer limit" when the stream holds more than the buffer; give it
-     * room for one more match (<= 258 bytes) so that stop means the wanted bytes are all there. */
-    if (in_size > 0x7fffffff || out_size > 0x7fffffff - 512) return 0;
-    size_t cap = out_size + 258;
-    char *buf = bmc__malloc(cap);
-    if (!buf) return 0;
-    int n = stbi_zlib_decode_buffer(buf, (int)cap, (const char *)in, (int)in_size);
-    int ok = n >= 0 ? (size_t)n >= out_size
-                    : (stbi_failure_reason() && !strcmp(stbi_failure_reason(), "output buffer limit"));
-    if (ok) memcpy(out, buf, out_size);
-    bmc__free(buf);
-    return ok;
+    /* stb stops with "output buffer limit" when the stream holds more than the buffer; the
+     * BMC__INFLATE_SLACK extra bytes (>= one match, 258) make that stop mean the wanted bytes
+     * are all there. */
+    if (in_size > 0x7fffffff || out_size > 0x7fffffff - BMC__INFLATE_SLACK) return 0;
+    int n = stbi_zlib_decode_buffer((char *)out, (int)(out_size + BMC__INFLATE_SLACK), (const char *)in,
+                                    (int)in_size);
+    if (n >= 0) return (size_t)n >= out_size;
+    const char *why = stbi_failure_reason();
+    return why && !strcmp(why, "output buffer limit");
 }
 
 /* ---- JPEG markers -------------------------------------------------------------------------- */
@@ -121,14 +118,21 @@ bmc_status bmc__decode_jpeg(const uint8_t *data, size_t size, const char *name, 
     /* stb_image cannot tell a truncated file (it decodes zeros past the end); PIL refuses one */
     if (!eoi) return bmc__fail(BMC_E_IMAGE, "%s: truncated JPEG (no end-of-image marker after the scan)", name);
     if (size > 0x7fffffff) return bmc__fail(BMC_E_IMAGE, "%s: JPEG file over 2 GiB", name);
+    /* stb folds a failed allocation in its format probe into "unknown image type" (the probe
+     * says "not a JPEG" and stb tries the next format), so count our allocator's failures. */
     int x, y, n;
-    if (!stbi_info_from_memory(data, (int)size, &x, &y, &n))
-        return bmc__fail(BMC_E_IMAGE, "%s: corrupt JPEG (%s)", name, stbi_failure_reason());
+    unsigned long failed_before = bmc__alloc_failures();
+    if (!stbi_info_from_memory(data, (int)size, &x, &y, &n)) {
+        const char *why = stbi_failure_reason();
+        if (bmc__alloc_failures() != failed_before)
+            return bmc__fail(BMC_E_NOMEM, "%s: out of memory reading the JPEG header", name);
+        return bmc__fail(BMC_E_IMAGE, "%s: corrupt JPEG (%s)", name, why ? why : "?");
+    }
     if ((st = bmc__check_size(what, x, y)) != BMC_OK) return st;
     uint8_t *pix = stbi_load_from_memory(data, (int)size, &x, &y, &n, 0);
     if (!pix) {
         const char *why = stbi_failure_reason();
-        if (why && !strcmp(why, "outofmem"))
+        if (bmc__alloc_failures() != failed_before)
             return bmc__fail(BMC_E_NOMEM, "%s: out of memory decoding a %d x %d JPEG", name, x, y);
         return bmc__fail(BMC_E_IMAGE, "%s: corrupt JPEG (%s)", name, why ? why : "?");
     }

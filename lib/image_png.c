@@ -196,7 +196,7 @@ bmc_status bmc__decode_png(const uint8_t *data, size_t size, const char *name, b
         pass_dims(&pi, pass, &pw, &ph);
         if (pw && ph) total += (size_t)ph * (1 + row_bytes(&pi, pw));
     }
-    uint8_t *z = bmc__malloc(idat_total ? idat_total : 1), *raw = bmc__malloc(total);
+    uint8_t *z = bmc__malloc(idat_total ? idat_total : 1), *raw = bmc__malloc(total + BMC__INFLATE_SLACK);
     if (!z || !raw) {
         bmc__free(z);
         bmc__free(raw);
@@ -243,6 +243,10 @@ bmc_status bmc__decode_png(const uint8_t *data, size_t size, const char *name, b
             }
             prev = r + 1;
             const int *a = adam7[pass];
+            if (!pi.interlace && pi.depth == 8) { /* the row is already in the decoded layout */
+                memcpy(out->pix + (size_t)j * rb, r + 1, rb);
+                continue;
+            }
             for (int i = 0; i < pw; i++) {
                 int x = pi.interlace ? a[0] + i * a[2] : i, y = pi.interlace ? a[1] + j * a[3] : j;
                 put_pixel(&pi, r + 1, i, out, x, y);

@@ -1,4 +1,5 @@
-/* ops.c - the tensor core: Linear (OpenBLAS sgemm), LayerNorm, exact GELU, softmax, attention.
+/* ops.c - the tensor core's element-wise parts: LayerNorm, exact GELU, softmax, L2 norm
+ * (the products are in gemm.c, attention in attention.c).
  *
  * Numerics (spec section 10, pitfall 7): PyTorch's CPU reference runs blocked fp32 GEMMs, so
  * the products stay in fp32 here too (sgemm); the reductions that are sensitive to
@@ -13,8 +14,6 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
-
-#include <cblas.h>
 
 #include "ops.h"
 #include "profile.h"
@@ -40,37 +39,65 @@ static inline float u2f(uint32_t u) {
 
 void bmc__linear(const float *x, int M, int K, int ldx, const float *w, const float *b, int N,
                  float *y, int ldy) {
-    if (M <= 0 || N <= 0) return;
-    BMC__PROF_BEGIN(t0);
-    /* y[M,N] = x[M,K] * w[N,K]^T: w is PyTorch's [out, in] layout, read transposed in place. */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, ldx, w, K, 0.0f, y,
-                ldy);
-    if (b)
-        for (int i = 0; i < M; i++) {
-            float *row = y + (size_t)i * ldy;
-            for (int j = 0; j < N; j++) row[j] += b[j];
+    bmc__gemm(NULL, x, M, K, ldx, w, K, b, N, y, ldy, 0);
+}
+
+/* One row: mean, then the biased variance around it (two passes, no cancellation), both
+ * summed in double over 8 fixed lanes (vectorisable, the same order on every machine). */
+BMC__VECTORIZE
+static void layernorm_row(const float *xr, float *yr, int N, const float *w, const float *b,
+                          float eps) {
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum = 0.0;
+    int j = 0;
+    for (; j + 8 <= N; j += 8)
+        for (int t = 0; t < 8; t++) lane[t] += xr[j + t];
+    for (; j < N; j++) sum += xr[j];
+    for (int t = 0; t < 8; t++) sum += lane[t];
+    double mean = sum / N, ss = 0.0;
+    for (int t = 0; t < 8; t++) lane[t] = 0.0;
+    for (j = 0; j + 8 <= N; j += 8)
+        for (int t = 0; t < 8; t++) {
+            double d = xr[j + t] - mean;
+            lane[t] += d * d;
         }
-    BMC__PROF_END(BMC__PROF_GEMM, t0);
+    for (; j < N; j++) {
+        double d = xr[j] - mean;
+        ss += d * d;
+    }
+    for (int t = 0; t < 8; t++) ss += lane[t];
+    double rstd = 1.0 / sqrt(ss / N + (double)eps);
+    for (j = 0; j < N; j++) yr[j] = (float)((xr[j] - mean) * rstd) * w[j] + b[j];
 }
 
 void bmc__layernorm(const float *x, float *y, int M, int N, const float *w, const float *b,
                     float eps) {
     BMC__PROF_BEGIN(t0);
-    for (int i = 0; i < M; i++) {
-        const float *xr = x + (size_t)i * N;
-        float *yr = y + (size_t)i * N;
-        /* two passes in double: mean, then the biased variance around it (no cancellation) */
-        double sum = 0.0;
-        for (int j = 0; j < N; j++) sum += xr[j];
-        double mean = sum / N;
-        double ss = 0.0;
-        for (int j = 0; j < N; j++) {
-            double d = xr[j] - mean;
-            ss += d * d;
-        }
-        double rstd = 1.0 / sqrt(ss / N + (double)eps);
-        for (int j = 0; j < N; j++) yr[j] = (float)((xr[j] - mean) * rstd) * w[j] + b[j];
-    }
+    for (int i = 0; i < M; i++)
+        layernorm_row(x + (size_t)i * N, y + (size_t)i * N, N, w, b, eps);
+    BMC__PROF_END(BMC__PROF_NORM_ACT, t0);
+}
+
+typedef struct ln_job {
+    const float *x, *w, *b;
+    float *y;
+    int ldx, ldy, M, N, rows;
+    float eps;
+} ln_job;
+
+static void ln_task(void *arg, int task, int thread) {
+    (void)thread;
+    const ln_job *j = arg;
+    int i1 = (task + 1) * j->rows < j->M ? (task + 1) * j->rows : j->M;
+    for (int i = task * j->rows; i < i1; i++)
+        layernorm_row(j->x + (size_t)i * j->ldx, j->y + (size_t)i * j->ldy, j->N, j->w, j->b,
+                      j->eps);
+}
+
+void bmc__layernorm_rows(bmc__pool *pool, const float *x, int ldx, float *y, int ldy, int M,
+                         int N, const float *w, const float *b, float eps) {
+    BMC__PROF_BEGIN(t0);
+    ln_job j = {x, w, b, y, ldx, ldy, M, N, 16, eps};
+    bmc__pool_run(M > 16 ? pool : NULL, ln_task, &j, (M + j.rows - 1) / j.rows);
     BMC__PROF_END(BMC__PROF_NORM_ACT, t0);
 }
 
@@ -167,26 +194,6 @@ void bmc__softmax_rows(float *x, int M, int N) {
         for (j = 0; j < N; j++) r[j] *= inv;
     }
     BMC__PROF_END(BMC__PROF_NORM_ACT, t0);
-}
-
-void bmc__attention(const float *qkv, int L, int ld, int W, int heads, float scale, float *out,
-                    int ldo, float *scratch) {
-    BMC__PROF_BEGIN(t0);
-    int hd = W / heads;
-    float *s = scratch; /* [L, L] scores of one head */
-    for (int h = 0; h < heads; h++) {
-        const float *q = qkv + (size_t)h * hd;         /* [L, hd] view, row stride ld */
-        const float *k = qkv + W + (size_t)h * hd;
-        const float *v = qkv + 2 * (size_t)W + (size_t)h * hd;
-        /* S = scale * Q K^T */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, L, L, hd, scale, q, ld, k, ld, 0.0f,
-                    s, L);
-        bmc__softmax_rows(s, L, L);
-        /* O_h = S V, written into columns h*hd .. h*hd+hd-1 of out */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, L, hd, L, 1.0f, s, L, v, ld, 0.0f,
-                    out + (size_t)h * hd, ldo);
-    }
-    BMC__PROF_END(BMC__PROF_ATTENTION, t0);
 }
 
 void bmc__add(float *x, const float *y, size_t n) {

@@ -5,8 +5,19 @@
 
 #include <stddef.h>
 
-/* Y[M, N] = X[M, K] W[N, K]^T (+ b[N] if b) — every matrix product goes through here (OpenBLAS,
- * or a hand-written kernel for thin M where that measures faster). ldx/ldy are row strides. */
+#include "pool.h"
+
+/* Y[M, N] = X[M, K] W[N, K]^T (+ b[N] if b), the tasks spread over `pool` (NULL: the caller
+ * alone). Every Linear layer goes through here (gemm.c: an AVX-512 kernel, else OpenBLAS).
+ * ldx, ldw, ldy are row strides. flags: */
+#define BMC__GEMM_ACC 1  /* y = y + (X W^T + b): add into what y holds (a residual)        */
+#define BMC__GEMM_GELU 2 /* y = GELU(X W^T + b) (not with BMC__GEMM_ACC)                    */
+/* Per-thread scratch floats bmc__gemm takes from the pool (a packed block of W). */
+#define BMC__GEMM_SCRATCH (64 * 768)
+void bmc__gemm(bmc__pool *pool, const float *x, int M, int K, int ldx, const float *w, int ldw,
+               const float *b, int N, float *y, int ldy, int flags);
+
+/* bmc__gemm without a pool or flags, W rows of length K. */
 void bmc__linear(const float *x, int M, int K, int ldx, const float *w, const float *b, int N,
                  float *y, int ldy);
 
@@ -19,12 +30,35 @@ void bmc__gelu(float *x, size_t n);
 /* In-place softmax over each of M rows of length N. */
 void bmc__softmax_rows(float *x, int M, int N);
 
-/* Multi-head self-attention for one sequence of L tokens.
- * qkv: [L, ld] with Q at column 0, K at column W, V at column 2W, where W = heads * 64-ish
- * (head_dim = W / heads). out: [L, W] (row stride ldo). scratch: at least L * L floats.
- * scale multiplies q.k. No masking (the text tower runs only real tokens). */
-void bmc__attention(const float *qkv, int L, int ld, int W, int heads, float scale, float *out,
-                    int ldo, float *scratch);
+/* Multi-head self-attention (no masking: texts run only their real tokens) over n_seq
+ * sequences whose rows lie one after another: sequence s has lens[s] rows (or len rows each
+ * when lens is NULL). Row r of the keys is k + r * ldk, likewise v; each head h uses columns
+ * h*D .. h*D+D-1 of q, k, v and out (D = W / heads). out = softmax(scale * q k^T) v per head.
+ * cls_only: only the first row of each sequence is a query; its query row is q + s * ldq and
+ * its output row out + s * ldo (the last layer of a tower, whose output is the class token).
+ * Per-thread scratch: the pool's, or `scratch` (bmc__attention_scratch floats) without one. */
+typedef struct bmc__attn {
+    bmc__pool *pool;
+    const float *q, *k, *v;
+    int ldq, ldk, ldv;
+    float *out;
+    int ldo;
+    int n_seq;
+    const int *lens; /* [n_seq] or NULL */
+    int len;         /* rows per sequence when lens is NULL */
+    int cls_only;
+    int W, heads;
+    float scale;
+    float *scratch;  /* used when pool is NULL */
+} bmc__attn;
+void bmc__attention(const bmc__attn *a);
+
+/* Floats of scratch one thread needs for sequences of up to max_len rows. */
+size_t bmc__attention_scratch(int max_len, int head_dim);
+
+/* Y = LayerNorm(X) (as bmc__layernorm) with the rows spread over the pool; row strides ldx, ldy. */
+void bmc__layernorm_rows(bmc__pool *pool, const float *x, int ldx, float *y, int ldy, int M,
+                         int N, const float *w, const float *b, float eps);
 
 /* x[i] += y[i] */
 void bmc__add(float *x, const float *y, size_t n);

@@ -5,9 +5,12 @@
 #include <time.h>
 
 #ifdef BMC_PROFILE
-static uint64_t prof_ns[BMC__PROF_N];    /* updated with atomic adds: contexts may run in parallel */
+static uint64_t prof_ns[BMC__PROF_N];    /* updated with atomic adds */
 static uint64_t prof_calls[BMC__PROF_N];
-static _Thread_local int prof_depth;      /* nesting depth of regions on this thread */
+/* Regions open in the whole process. Process-wide rather than per thread: an op that hands work
+ * to the context's pool (GEMM with a fused GELU, attention calling softmax) opens regions on the
+ * worker threads too, and those must not be counted a second time. */
+static int prof_open;
 
 static uint64_t now_ns(void) {
     struct timespec ts;
@@ -15,10 +18,13 @@ static uint64_t now_ns(void) {
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t bmc__prof_begin(void) { return prof_depth++ == 0 ? now_ns() : 0; }
+uint64_t bmc__prof_begin(void) {
+    return __atomic_fetch_add(&prof_open, 1, __ATOMIC_ACQ_REL) == 0 ? now_ns() : 0;
+}
 
 void bmc__prof_end(int kind, uint64_t start) {
-    if (--prof_depth != 0 || start == 0 || kind < 0 || kind >= BMC__PROF_N) return;
+    __atomic_fetch_sub(&prof_open, 1, __ATOMIC_ACQ_REL);
+    if (start == 0 || kind < 0 || kind >= BMC__PROF_N) return;
     __atomic_fetch_add(&prof_ns[kind], now_ns() - start, __ATOMIC_RELAXED);
     __atomic_fetch_add(&prof_calls[kind], 1, __ATOMIC_RELAXED);
 }

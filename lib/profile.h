@@ -5,8 +5,10 @@
  *
  * Use in ops.c: wrap the body of an op in
  *     BMC__PROF_BEGIN(t);  ...work...  BMC__PROF_END(BMC__PROF_GEMM, t);
- * Regions nest (attention calls softmax): only the outermost region on a thread is counted, so
- * the categories never overlap and their sum is at most the wall time of the pass. */
+ * Regions nest (attention calls softmax, a GEMM task applies GELU on a pool thread): only a
+ * region opened while no other is open anywhere in the process is counted, so the categories
+ * never overlap and their sum is at most the wall time of the pass. Profile one context at a
+ * time (bench --profile does): regions of concurrent contexts would hide each other. */
 #ifndef BMC_PROFILE_H
 #define BMC_PROFILE_H
 

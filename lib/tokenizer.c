@@ -59,10 +59,9 @@ static void wordpiece(tok *t, const uint32_t *w, size_t n) {
         emit(t, (int)t->cfg->unk_id);
         return;
     }
-    /* UTF-8 bytes of the word after a "##" prefix; off[i] = byte offset of character i. */
-    char buf[2 + 4 * BMC__TOK_MAX_WORD], sub[2 + 4 * BMC__TOK_MAX_WORD];
+    /* bytes: the word in UTF-8, off[i] = byte offset of character i; sub: "##" + a suffix. */
+    char bytes[4 * BMC__TOK_MAX_WORD], sub[2 + 4 * BMC__TOK_MAX_WORD];
     size_t off[BMC__TOK_MAX_WORD + 1];
-    char *bytes = buf + 2;
     off[0] = 0;
     for (size_t i = 0; i < n; i++) off[i + 1] = off[i] + (size_t)bmc__utf8_put(w[i], bytes + off[i]);
     int found[BMC__TOK_MAX_WORD];

@@ -37,8 +37,9 @@ bmc__vit_plan bmc__vit_plan_for(const bmc__config *cfg, int n) {
     p.xn = off, off += align16(rows * W);
     p.att = off, off += align16(rows * W);
     p.big = off, off += align16(rows * wide);
-    p.scores = off, off += align16((size_t)p.T * p.T);
+    p.scores = off, off += align16(bmc__attention_scratch(p.T, (int)(W / cfg->vision_heads)));
     p.total = off;
+    p.pool = NULL;
     return p;
 }
 
@@ -81,7 +82,7 @@ void bmc__vit_embed(const bmc_model *model, const float *chw, int n, float *scra
                     }
             }
     }
-    bmc__linear(cols, n * G * G, K, K, w->patch_w, w->patch_b, W, tok, W);
+    bmc__gemm(plan->pool, cols, n * G * G, K, K, w->patch_w, K, w->patch_b, W, tok, W, 0);
 
     /* tokens: cls first, then the patches; + pos_embed (row 0 belongs to cls) */
     for (int i = 0; i < n; i++) {
@@ -96,32 +97,71 @@ void bmc__vit_embed(const bmc_model *model, const float *chw, int n, float *scra
     }
 }
 
+static bmc__attn vit_attn(const bmc__config *c, float *scratch, const bmc__vit_plan *plan) {
+    int W = (int)c->vision_width, H = (int)c->vision_heads;
+    float *big = scratch + plan->big;
+    bmc__attn a;
+    memset(&a, 0, sizeof a);
+    a.pool = plan->pool;
+    a.q = big, a.k = big + W, a.v = big + 2 * W;
+    a.ldq = a.ldk = a.ldv = 3 * W;
+    a.out = scratch + plan->att, a.ldo = W;
+    a.n_seq = plan->n, a.len = plan->T;
+    a.W = W, a.heads = H;
+    a.scale = (float)(1.0 / sqrt((double)(W / H))); /* head_dim^-0.5, 0.125 at 64 */
+    a.scratch = scratch + plan->scores;
+    return a;
+}
+
 void bmc__vit_run_block(const bmc_model *model, int layer, float *scratch,
                         const bmc__vit_plan *plan) {
     const bmc__config *c = &model->config;
     const bmc__vit_block *b = &model->vit.blocks[layer];
-    int W = (int)c->vision_width, F = (int)c->vision_mlp, H = (int)c->vision_heads;
-    int T = plan->T, rows = plan->n * T;
+    int W = (int)c->vision_width, F = (int)c->vision_mlp;
+    int rows = plan->n * plan->T;
     float eps = (float)c->vision_ln_eps;
     float *x = scratch + plan->x, *xn = scratch + plan->xn, *att = scratch + plan->att;
-    float *big = scratch + plan->big, *scores = scratch + plan->scores;
-    float scale = (float)(1.0 / sqrt((double)(W / H))); /* head_dim^-0.5, 0.125 at 64 */
+    float *big = scratch + plan->big;
+    bmc__pool *pool = plan->pool;
 
     /* x = x + proj(attention(LN1(x))) */
-    bmc__layernorm(x, xn, rows, W, b->norm1_w, b->norm1_b, eps);
-    bmc__linear(xn, rows, W, W, b->qkv_w, b->qkv_b, 3 * W, big, 3 * W); /* [rows, Q|K|V] */
-    for (int i = 0; i < plan->n; i++)
-        bmc__attention(big + (size_t)i * T * 3 * W, T, 3 * W, W, H, scale,
-                       att + (size_t)i * T * W, W, scores);
-    bmc__linear(att, rows, W, W, b->proj_w, b->proj_b, W, xn, W);
-    bmc__add(x, xn, (size_t)rows * W);
+    bmc__layernorm_rows(pool, x, W, xn, W, rows, W, b->norm1_w, b->norm1_b, eps);
+    bmc__gemm(pool, xn, rows, W, W, b->qkv_w, W, b->qkv_b, 3 * W, big, 3 * W, 0); /* Q|K|V */
+    bmc__attn a = vit_attn(c, scratch, plan);
+    bmc__attention(&a);
+    bmc__gemm(pool, att, rows, W, W, b->proj_w, W, b->proj_b, W, x, W, BMC__GEMM_ACC);
 
     /* x = x + fc2(GELU(fc1(LN2(x)))) */
-    bmc__layernorm(x, xn, rows, W, b->norm2_w, b->norm2_b, eps);
-    bmc__linear(xn, rows, W, W, b->fc1_w, b->fc1_b, F, big, F);
-    bmc__gelu(big, (size_t)rows * F);
-    bmc__linear(big, rows, F, F, b->fc2_w, b->fc2_b, W, att, W);
-    bmc__add(x, att, (size_t)rows * W);
+    bmc__layernorm_rows(pool, x, W, xn, W, rows, W, b->norm2_w, b->norm2_b, eps);
+    bmc__gemm(pool, xn, rows, W, W, b->fc1_w, W, b->fc1_b, F, big, F, BMC__GEMM_GELU);
+    bmc__gemm(pool, big, rows, F, F, b->fc2_w, F, b->fc2_b, W, x, W, BMC__GEMM_ACC);
+}
+
+void bmc__vit_run_block_cls(const bmc_model *model, int layer, float *scratch,
+                            const bmc__vit_plan *plan) {
+    const bmc__config *c = &model->config;
+    const bmc__vit_block *b = &model->vit.blocks[layer];
+    int W = (int)c->vision_width, F = (int)c->vision_mlp, T = plan->T, n = plan->n;
+    int rows = n * T;
+    float eps = (float)c->vision_ln_eps;
+    float *x = scratch + plan->x, *xn = scratch + plan->xn, *att = scratch + plan->att;
+    float *big = scratch + plan->big;
+    bmc__pool *pool = plan->pool;
+
+    /* keys and values of every row; the query of each cls row (row i*T, into its Q columns) */
+    bmc__layernorm_rows(pool, x, W, xn, W, rows, W, b->norm1_w, b->norm1_b, eps);
+    bmc__gemm(pool, xn, rows, W, W, b->qkv_w + (size_t)W * W, W, b->qkv_b + W, 2 * W, big + W,
+              3 * W, 0);
+    bmc__gemm(pool, xn, n, W, T * W, b->qkv_w, W, b->qkv_b, W, big, T * 3 * W, 0);
+    bmc__attn a = vit_attn(c, scratch, plan);
+    a.cls_only = 1;
+    a.ldq = T * 3 * W; /* query s is row s*T of big; its output row s of att [n, W] */
+    bmc__attention(&a);
+    /* the cls rows of x (stride T*W): + proj, then + MLP */
+    bmc__gemm(pool, att, n, W, W, b->proj_w, W, b->proj_b, W, x, T * W, BMC__GEMM_ACC);
+    bmc__layernorm_rows(pool, x, T * W, xn, W, n, W, b->norm2_w, b->norm2_b, eps);
+    bmc__gemm(pool, xn, n, W, W, b->fc1_w, W, b->fc1_b, F, big, F, BMC__GEMM_GELU);
+    bmc__gemm(pool, big, n, F, F, b->fc2_w, F, b->fc2_b, W, x, T * W, BMC__GEMM_ACC);
 }
 
 void bmc__vit_final_norm(const bmc_model *model, const float *scratch, const bmc__vit_plan *plan,
@@ -138,18 +178,20 @@ void bmc__vit_pool_project(const bmc_model *model, float *scratch, const bmc__vi
     float *pooled = scratch + plan->att; /* [n, W] */
     /* LayerNorm is per row, so normalising only the cls rows equals taking them after the
      * full-sequence norm (timm: norm(x) then x[:, 0]). */
-    for (int i = 0; i < plan->n; i++)
-        bmc__layernorm(scratch + plan->x + (size_t)i * plan->T * W, pooled + (size_t)i * W, 1, W,
-                       model->vit.norm_w, model->vit.norm_b, (float)c->vision_ln_eps);
-    bmc__linear(pooled, plan->n, W, W, model->vit.head_w, NULL, (int)c->embed_dim, out,
-                (int)c->embed_dim);
+    bmc__layernorm_rows(NULL, scratch + plan->x, plan->T * W, pooled, W, plan->n, W,
+                        model->vit.norm_w, model->vit.norm_b, (float)c->vision_ln_eps);
+    bmc__gemm(plan->pool, pooled, plan->n, W, W, model->vit.head_w, W, NULL, (int)c->embed_dim,
+              out, (int)c->embed_dim, 0);
 }
 
-void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out) {
+void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out,
+                      bmc__pool *pool) {
     bmc__vit_plan plan = bmc__vit_plan_for(&model->config, n);
+    plan.pool = pool;
+    int L = (int)model->config.vision_layers;
     bmc__vit_embed(model, chw, n, scratch, &plan);
-    for (int l = 0; l < (int)model->config.vision_layers; l++)
-        bmc__vit_run_block(model, l, scratch, &plan);
+    for (int l = 0; l + 1 < L; l++) bmc__vit_run_block(model, l, scratch, &plan);
+    if (L > 0) bmc__vit_run_block_cls(model, L - 1, scratch, &plan);
     bmc__vit_pool_project(model, scratch, &plan, out);
 }
 
@@ -169,7 +211,7 @@ bmc_status bmc__vit_encode(bmc_ctx *ctx, const float *chw, int n, float *out) {
         float *scratch = bmc__ctx_scratch(ctx, bmc__vit_plan_for(c, m).total);
         if (!scratch) return BMC_E_NOMEM;
         bmc__vit_forward(ctx->model, chw + (size_t)i * in_floats, m, scratch,
-                         out + (size_t)i * c->embed_dim);
+                         out + (size_t)i * c->embed_dim, ctx->pool);
     }
     return BMC_OK;
 }

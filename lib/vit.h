@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "model.h"
+#include "pool.h"
 
 /* Where each part of the scratch arena lies for n images. Offsets are in floats, 16-float
  * (64-byte) aligned. T = tokens per image, W = width, F = MLP width, E = embed dim. */
@@ -20,10 +21,12 @@ typedef struct bmc__vit_plan {
     size_t xn;      /* [n*T, W]  LayerNorm output; projection outputs             */
     size_t att;     /* [n*T, W]  attention context; patch GEMM output; pooled cls  */
     size_t big;     /* [n*T, max(3W, F, 3P^2)]  QKV, MLP hidden or im2col patches  */
-    size_t scores;  /* [T, T]    attention probabilities of one head              */
+    size_t scores;  /* attention scratch of one thread (used when pool is NULL)    */
     size_t total;   /* floats in all                                              */
+    bmc__pool *pool; /* the threads the stages run on; NULL: the caller alone     */
 } bmc__vit_plan;
 
+/* The plan for n images on the caller's thread alone (set .pool to spread the work). */
 bmc__vit_plan bmc__vit_plan_for(const bmc__config *cfg, int n);
 
 /* Check the vision configuration the forward pass relies on (BMC_E_FORMAT naming the field). */
@@ -37,6 +40,12 @@ void bmc__vit_embed(const bmc_model *model, const float *chw, int n, float *scra
 void bmc__vit_run_block(const bmc_model *model, int layer, float *scratch,
                         const bmc__vit_plan *plan);
 
+/* The same block computed only for each image's class-token row (keys and values of every row,
+ * the query, projection and MLP of the cls rows): exact for the last block, whose other rows
+ * nothing reads. The other rows of scratch+x are left as they were. */
+void bmc__vit_run_block_cls(const bmc_model *model, int layer, float *scratch,
+                            const bmc__vit_plan *plan);
+
 /* y[n*T, W] = final LayerNorm of every token of scratch+x (used by tests; the encoder only
  * normalises the cls rows, which gives the same values). */
 void bmc__vit_final_norm(const bmc_model *model, const float *scratch, const bmc__vit_plan *plan,
@@ -48,8 +57,10 @@ void bmc__vit_pool_project(const bmc_model *model, float *scratch, const bmc__vi
                            float *out);
 
 /* The whole tower on n images in one batch: out[n, E] raw (unnormalised) embeddings. scratch
- * holds plan.total floats of bmc__vit_plan_for(cfg, n). */
-void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out);
+ * holds plan.total floats of bmc__vit_plan_for(cfg, n). The work runs on pool (NULL: the
+ * caller alone). */
+void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out,
+                      bmc__pool *pool);
 
 /* Images per forward pass in bmc__vit_encode: max(max_batch, 16). Larger calls run in chunks. */
 int bmc__vit_chunk(const bmc_ctx *ctx);

@@ -8,8 +8,9 @@ BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 SHARED_DATA=${SHARED_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 export BUILD PYTHON SHARED_DATA
-export BMC_TESTDATA=${BMC_TESTDATA:-$BUILD/testdata}
+BMC_TESTDATA=${BMC_TESTDATA:-$BUILD/testdata}
 mkdir -p "$BMC_TESTDATA"
+export BMC_TESTDATA=$(cd "$BMC_TESTDATA" && pwd)   # absolute: some tests change directory
 export CMOCKA_MESSAGE_OUTPUT=stdout
 
 # Generated test data first (random checkpoints, converted models, PyTorch goldens), in name

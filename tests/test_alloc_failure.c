@@ -41,15 +41,21 @@ static size_t heap_in_use(void) {
 typedef bmc_status (*op_fn)(void *arg);  /* one attempt; on success it keeps what it made */
 typedef void (*undo_fn)(void *arg);      /* frees what a successful attempt made */
 
-/* Runs op with the n-th allocation failing, n = 1, 2, ... until it succeeds; returns the n. */
-static long until_ok(const char *name, op_fn op, undo_fn undo, void *arg) {
+/* Runs op with the n-th allocation failing, n = 1, 2, ... until it succeeds. Prints one line;
+ * returns the number of problems (wrong status, no message, bytes left allocated), each printed. */
+static int until_ok(const char *name, op_fn op, undo_fn undo, void *arg) {
     /* once without failures first: lazy one-time set-ups (OpenBLAS buffers, stdio, CRC
      * tables) must not be counted as leaks */
     bmc__alloc_fail_after(0);
-    assert_int_equal(op(arg), BMC_OK);
+    bmc_status st0 = op(arg);
     long total = bmc__alloc_fail_after(0);
+    if (st0 != BMC_OK) {
+        printf("PROBLEM %s: fails without injected failures: %s\n", name, bmc_last_error());
+        return 1;
+    }
     if (undo) undo(arg);
     long n;
+    int problems = 0;
     for (n = 1; n <= MAX_TRIES; n++) {
         size_t before = heap_in_use();
         bmc__alloc_fail_after(n);
@@ -59,19 +65,20 @@ static long until_ok(const char *name, op_fn op, undo_fn undo, void *arg) {
             if (undo) undo(arg);
             break;
         }
-        if (st != BMC_E_NOMEM)
-            fail_msg("%s: allocation %ld failing gave %s (%s), not BMC_E_NOMEM", name, n, bmc_status_str(st),
-                     bmc_last_error());
-        if (!bmc_last_error()[0]) fail_msg("%s: allocation %ld failing: no message", name, n);
+        if (st != BMC_E_NOMEM && problems++ < 3)
+            printf("PROBLEM %s: allocation %ld failing gave %s (%s), not BMC_E_NOMEM\n", name, n,
+                   bmc_status_str(st), bmc_last_error());
+        if (!bmc_last_error()[0] && problems++ < 3) printf("PROBLEM %s: allocation %ld failing: no message\n", name, n);
         size_t after = heap_in_use();
-        if (after != before)
-            fail_msg("%s: allocation %ld failing left %zd bytes allocated", name, n, (ssize_t)(after - before));
+        if (after != before && problems++ < 3)
+            printf("PROBLEM %s: allocation %ld failing left %zd bytes allocated\n", name, n, (ssize_t)(after - before));
     }
-    printf("%-34s %3ld allocation(s) when all succeed; failing each of the first %ld: BMC_E_NOMEM, "
-           "nothing leaked\n", name, total, n - 1);
-    assert_true(n <= MAX_TRIES);
-    assert_int_equal(n - 1, total); /* it succeeds exactly once every allocation is allowed */
-    return n;
+    if (n - 1 != total && problems++ < 3) /* it must succeed exactly once every allocation is allowed */
+        printf("PROBLEM %s: %ld allocations when all succeed, but it succeeded only with %ld allowed\n", name, total,
+               n - 1);
+    printf("%-40s %3ld allocation(s) when all succeed; each of the first %ld failed in turn: %s\n", name, total,
+           n - 1, problems ? "PROBLEMS above" : "BMC_E_NOMEM, nothing leaked");
+    return problems;
 }
 
 /* ---- the operations ---------------------------------------------------------------------- */
@@ -154,8 +161,8 @@ static bmc_status op_zero_shot(void *a) {
 
 /* ---- tests ------------------------------------------------------------------------------- */
 
-static void test_load(void **s) { until_ok("bmc_model_load (tiny)", op_load, undo_load, NULL); }
-static void test_ctx(void **s) { until_ok("bmc_ctx_new", op_ctx, undo_ctx, NULL); }
+static void test_load(void **s) { assert_int_equal(until_ok("bmc_model_load (tiny)", op_load, undo_load, NULL), 0); }
+static void test_ctx(void **s) { assert_int_equal(until_ok("bmc_ctx_new", op_ctx, undo_ctx, NULL), 0); }
 
 static void test_encode(void **s) {
     encode_arg e;
@@ -191,14 +198,16 @@ static void test_encode(void **s) {
             if (after != before)
                 fail_msg("%s: allocation %ld failing left %zd bytes allocated", names[k], n, (ssize_t)(after - before));
         }
-        printf("%-34s %3ld allocation(s) when all succeed; failing each of the first %ld: BMC_E_NOMEM, "
+        printf("%-40s %3ld allocation(s) when all succeed; each of the first %ld failed in turn: BMC_E_NOMEM, "
                "nothing leaked\n", names[k], total, n - 1);
         assert_int_equal(n - 1, total);
     }
     bmc_ctx_free(e.ctx);
 }
 
-static void test_tokenize(void **s) { until_ok("bmc_tokenize (long text)", op_tokenize, NULL, NULL); }
+static void test_tokenize(void **s) {
+    assert_int_equal(until_ok("bmc_tokenize (long text)", op_tokenize, NULL, NULL), 0);
+}
 
 static unsigned char *g_file; /* freed in teardown if a failed assertion skipped its free */
 
@@ -224,7 +233,7 @@ static void test_decode(void **s) {
     static const char *files[] = {"rgb.png", "gray.png", "la.png", "rgba.png", "pal.png", "gray16.png",
                                   "bw.png", "rgb.bmp", "gray.bmp", "pal.gif", "rgb.tga", "rle.tga",
                                   "rgb.ppm", "gray.pgm", "base.jpg", "prog.jpg", "gray.jpg", "sub.jpg"};
-    int decoded = 0;
+    int decoded = 0, problems = 0;
     for (size_t f = 0; f < sizeof files / sizeof files[0]; f++) {
         char path[2048], name[128];
         snprintf(path, sizeof path, "%s/%s", g_corpus, files[f]);
@@ -235,11 +244,11 @@ static void test_decode(void **s) {
         for (int flags = 0; flags <= (strstr(files[f], "16") ? BMC_DECODE_PIL_16BIT : 0); flags++) {
             image_arg ia = {b + 1, size - 1, NULL, flags, {0}};
             snprintf(name, sizeof name, "decode %s%s", files[f], flags ? " (PIL 16-bit)" : "");
-            until_ok(name, op_decode, undo_decode, &ia);
+            problems += until_ok(name, op_decode, undo_decode, &ia);
             /* and the pipeline on the decoded image */
             assert_int_equal(op_decode(&ia), BMC_OK);
             snprintf(name, sizeof name, "crop+preprocess %s", files[f]);
-            until_ok(name, op_preprocess, NULL, &ia);
+            problems += until_ok(name, op_preprocess, NULL, &ia);
             bmc_image_free(&ia.img);
             decoded++;
         }
@@ -253,19 +262,39 @@ static void test_decode(void **s) {
         snprintf(path, sizeof path, "%s/images/%s", g_shared, shared[k]);
         image_arg ia = {NULL, 0, path, 0, {0}};
         snprintf(name, sizeof name, "bmc_image_load %s", shared[k]);
-        until_ok(name, op_decode, undo_decode, &ia);
+        problems += until_ok(name, op_decode, undo_decode, &ia);
         decoded++;
     }
     assert_int_equal(decoded, 21);
+    assert_int_equal(problems, 0);
 }
 
 static void test_zero_shot(void **s) {
     char path[2048];
     snprintf(path, sizeof path, "%s/images/bone_X-ray.jpg", g_shared);
-    until_ok("bmc_zero_shot_file", op_zero_shot, NULL, path);
+    assert_int_equal(until_ok("bmc_zero_shot_file", op_zero_shot, NULL, path), 0);
 }
 
+#if defined(__SANITIZE_ADDRESS__)
+#define UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UNDER_ASAN 1
+#endif
+#endif
+
 static int setup(void **s) {
+#ifndef UNDER_ASAN
+    /* the leak check can fail: an allocation that is not freed shows in heap_in_use() */
+    size_t h0 = heap_in_use();
+    void *probe = bmc__malloc(40);
+    size_t h1 = heap_in_use();
+    bmc__free(probe);
+    if (h1 <= h0 || heap_in_use() != h0) {
+        fprintf(stderr, "heap statistics do not see a 40-byte allocation (%zu %zu %zu)\n", h0, h1, heap_in_use());
+        return -1;
+    }
+#endif
     bmc_ctx_params p = bmc_ctx_default_params();
     p.n_threads = 1;
     if (bmc_model_load(g_tiny, NULL, &g_model) != BMC_OK) {

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "ops.h"
+#include "pool.h"
 
 /* deterministic uniform values in [lo, hi) (xorshift) */
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
@@ -178,40 +179,200 @@ static void test_softmax_exp_range(void **state) {
     assert_true(worst < 3.0 * FLT_EPSILON);
 }
 
-static void test_attention(void **state) {
-    (void)state;
-    enum { L = 11, H = 3, HD = 5, W = H * HD, LD = 3 * W + 4, LDO = W + 3 };
-    static float qkv[L * LD], out[L * LDO], scratch[L * L];
-    static double ref[L * W];
-    fill(qkv, L * LD, -2, 2);
-    const float scale = 1.0f / sqrtf((float)HD);
+/* Naive double attention for one sequence of L rows at q/k/v (row strides ld*), head h of H
+ * with D columns each; nq = L (every query) or 1 (the first row only). */
+static void ref_attention(const float *q, int ldq, const float *k, int ldk, const float *v,
+                          int ldv, int L, int nq, int H, int D, float scale, double *out,
+                          int ldo) {
+    double p[300];
     for (int h = 0; h < H; h++)
-        for (int i = 0; i < L; i++) {
-            double p[L], mx = -INFINITY, s = 0;
+        for (int i = 0; i < nq; i++) {
+            double mx = -INFINITY, s = 0;
             for (int j = 0; j < L; j++) {
                 double d = 0;
-                for (int t = 0; t < HD; t++)
-                    d += (double)qkv[i * LD + h * HD + t] * qkv[j * LD + W + h * HD + t];
+                for (int t = 0; t < D; t++)
+                    d += (double)q[i * ldq + h * D + t] * k[j * ldk + h * D + t];
                 p[j] = d * scale;
                 mx = fmax(mx, p[j]);
             }
             for (int j = 0; j < L; j++) s += (p[j] = exp(p[j] - mx));
-            for (int t = 0; t < HD; t++) {
+            for (int t = 0; t < D; t++) {
                 double o = 0;
-                for (int j = 0; j < L; j++) o += p[j] / s * qkv[j * LD + 2 * W + h * HD + t];
-                ref[i * W + h * HD + t] = o;
+                for (int j = 0; j < L; j++) o += p[j] / s * v[j * ldv + h * D + t];
+                out[i * ldo + h * D + t] = o;
             }
         }
-    for (int i = 0; i < L * LDO; i++) out[i] = -777.0f;
-    bmc__attention(qkv, L, LD, W, H, scale, out, LDO, scratch);
-    float got[L * W];
-    for (int i = 0; i < L; i++) {
-        memcpy(got + i * W, out + i * LDO, W * sizeof(float));
-        for (int j = W; j < LDO; j++) assert_true(out[i * LDO + j] == -777.0f);
+}
+
+/* Several sequences packed one after another (lengths that are not multiples of the tile
+ * sizes, one of 1 row), every query or the first row only, odd head widths and padded row
+ * strides, on the caller alone and on pools of 2 and 3 threads (identical results). */
+static void test_attention(void **state) {
+    (void)state;
+    static const int heads_dims[][2] = {{3, 5}, {2, 64}, {4, 16}, {1, 40}};
+    static const int lens[] = {11, 1, 70, 33, 197};
+    enum { NS = 5, ROWS = 11 + 1 + 70 + 33 + 197 };
+    for (int hd = 0; hd < 4; hd++) {
+        int H = heads_dims[hd][0], D = heads_dims[hd][1], W = H * D;
+        int LD = 3 * W + 4, LDO = W + 3;
+        float *qkv = malloc(sizeof(float) * ROWS * LD);
+        float *out = malloc(sizeof(float) * ROWS * LDO), *first = malloc(sizeof(float) * ROWS * LDO);
+        double *ref = malloc(sizeof(double) * ROWS * W);
+        /* 64-byte aligned, as the library's arena is */
+        size_t sbytes = (sizeof(float) * bmc__attention_scratch(197, D) + 63) & ~(size_t)63;
+        float *scratch = aligned_alloc(64, sbytes);
+        fill(qkv, (size_t)ROWS * LD, -2, 2);
+        const float scale = 1.0f / sqrtf((float)D);
+        for (int cls = 0; cls < 2; cls++) {
+            size_t off = 0;
+            for (int s = 0; s < NS; s++) {
+                const float *base = qkv + off * LD;
+                size_t orow = cls ? (size_t)s : off;
+                ref_attention(base, LD, base + W, LD, base + 2 * W, LD, lens[s], cls ? 1 : lens[s],
+                              H, D, scale, ref + orow * W, W);
+                off += (size_t)lens[s];
+            }
+            int nout = cls ? NS : ROWS;
+            for (int threads = 1; threads <= 3; threads++) {
+                bmc__pool *pool = NULL;
+                if (threads > 1) assert_int_equal(bmc__pool_new(threads, bmc__attention_scratch(197, D), &pool), BMC_OK);
+                for (int i = 0; i < ROWS * LDO; i++) out[i] = -777.0f;
+                bmc__attn a = {0};
+                a.pool = pool;
+                a.q = qkv, a.k = qkv + W, a.v = qkv + 2 * W;
+                a.ldq = a.ldk = a.ldv = LD;
+                a.out = out, a.ldo = LDO;
+                a.n_seq = NS, a.lens = lens;
+                a.cls_only = cls;
+                a.W = W, a.heads = H, a.scale = scale;
+                a.scratch = scratch;
+                if (cls) { /* the first rows' queries gathered into their own [NS, W] matrix */
+                    static float qg[NS * 300];
+                    size_t at = 0;
+                    for (int s = 0; s < NS; s++) {
+                        memcpy(qg + s * W, qkv + at * LD, sizeof(float) * W);
+                        at += (size_t)lens[s];
+                    }
+                    a.q = qg, a.ldq = W;
+                }
+                bmc__attention(&a);
+                bmc__pool_free(pool);
+                double worst = 0;
+                for (int i = 0; i < nout; i++) {
+                    for (int t = 0; t < W; t++) {
+                        double e = fabs(out[i * LDO + t] - ref[i * W + t]) / (fabs(ref[i * W + t]) + 1.0);
+                        if (e > worst || isnan(e)) worst = isnan(e) ? INFINITY : e;
+                    }
+                    for (int t = W; t < LDO; t++) assert_true(out[i * LDO + t] == -777.0f);
+                }
+                for (int i = nout * LDO; i < ROWS * LDO; i++) assert_true(out[i] == -777.0f);
+                printf("attention H=%d D=%2d %s, %d thread(s): max error %.3g\n", H, D,
+                       cls ? "first rows" : "all rows  ", threads, worst);
+                assert_true(worst < 1e-5);
+                if (threads == 1) memcpy(first, out, sizeof(float) * ROWS * LDO);
+                else assert_memory_equal(first, out, sizeof(float) * ROWS * LDO);
+            }
+        }
+        free(qkv), free(out), free(first), free(ref), free(scratch);
     }
-    double e = max_rel(got, ref, L * W, 1.0);
-    printf("attention: max error %.3g\n", e);
-    assert_true(e < 1e-5);
+}
+
+static double gelu_ref(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
+
+/* bmc__gemm against a double-precision product for many shapes: rows on both sides of the
+ * switch between the two kernels (64) and not multiples of the tiles (4 and 12), columns not
+ * multiples of 6 or 32, K below, at and above the vector width and the K slices, row strides
+ * that are not multiples of 16 (unaligned rows), each flag. The error is measured against
+ * sum |x w| (+ |b| + |y|), the scale of the rounding. Results must be bit-identical on 1, 2
+ * and 3 threads, and the columns beyond N must stay untouched. */
+static void test_gemm(void **state) {
+    (void)state;
+    static const int Ms[] = {1, 2, 3, 4, 5, 11, 12, 13, 24, 25, 47, 63, 64, 65, 100, 197};
+    static const int Ns[] = {1, 5, 6, 7, 31, 32, 33, 97, 200};
+    static const int Ks[] = {1, 15, 16, 17, 100, 256, 257, 770, 1030};
+    enum { MMAX = 197, NMAX = 200, KMAX = 1030 };
+    float *x = malloc(sizeof(float) * MMAX * (KMAX + 3));
+    float *w = malloc(sizeof(float) * NMAX * (KMAX + 5));
+    float *b = malloc(sizeof(float) * NMAX), *y0 = malloc(sizeof(float) * MMAX * (NMAX + 7));
+    float *y = malloc(sizeof(float) * MMAX * (NMAX + 7)), *y1 = malloc(sizeof(float) * MMAX * (NMAX + 7));
+    bmc__pool *pools[3] = {NULL, NULL, NULL};
+    assert_int_equal(bmc__pool_new(1, BMC__GEMM_SCRATCH, &pools[0]), BMC_OK);
+    assert_int_equal(bmc__pool_new(2, BMC__GEMM_SCRATCH, &pools[1]), BMC_OK);
+    assert_int_equal(bmc__pool_new(3, BMC__GEMM_SCRATCH, &pools[2]), BMC_OK);
+    double worst = 0;
+    int cases = 0;
+    unsigned pick = 1;
+    for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+        for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+            for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+                pick = pick * 1103515245u + 12345u;
+                int M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                /* every shape with one flag setting; the large ones only now and then */
+                if ((double)M * N * K > 2e6 && (pick >> 16) % 4) continue;
+                int flags_pick = (int)((pick >> 8) % 4); /* 0 plain, 1 bias, 2 acc+bias, 3 gelu+bias */
+                int flags = flags_pick == 2 ? BMC__GEMM_ACC : flags_pick == 3 ? BMC__GEMM_GELU : 0;
+                const float *bias = flags_pick ? b : NULL;
+                int ldx = K + 3, ldw = K + 5, ldy = N + 7;
+                fill(x, (size_t)M * ldx, -1, 1);
+                fill(w, (size_t)N * ldw, -1, 1);
+                fill(b, N, -1, 1);
+                fill(y0, (size_t)M * ldy, -1, 1);
+                for (int pi = -1; pi < 3; pi++) {
+                    memcpy(y, y0, sizeof(float) * M * ldy);
+                    bmc__gemm(pi < 0 ? NULL : pools[pi], x, M, K, ldx, w, ldw, bias, N, y, ldy, flags);
+                    if (pi < 0) {
+                        memcpy(y1, y, sizeof(float) * M * ldy);
+                    } else {
+                        assert_memory_equal(y1, y, sizeof(float) * M * ldy);
+                        continue;
+                    }
+                    for (int i = 0; i < M; i++) {
+                        for (int j = 0; j < N; j++) {
+                            double s = 0, mag = 0;
+                            for (int k = 0; k < K; k++) {
+                                double t = (double)x[i * ldx + k] * w[j * ldw + k];
+                                s += t, mag += fabs(t);
+                            }
+                            if (bias) s += b[j], mag += fabs(b[j]);
+                            if (flags & BMC__GEMM_ACC) s += y0[i * ldy + j], mag += fabs(y0[i * ldy + j]);
+                            if (flags & BMC__GEMM_GELU) s = gelu_ref(s), mag += 1.0;
+                            double e = fabs(y[i * ldy + j] - s) / (mag + 1e-30);
+                            if (e > worst || isnan(e)) worst = isnan(e) ? INFINITY : e;
+                            if (!(e < 1e-6))
+                                printf("gemm M=%d N=%d K=%d flags=%d: y[%d,%d] = %.9g, want %.9g\n",
+                                       M, N, K, flags_pick, i, j, y[i * ldy + j], s);
+                            assert_true(e < 1e-6);
+                        }
+                        for (int j = N; j < ldy; j++) assert_true(y[i * ldy + j] == y0[i * ldy + j]);
+                    }
+                }
+                cases++;
+            }
+    printf("gemm: %d shapes, max error %.3g of sum |x w|; identical on 1, 2, 3 threads\n", cases,
+           worst);
+    for (int i = 0; i < 3; i++) bmc__pool_free(pools[i]);
+    free(x), free(w), free(b), free(y0), free(y), free(y1);
+}
+
+/* LayerNorm over rows with strides, spread over a pool: equal to the contiguous version. */
+static void test_layernorm_rows(void **state) {
+    (void)state;
+    enum { M = 70, N = 100, LDX = 113, LDY = 105 };
+    static float x[M * LDX], y[M * LDY], z[M * N], xc[M * N], w[N], b[N];
+    fill(x, M * LDX, -3, 3);
+    fill(w, N, 0.5f, 1.5f);
+    fill(b, N, -0.5f, 0.5f);
+    for (int i = 0; i < M; i++) memcpy(xc + i * N, x + i * LDX, sizeof(float) * N);
+    bmc__layernorm(xc, z, M, N, w, b, 1e-5f);
+    bmc__pool *pool = NULL;
+    assert_int_equal(bmc__pool_new(2, 16, &pool), BMC_OK);
+    for (int i = 0; i < M * LDY; i++) y[i] = 55.0f;
+    bmc__layernorm_rows(pool, x, LDX, y, LDY, M, N, w, b, 1e-5f);
+    bmc__pool_free(pool);
+    for (int i = 0; i < M; i++) {
+        assert_memory_equal(y + i * LDY, z + i * N, sizeof(float) * N);
+        for (int j = N; j < LDY; j++) assert_true(y[i * LDY + j] == 55.0f);
+    }
 }
 
 static void test_add_and_normalize(void **state) {
@@ -244,6 +405,7 @@ int main(void) {
         cmocka_unit_test(test_gelu),      cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_softmax_exp_range),
         cmocka_unit_test(test_attention), cmocka_unit_test(test_add_and_normalize),
+        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_layernorm_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

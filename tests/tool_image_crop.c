@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--info")) {
             printf("jpeg=%s\n", bmc__jpeg_backend() ? "turbo" : "stb");
             return 0;
-        } else if (!strcmp(argv[i], "--raw") && i + 6 < argc + 0 && argc - i >= 7) {
+        } else if (!strcmp(argv[i], "--raw") && argc - i >= 7) {
             bmc__config c = config(size);
             return run_raw(&c, argv + i + 1);
         } else {

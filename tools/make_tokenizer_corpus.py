@@ -210,7 +210,7 @@ def build_texts(shared_vectors, seed=1234):
         add("long_text", "[MASK] " * k)
     for _ in range(700):
         add("fuzz", fuzz(rng))
-    for _ in range(100):
+    for _ in range(50):
         add("fuzz_long", "".join(fuzz(rng) for _ in range(12)))
     return items
 

@@ -140,6 +140,15 @@ def test_index(tmp, ref_mod):
     rc, out, err = run("index", "-m", full, "-o", idx, "tree/a", cwd=tmp)
     check(rc == 1 and "32" in err and read_index(d)[1] == paths4, "a 512-d model on a 32-d index: refused")
 
+    # a second writer is refused while the index is locked (flock), and the index is untouched
+    import fcntl
+    before = snapshot_files(d)
+    with open(os.path.join(d, "embeddings.npy"), "rb") as lk:
+        fcntl.flock(lk, fcntl.LOCK_EX)
+        rc, out, err = run("index", "-m", tiny, "-o", idx, "tree/a", "tree/b", "tree/c", cwd=tmp)
+    check(rc == 1 and "another process" in err and snapshot_files(d) == before,
+          "an index locked by another writer: refused, untouched (rc %d)" % rc)
+
     # progress on request
     rc, out, err = run("index", "-m", tiny, "-o", "idx_progress", "--progress", "tree/a", cwd=tmp)
     check(rc == 0 and "img/s" in err and "3/3" in err, "--progress: count and rate on stderr")

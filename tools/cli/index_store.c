@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -190,7 +191,8 @@ int idx_open_append(idx_store *ix, const char *dir, int dim, const char *model) 
     if (access(npy, F_OK) != 0) { /* a new index */
         ix->dim = dim;
         FILE *t = fopen(txt, "wb");
-        if (!t || fclose(t) || !(ix->npy = fopen(npy, "w+b")) || npy_write_header(ix->npy, 0, dim) ||
+        if (!t || fclose(t) || !(ix->npy = fopen(npy, "w+b")) || flock(fileno(ix->npy), LOCK_EX | LOCK_NB) ||
+            npy_write_header(ix->npy, 0, dim) ||
             write_meta(dir, dim, model)) {
             fprintf(stderr, "biomedclip: cannot create the index in %s: %s\n", dir, strerror(errno));
             goto out;
@@ -200,6 +202,11 @@ int idx_open_append(idx_store *ix, const char *dir, int dim, const char *model) 
         const char *err;
         if (!(ix->npy = fopen(npy, "r+b"))) {
             fprintf(stderr, "biomedclip: %s: %s\n", npy, strerror(errno));
+            goto out;
+        }
+        /* before the cut-back below: another writer's uncommitted rows are not debris */
+        if (flock(fileno(ix->npy), LOCK_EX | LOCK_NB) != 0) {
+            fprintf(stderr, "biomedclip: %s is being written by another process\n", dir);
             goto out;
         }
         if ((err = npy_read_header(ix->npy, &ix->n, &ix->dim, &data_offset))) {

@@ -14,7 +14,7 @@ static const struct {
     {"embed-image", cli_embed_image, "print image embeddings"},
     {"embed-text", cli_embed_text, "print text embeddings"},
     {"classify", cli_classify, "zero-shot classification of images over labels"},
-    {"index", cli_index, "embed every image under directories into an index file"},
+    {"index", cli_index, "embed every image under directories into an index directory"},
     {"search", cli_search, "search an index by text or by image"},
 };
 

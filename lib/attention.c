@@ -1,0 +1,98 @@
+/* attention.c - multi-head self-attention over a batch of sequences (ops.h, bmc__attention).
+ *
+ * One pool task per (sequence, head). A task packs the head's keys once (K^T in slivers of 32
+ * keys, kernels.h), then goes through the queries 12 rows at a time: scores S = Q K^T (outer-
+ * product tiles), scale and softmax each row, and O = S V, where the value rows are read in
+ * place as the second operand of the same tiles. Only a 12-row block of scores exists at a
+ * time, so the scratch is small and private to the thread: a ViT image's 197 x 197 scores per
+ * head never leave L1/L2.
+ *
+ * Without AVX-512 the products go to OpenBLAS, block by block the same way. */
+#include <math.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cblas.h>
+
+#include "kernels.h"
+#include "ops.h"
+#include "pool.h"
+#include "profile.h"
+
+#define QB 12 /* queries per block (the tile height) */
+
+static size_t pad32(size_t n) { return (n + 31) & ~(size_t)31; }
+
+size_t bmc__attention_scratch(int max_len, int head_dim) {
+    size_t L = pad32((size_t)(max_len > 0 ? max_len : 1));
+    return L * (size_t)head_dim + QB * L;
+}
+
+/* first row of sequence s */
+static size_t seq_start(const bmc__attn *a, int s) {
+    if (!a->lens) return (size_t)s * a->len;
+    size_t off = 0;
+    for (int i = 0; i < s; i++) off += (size_t)a->lens[i];
+    return off;
+}
+
+static void attention_task(void *arg, int task, int thread) {
+    const bmc__attn *a = arg;
+    int s = task / a->heads, h = task % a->heads, D = a->W / a->heads;
+    size_t off = seq_start(a, s);
+    int L = a->lens ? a->lens[s] : a->len;
+    size_t Lp = pad32((size_t)L);
+    const float *k = a->k + off * a->ldk + (size_t)h * D;
+    const float *v = a->v + off * a->ldv + (size_t)h * D;
+    /* queries: every row, or the first row only (its query and output are row s) */
+    int nq = a->cls_only ? 1 : L;
+    size_t qrow = a->cls_only ? (size_t)s : off;
+    const float *q = a->q + qrow * a->ldq + (size_t)h * D;
+    float *out = a->out + qrow * a->ldo + (size_t)h * D;
+    float *scratch = a->pool ? bmc__pool_scratch(a->pool, thread) : a->scratch;
+    float *S = scratch + Lp * (size_t)D; /* [QB, Lp] scores of a block of queries */
+
+#if defined(__AVX512F__)
+    float *kp = scratch; /* [Lp / 32][D][32] packed keys */
+    bmc__pack_w(k, (size_t)a->ldk, L, D, kp);
+    bmc__tile_out o = {0};
+    o.first = o.last = 1;
+    for (int i0 = 0; i0 < nq; i0 += QB) {
+        int mr = nq - i0 < QB ? nq - i0 : QB;
+        const float *qi = q + (size_t)i0 * a->ldq;
+        o.ldy = Lp;
+        for (int j = 0; j < L; j += 32) {
+            o.y = S + j;
+            o.ncols = L - j < 32 ? L - j : 32;
+            bmc__outer(mr, qi, (size_t)a->ldq, kp + (size_t)j * D, 32, D, &o);
+        }
+        for (int r = 0; r < mr; r++) {
+            float *sr = S + (size_t)r * Lp;
+            for (int j = 0; j < L; j++) sr[j] *= a->scale;
+            bmc__softmax_rows(sr, 1, L);
+        }
+        o.ldy = (size_t)a->ldo;
+        for (int d = 0; d < D; d += 32) {
+            o.y = out + (size_t)i0 * a->ldo + d;
+            o.ncols = D - d < 32 ? D - d : 32;
+            bmc__outer(mr, S, Lp, v + d, (size_t)a->ldv, L, &o);
+        }
+    }
+#else
+    for (int i0 = 0; i0 < nq; i0 += QB) {
+        int mr = nq - i0 < QB ? nq - i0 : QB;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mr, L, D, a->scale,
+                    q + (size_t)i0 * a->ldq, a->ldq, k, a->ldk, 0.0f, S, (int)Lp);
+        for (int r = 0; r < mr; r++) bmc__softmax_rows(S + (size_t)r * Lp, 1, L);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mr, D, L, 1.0f, S, (int)Lp, v,
+                    a->ldv, 0.0f, out + (size_t)i0 * a->ldo, a->ldo);
+    }
+#endif
+}
+
+void bmc__attention(const bmc__attn *a) {
+    if (a->n_seq <= 0) return;
+    BMC__PROF_BEGIN(t0);
+    bmc__pool_run(a->pool, attention_task, (void *)a, a->n_seq * a->heads);
+    BMC__PROF_END(BMC__PROF_ATTENTION, t0);
+}

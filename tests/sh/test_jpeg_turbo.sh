@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# test_jpeg_turbo.sh - the JPEG=turbo build: JPEG decoded by libjpeg-turbo with PIL's settings.
+# Builds the library, tests/test_image and tests/tool_image_crop with `make JPEG=turbo` (into
+# $BUILD-turbo, its own directory), runs the image unit tests against that build (truncated and
+# corrupt JPEGs go through libjpeg's error handling there), then the JPEG part of the pixel test
+# (tests/py/test_image_pixels.py --jpeg-only): every JPEG crop must be byte-identical to PIL's.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+PYTHON=${PYTHON:-/usr/bin/python3}
+export SHARED_DATA=${SHARED_DATA:-$(cd .. && pwd)/shared/data}
+case "$BUILD" in
+  *-turbo) TB=$BUILD; BASE=${BUILD%-turbo} ;;   # already the turbo build (make JPEG=turbo test)
+  *) TB=$BUILD-turbo; BASE=$BUILD ;;
+esac
+echo "building $TB (make JPEG=turbo)"
+if ! make -s -j2 JPEG=turbo BUILD="$BASE" "$TB/tests/test_image" "$TB/tests/tool_image_crop" >/dev/null; then
+  echo "FAIL: make JPEG=turbo failed"; exit 1
+fi
+"$TB/tests/tool_image_crop" --info | grep -qx "jpeg=turbo" || { echo "FAIL: $TB does not decode JPEG with libjpeg-turbo"; exit 1; }
+CMOCKA_MESSAGE_OUTPUT=stdout "$TB/tests/test_image" || { echo "FAIL: test_image on the JPEG=turbo build"; exit 1; }
+BUILD="$TB" "$PYTHON" -W ignore tests/py/test_image_pixels.py --jpeg-only || { echo "FAIL: JPEG pixels (turbo)"; exit 1; }
+echo "PASS"
