@@ -38,10 +38,14 @@
  *   unspecified but never partially allocated.
  *
  * Memory
- *   The library allocates only in bmc_model_load, bmc_ctx_new, bmc_image_load* and, when a
- *   batch grows beyond what a context has seen, inside the encode calls; every object has a
- *   matching free, and every free accepts NULL. All outputs go to caller-owned buffers whose
- *   sizes follow from the constants below (BMC_EMBED_DIM, BMC_MAX_TOKENS, ...).
+ *   Objects are allocated only by bmc_model_load, bmc_ctx_new and bmc_image_load*; each has a
+ *   matching free, and every free accepts NULL. The forward passes (bmc_encode_pixels,
+ *   bmc_encode_ids, and the model part of every encode call) run in the context's scratch arena
+ *   and allocate nothing once it has seen its largest batch. Decoding and resizing an image of
+ *   arbitrary size need temporaries proportional to that image; bmc_image_crop,
+ *   bmc_image_preprocess and bmc_encode_image allocate them per image and free them before
+ *   returning. All outputs go to caller-owned buffers whose sizes follow from the constants below
+ *   and the model accessors (bmc_model_embed_dim, ...).
  *
  * Threads
  *   - A bmc_model may be shared by any number of threads (it is read-only after load).
@@ -72,7 +76,8 @@ extern "C" {
 #define BMC_VERSION_STRING "0.1.0"
 #define BMC_VERSION_NUMBER (BMC_VERSION_MAJOR * 10000 + BMC_VERSION_MINOR * 100 + BMC_VERSION_PATCH)
 
-#define BMC_EMBED_DIM 512   /* length of one embedding, both towers (BiomedCLIP) */
+#define BMC_EMBED_DIM 512   /* length of one BiomedCLIP embedding, both towers; a model file
+                               * may declare another size: bmc_model_embed_dim() is the truth */
 #define BMC_IMAGE_SIZE 224  /* side of the square model input */
 #define BMC_MAX_TOKENS 256  /* context length: most ids a text can have, [CLS] and [SEP] included */
 
@@ -168,7 +173,7 @@ const bmc_model *bmc_ctx_model(const bmc_ctx *ctx);
  * cap >= BMC_MAX_TOKENS always suffices. *n_ids receives the count. */
 bmc_status bmc_tokenize(const bmc_model *model, const char *utf8, int *ids, int cap, int *n_ids);
 
-/* Encode n texts into out[n * BMC_EMBED_DIM]. normalize != 0: each row has unit L2 norm. */
+/* Encode n texts into out[n * bmc_model_embed_dim(model)]. normalize != 0: each row has unit L2 norm. */
 bmc_status bmc_encode_text(bmc_ctx *ctx, const char *const *texts, int n, float *out, int normalize);
 
 /* Encode n already tokenized texts, packed one after another in ids: text i has lens[i] ids
@@ -222,7 +227,7 @@ bmc_status bmc_image_crop(const bmc_model *model, const bmc_image *image, unsign
  * chw receives 3*224*224 floats in channel-major (CHW) order. */
 bmc_status bmc_image_preprocess(const bmc_model *model, const bmc_image *image, float *chw);
 
-/* Encode n images (views or loaded ones, any size) into out[n * BMC_EMBED_DIM]. */
+/* Encode n images (views or loaded ones, any size) into out[n * bmc_model_embed_dim(model)]. */
 bmc_status bmc_encode_image(bmc_ctx *ctx, const bmc_image *images, int n, float *out, int normalize);
 
 /* Encode n preprocessed inputs chw[n * 3*224*224] (as bmc_image_preprocess writes them). */

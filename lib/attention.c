@@ -19,12 +19,22 @@
 #include "pool.h"
 #include "profile.h"
 
-#define QB 12 /* queries per block (the tile height) */
+#if defined(__AVX512F__)
+#define QB BMC__KERN_MR /* queries per block (the tile height) */
+#else
+#define QB 12
+#endif
 
-static size_t pad32(size_t n) { return (n + 31) & ~(size_t)31; }
+#if defined(__AVX512F__)
+#define NR BMC__KERN_NR
+#else
+#define NR 32
+#endif
+
+static size_t padnr(size_t n) { return (n + NR - 1) / NR * NR; }
 
 size_t bmc__attention_scratch(int max_len, int head_dim) {
-    size_t L = pad32((size_t)(max_len > 0 ? max_len : 1));
+    size_t L = padnr((size_t)(max_len > 0 ? max_len : 1));
     return L * (size_t)head_dim + QB * L;
 }
 
@@ -41,7 +51,7 @@ static void attention_task(void *arg, int task, int thread) {
     int s = task / a->heads, h = task % a->heads, D = a->W / a->heads;
     size_t off = seq_start(a, s);
     int L = a->lens ? a->lens[s] : a->len;
-    size_t Lp = pad32((size_t)L);
+    size_t Lp = padnr((size_t)L);
     const float *k = a->k + off * a->ldk + (size_t)h * D;
     const float *v = a->v + off * a->ldv + (size_t)h * D;
     /* queries: every row, or the first row only (its query and output are row s) */
@@ -55,26 +65,22 @@ static void attention_task(void *arg, int task, int thread) {
 #if defined(__AVX512F__)
     float *kp = scratch; /* [Lp / 32][D][32] packed keys */
     bmc__pack_w(k, (size_t)a->ldk, L, D, kp);
-    bmc__tile_out o = {0};
+    bmc__tile_out o = {0}; /* plain stores; no bias, no prefetch */
     o.first = o.last = 1;
     for (int i0 = 0; i0 < nq; i0 += QB) {
         int mr = nq - i0 < QB ? nq - i0 : QB;
         const float *qi = q + (size_t)i0 * a->ldq;
         o.ldy = Lp;
-        for (int j = 0; j < L; j += 32) {
+        for (int j = 0; j < L; j += NR) {
             o.y = S + j;
-            o.ncols = L - j < 32 ? L - j : 32;
-            bmc__outer(mr, qi, (size_t)a->ldq, kp + (size_t)j * D, 32, D, &o);
+            o.ncols = L - j < NR ? L - j : NR;
+            bmc__outer(mr, qi, (size_t)a->ldq, kp + (size_t)j * D, NR, D, &o);
         }
-        for (int r = 0; r < mr; r++) {
-            float *sr = S + (size_t)r * Lp;
-            for (int j = 0; j < L; j++) sr[j] *= a->scale;
-            bmc__softmax_rows(sr, 1, L);
-        }
+        for (int r = 0; r < mr; r++) bmc__softmax_scaled(S + (size_t)r * Lp, L, a->scale);
         o.ldy = (size_t)a->ldo;
-        for (int d = 0; d < D; d += 32) {
+        for (int d = 0; d < D; d += NR) {
             o.y = out + (size_t)i0 * a->ldo + d;
-            o.ncols = D - d < 32 ? D - d : 32;
+            o.ncols = D - d < NR ? D - d : NR;
             bmc__outer(mr, S, Lp, v + d, (size_t)a->ldv, L, &o);
         }
     }

@@ -45,6 +45,18 @@
 #define KC_DOT_MAX 1024 /* K up to this is one slice ... */
 #define KC_DOT 768      /* ... else slices of this */
 
+/* The sums of the 16 lanes of a, b, c, d: [sum a, sum b, sum c, sum d] (a fixed tree). */
+static inline __m128 reduce4(__m512 a, __m512 b, __m512 c, __m512 d) {
+    /* per 128-bit lane: [a0+a2, b0+b2, a1+a3, b1+b3], the same for c, d */
+    __m512 ab = _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+    __m512 cd = _mm512_add_ps(_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+    /* per 128-bit lane: [a, b, c, d] partial sums */
+    __m512 abcd = _mm512_add_ps(_mm512_shuffle_ps(ab, cd, 0x44), _mm512_shuffle_ps(ab, cd, 0xEE));
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(abcd),
+                             _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(abcd), 1)));
+    return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 /* s[i * NR + j] = sum_k x[i * ldx + k] * w[j * ldw + k] for i < mr, j < nr, k < kc. pf: the
  * next W tile (same layout) to prefetch into cache, or NULL. */
 static inline __attribute__((always_inline)) void dot_tile(const int mr, const int nr,
@@ -85,10 +97,18 @@ static inline __attribute__((always_inline)) void dot_tile(const int mr, const i
             for (int i = 0; i < mr; i++) acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
         }
     }
-#pragma GCC unroll 4
-    for (int i = 0; i < mr; i++)
+    /* the 16 lanes of the (up to) 4 accumulators of a column, summed together */
 #pragma GCC unroll 6
-        for (int j = 0; j < nr; j++) s[i * NR + j] = _mm512_reduce_add_ps(acc[i][j]);
+    for (int j = 0; j < nr; j++) {
+        __m512 a0 = acc[0][j];
+        __m512 a1 = mr > 1 ? acc[1][j] : _mm512_setzero_ps();
+        __m512 a2 = mr > 2 ? acc[2][j] : _mm512_setzero_ps();
+        __m512 a3 = mr > 3 ? acc[3][j] : _mm512_setzero_ps();
+        float t[4];
+        _mm_storeu_ps(t, reduce4(a0, a1, a2, a3));
+#pragma GCC unroll 4
+        for (int i = 0; i < mr; i++) s[i * NR + j] = t[i];
+    }
 }
 
 typedef void (*tile_fn)(const float *x, size_t ldx, const float *w, size_t ldw, int kc,
@@ -129,6 +149,10 @@ static inline float finish(float s, float y, float b, int first, int last, int a
     return last ? v + b : v;
 }
 
+#ifndef PF_TILES
+#define PF_TILES 1 /* the weight tile this many tiles ahead is fetched while one is used */
+#endif
+
 static void dot_task(const gemm_job *g, int n0, int n1) {
     int M = g->M, K = g->K, acc = g->flags & BMC__GEMM_ACC;
     size_t ldx = (size_t)g->ldx, ldw = (size_t)g->ldw, ldy = (size_t)g->ldy;
@@ -139,8 +163,9 @@ static void dot_task(const gemm_job *g, int n0, int n1) {
         for (int n = n0; n < n1; n += NR) {
             int nr = n1 - n < NR ? n1 - n : NR;
             const float *wt = g->w + (size_t)n * ldw + k0;
-            /* the next tile of weights, fetched from memory while this one is used */
-            const float *pf = n + NR < n1 ? wt + NR * ldw : NULL;
+            /* a later tile of weights, fetched from memory while this one is used (with the
+             * first rows of X, which take them from memory) */
+            const float *pf = n + (PF_TILES + 1) * NR <= n1 ? wt + PF_TILES * NR * ldw : NULL;
             for (int m = 0; m < M; m += MR) {
                 int mr = M - m < MR ? M - m : MR;
                 tiles[mr - 1][nr - 1](g->x + (size_t)m * ldx + k0, ldx, wt, ldw, kc,
@@ -160,11 +185,10 @@ static void dot_task(const gemm_job *g, int n0, int n1) {
 
 /* ---- many rows: outer-product tiles on a packed block of W -------------------------------- */
 
-#define PMR 12      /* rows of X per tile */
-#define PNR 32      /* columns per tile: two vectors */
-#ifndef PNC
-#define PNC 64      /* columns per task (a packed block) */
-#endif
+#define PMR BMC__KERN_MR /* rows of X per tile */
+#define PNR BMC__KERN_NR /* columns per tile */
+#define PNV (PNR / 16)   /* vectors per tile row */
+#define PNC (2 * PNR)    /* columns per task (a packed block) */
 #ifndef PKC
 #define PKC 768     /* K slice */
 #endif
@@ -176,23 +200,27 @@ _Static_assert(PNC * PKC <= BMC__GEMM_SCRATCH, "pack buffer larger than the pool
 /* 16 rows of 16 floats -> 16 columns (r[c] = column c), in place. */
 static inline void transpose16(__m512 r[16]) {
     __m512 t[16];
+#pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
     /* r[4i + c]: rows 4i..4i+3; its 128-bit lane L holds column 4L + c */
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
         r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
         r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
         r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
     }
+#pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         t[c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88);
         t[4 + c] = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xDD);
         t[8 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
         t[12 + c] = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xDD);
     }
+#pragma GCC unroll 4
     for (int c = 0; c < 4; c++) {
         r[c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0x88);
         r[8 + c] = _mm512_shuffle_f32x4(t[c], t[8 + c], 0xDD);
@@ -205,7 +233,7 @@ static inline void transpose16(__m512 r[16]) {
 void bmc__pack_w(const float *w, size_t ldw, int nb, int kc, float *bp) {
     int slivers = (nb + PNR - 1) / PNR;
     for (int sv = 0; sv < slivers; sv++)
-        for (int half = 0; half < PNR; half += 16) {
+        for (int half = 0; half < PNR; half += 16) { /* 16 rows at a time */
             int j0 = sv * PNR + half;
             int rows = nb - j0 < 16 ? nb - j0 : 16; /* may be <= 0: zeros */
             float *dst = bp + (size_t)sv * kc * PNR + half;
@@ -245,59 +273,59 @@ static inline __attribute__((always_inline)) void outer_tile(const int mr, const
                                                             size_t ldb, int kc,
                                                             const bmc__tile_out *o) {
     int ncols = o->ncols;
-    __mmask16 m0 = (__mmask16)(ncols >= 16 ? 0xffffu : (1u << ncols) - 1u);
-    __mmask16 m1 = (__mmask16)(ncols >= 32 ? 0xffffu : ncols <= 16 ? 0u : (1u << (ncols - 16)) - 1u);
-    __m512 acc[PMR][2];
+    __mmask16 m[PNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < PNV; v++) {
+        int c = ncols - 16 * v;
+        m[v] = (__mmask16)(c >= 16 ? 0xffffu : c <= 0 ? 0u : (1u << c) - 1u);
+    }
+    __m512 acc[PMR][PNV];
 #pragma GCC unroll 12
-    for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < PNV; v++) acc[i][v] = _mm512_setzero_ps();
+    bmc__prefetch *pf = o->pf;
     UNROLL(KUNROLL)
     for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_maskz_loadu_ps(m0, bp + (size_t)k * ldb);
-        __m512 b1 = _mm512_maskz_loadu_ps(m1, bp + (size_t)k * ldb + 16);
-#ifdef EMBED
-#pragma GCC unroll 12
-        for (int i = 0; i < mr; i++) {
-            __asm__("vfmadd231ps %[m]%{1to16%}, %[b], %[a]" : [a] "+v"(acc[i][0]) : [b] "v"(b0), [m] "m"(x[i * ldx + k]));
-            __asm__("vfmadd231ps %[m]%{1to16%}, %[b], %[a]" : [a] "+v"(acc[i][1]) : [b] "v"(b1), [m] "m"(x[i * ldx + k]));
+        if (pf && (k & 3) == 0 && pf->rows > 0) {
+            _mm_prefetch(pf->row + (size_t)pf->col * 64, _MM_HINT_T1);
+            if (++pf->col == pf->lines) pf->col = 0, pf->row += pf->stride, pf->rows--;
         }
+        __m512 bv[PNV];
+#pragma GCC unroll 4
+        for (int v = 0; v < PNV; v++)
+#ifdef NOMASK
+            bv[v] = _mm512_loadu_ps(bp + (size_t)k * ldb + 16 * v);
 #else
+            bv[v] = _mm512_maskz_loadu_ps(m[v], bp + (size_t)k * ldb + 16 * v);
+#endif
 #pragma GCC unroll 12
         for (int i = 0; i < mr; i++) {
             __m512 a = _mm512_set1_ps(x[i * ldx + k]);
-            acc[i][0] = _mm512_fmadd_ps(a, b0, acc[i][0]);
-            acc[i][1] = _mm512_fmadd_ps(a, b1, acc[i][1]);
+#pragma GCC unroll 4
+            for (int v = 0; v < PNV; v++) acc[i][v] = _mm512_fmadd_ps(a, bv[v], acc[i][v]);
         }
-#endif
     }
     int first = o->first, last = o->last, accflag = o->acc;
-    __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
-    if (last && o->b) {
-        bias0 = _mm512_maskz_loadu_ps(m0, o->b);
-        bias1 = _mm512_maskz_loadu_ps(m1, o->b + 16);
-    }
+    __m512 bias[PNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < PNV; v++)
+        bias[v] = last && o->b ? _mm512_maskz_loadu_ps(m[v], o->b + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int i = 0; i < mr; i++) {
         float *yr = o->y + i * o->ldy;
-        __m512 v0 = acc[i][0], v1 = acc[i][1];
-        if (first && last) {
-            v0 = _mm512_add_ps(v0, bias0);
-            v1 = _mm512_add_ps(v1, bias1);
-            if (accflag) {
-                v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), v0);
-                v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + 16), v1);
+#pragma GCC unroll 4
+        for (int v = 0; v < PNV; v++) {
+            __m512 t = acc[i][v];
+            if (first && last) {
+                t = _mm512_add_ps(t, bias[v]);
+                if (accflag) t = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], yr + 16 * v), t);
+            } else {
+                if (!first || accflag) t = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], yr + 16 * v), t);
+                if (last) t = _mm512_add_ps(t, bias[v]);
             }
-        } else {
-            if (!first || accflag) {
-                v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, yr), v0);
-                v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, yr + 16), v1);
-            }
-            if (last) {
-                v0 = _mm512_add_ps(v0, bias0);
-                v1 = _mm512_add_ps(v1, bias1);
-            }
+            _mm512_mask_storeu_ps(yr + 16 * v, m[v], t);
         }
-        _mm512_mask_storeu_ps(yr, m0, v0);
-        _mm512_mask_storeu_ps(yr + 16, m1, v1);
         if (last && o->gelu) bmc__gelu(yr, (size_t)ncols);
     }
 }
@@ -310,9 +338,20 @@ typedef void (*outer_fn)(const float *x, size_t ldx, const float *bp, size_t ldb
         outer_tile(a, x, ldx, bp, ldb, kc, o);                                          \
     }
 OUTER(1) OUTER(2) OUTER(3) OUTER(4) OUTER(5) OUTER(6)
-OUTER(7) OUTER(8) OUTER(9) OUTER(10) OUTER(11) OUTER(12)
-static const outer_fn outers[PMR] = {outer_1, outer_2, outer_3, outer_4,  outer_5,  outer_6,
-                                     outer_7, outer_8, outer_9, outer_10, outer_11, outer_12};
+#if PMR > 6
+OUTER(7) OUTER(8)
+#endif
+#if PMR > 8
+OUTER(9) OUTER(10) OUTER(11) OUTER(12)
+#endif
+static const outer_fn outers[PMR] = {outer_1, outer_2, outer_3, outer_4, outer_5, outer_6,
+#if PMR > 6
+                                     outer_7, outer_8,
+#endif
+#if PMR > 8
+                                     outer_9, outer_10, outer_11, outer_12
+#endif
+};
 
 void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                 const bmc__tile_out *o) {
@@ -335,7 +374,6 @@ static void packed_task(const gemm_job *g, int task, float *bp) {
     int M = g->M, K = g->K;
     int n0 = task * g->nc, n1 = n0 + g->nc < g->N ? n0 + g->nc : g->N, nb = n1 - n0;
     size_t ldx = (size_t)g->ldx, ldw = (size_t)g->ldw, ldy = (size_t)g->ldy;
-    int parts = (M + PMR - 1) / PMR;
     /* the block this thread is likely to take next (tasks are claimed in order) */
     int nn0 = n0 + bmc__pool_threads(g->pool) * g->nc;
     bmc__tile_out o;
@@ -348,21 +386,23 @@ static void packed_task(const gemm_job *g, int task, float *bp) {
         o.last = k0 + kc == K;
         bmc__pack_w(g->w + (size_t)n0 * ldw + k0, ldw, nb, kc, bp);
         /* what to fetch meanwhile: the next slice, or the next block's first one */
-        const float *pw = NULL;
-        int pnb = 0, pkc = 0;
+        bmc__prefetch pf = {NULL, ldw * sizeof(float), 0, 0, 0};
         if (!o.last) {
-            pw = g->w + (size_t)n0 * ldw + k0 + kc, pnb = nb;
-            pkc = K - (k0 + kc) < PKC ? K - (k0 + kc) : PKC;
+            int pkc = K - (k0 + kc) < PKC ? K - (k0 + kc) : PKC;
+            pf.row = (const char *)(g->w + (size_t)n0 * ldw + k0 + kc);
+            pf.rows = nb, pf.lines = (pkc + 15) / 16;
         } else if (nn0 < g->N) {
-            pw = g->w + (size_t)nn0 * ldw, pnb = g->N - nn0 < g->nc ? g->N - nn0 : g->nc;
-            pkc = K < PKC ? K : PKC;
+            int pkc = K < PKC ? K : PKC;
+            pf.row = (const char *)(g->w + (size_t)nn0 * ldw);
+            pf.rows = g->N - nn0 < g->nc ? g->N - nn0 : g->nc, pf.lines = (pkc + 15) / 16;
         }
-#ifndef MC
-        for (int m = 0, part = 0; m < M; m += PMR, part++) {
-            int mr = M - m < PMR ? M - m : PMR;
-#ifndef NOPF
-            if (pw) prefetch_rows(pw, ldw, pnb, pkc, part, parts);
+#ifdef NOPF
+        o.pf = NULL;
+#else
+        o.pf = pf.rows > 0 ? &pf : NULL;
 #endif
+        for (int m = 0; m < M; m += PMR) {
+            int mr = M - m < PMR ? M - m : PMR;
             for (int j = 0; j < nb; j += PNR) {
                 o.ncols = nb - j < PNR ? nb - j : PNR;
                 o.y = g->y + (size_t)m * ldy + n0 + j;
@@ -371,28 +411,13 @@ static void packed_task(const gemm_job *g, int task, float *bp) {
                                PNR, kc, &o);
             }
         }
-#else
-        int part = 0;
-        for (int mc = 0; mc < M; mc += MC) {
-            int mc1 = mc + MC < M ? mc + MC : M;
-            for (int j = 0; j < nb; j += PNR) {
-                o.ncols = nb - j < PNR ? nb - j : PNR;
-                o.b = g->b ? g->b + n0 + j : NULL;
-                const float *bs = bp + (size_t)(j / PNR) * kc * PNR;
-                for (int m = mc; m < mc1; m += PMR) {
-                    int mr = mc1 - m < PMR ? mc1 - m : PMR;
-                    if (pw && j == 0) prefetch_rows(pw, ldw, pnb, pkc, part++, parts);
-                    o.y = g->y + (size_t)m * ldy + n0 + j;
-                    outers[mr - 1](g->x + (size_t)m * ldx + k0, ldx, bs, PNR, kc, &o);
-                }
-            }
-        }
-#endif
     }
 }
 
 /* Rows from which the packed kernel is used (below: dot tiles, weights streamed once). */
+#ifndef PACKED_MIN_M
 #define PACKED_MIN_M 64
+#endif
 
 static void gemm_task(void *arg, int task, int thread) {
     const gemm_job *g = arg;

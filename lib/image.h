@@ -71,8 +71,10 @@ int bmc__tga_plausible(const uint8_t *data, size_t size);
  * are there (a longer stream is cut), 0 when the stream is corrupt or ends early. */
 #define BMC__INFLATE_SLACK 512
 int bmc__inflate(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_size);
-/* JPEG: the first SOF's components (1, 3, 4), or 0 when none; and whether an EOI marker
- * follows the first scan (a file without one is truncated). */
+/* JPEG: the first SOF's components (1, 3, 4), or 0 when none, or -1 when a Huffman table (DHT)
+ * declares more than 256 codes or overruns its segment (stb_image 2.27 writes past its arrays
+ * on such a table; 2.28 refuses it); and whether an EOI marker follows the first scan (a file
+ * without one is truncated). */
 int bmc__jpeg_scan(const uint8_t *data, size_t size, int *components, int *width, int *height,
                    int *has_eoi);
 /* Which JPEG decoder this build uses: 0 stb_image (default), 1 libjpeg-turbo (JPEG=turbo). */

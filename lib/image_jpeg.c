@@ -56,6 +56,19 @@ int bmc__inflate(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_siz
 
 static int is_sof(int m) { return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC; }
 
+/* One DHT segment body d[0..len): tables of (class/id byte, 16 code counts, the values). */
+static int bmc__jpeg_dht_ok(const uint8_t *d, size_t len) {
+    size_t q = 0;
+    while (q < len) {
+        if (q + 17 > len) return 0;
+        size_t codes = 0;
+        for (int i = 1; i <= 16; i++) codes += d[q + i];
+        if (codes > 256 || q + 17 + codes > len) return 0;
+        q += 17 + codes;
+    }
+    return 1;
+}
+
 int bmc__jpeg_scan(const uint8_t *d, size_t n, int *components, int *width, int *height,
                    int *has_eoi) {
     *components = *width = *height = *has_eoi = 0;
@@ -84,6 +97,10 @@ int bmc__jpeg_scan(const uint8_t *d, size_t n, int *components, int *width, int 
             *width = d[p + 5] << 8 | d[p + 6];
             *components = d[p + 7];
         }
+        if (m == 0xC4 && !bmc__jpeg_dht_ok(d + p + 2, p + len <= n ? len - 2 : n - p - 2)) {
+            *components = 0;
+            return -1;
+        }
         if (m == 0xDA) in_scan = 1;
         p += len;
     }
@@ -103,7 +120,11 @@ int bmc__jpeg_backend(void) {
 bmc_status bmc__decode_jpeg(const uint8_t *data, size_t size, const char *name, bmc__decoded *out) {
     int comps, w, h, eoi;
     memset(out, 0, sizeof *out);
-    if (!bmc__jpeg_scan(data, size, &comps, &w, &h, &eoi))
+    int found = bmc__jpeg_scan(data, size, &comps, &w, &h, &eoi);
+    if (found < 0)
+        return bmc__fail(BMC_E_IMAGE, "%s: corrupt JPEG: a Huffman table (DHT) declares more than 256 "
+                         "codes or overruns its segment", name);
+    if (found == 0)
         return bmc__fail(BMC_E_IMAGE, "%s: JPEG without a frame header (SOF): corrupt or truncated", name);
     if (comps != 1 && comps != 3 && comps != 4)
         return bmc__fail(BMC_E_IMAGE, "%s: JPEG with %d components (only 1, 3 or 4 are images)", name, comps);

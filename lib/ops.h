@@ -13,7 +13,7 @@
 #define BMC__GEMM_ACC 1  /* y = y + (X W^T + b): add into what y holds (a residual)        */
 #define BMC__GEMM_GELU 2 /* y = GELU(X W^T + b) (not with BMC__GEMM_ACC)                    */
 /* Per-thread scratch floats bmc__gemm takes from the pool (a packed block of W). */
-#define BMC__GEMM_SCRATCH (64 * 768)
+#define BMC__GEMM_SCRATCH (128 * 768)
 void bmc__gemm(bmc__pool *pool, const float *x, int M, int K, int ldx, const float *w, int ldw,
                const float *b, int N, float *y, int ldy, int flags);
 
@@ -29,6 +29,10 @@ void bmc__gelu(float *x, size_t n);
 
 /* In-place softmax over each of M rows of length N. */
 void bmc__softmax_rows(float *x, int M, int N);
+
+/* In-place softmax(scale * r) of one row of N values (the scaled values are rounded to float
+ * first, as a product of scaled scores is). */
+void bmc__softmax_scaled(float *r, int N, float scale);
 
 /* Multi-head self-attention (no masking: texts run only their real tokens) over n_seq
  * sequences whose rows lie one after another: sequence s has lens[s] rows (or len rows each

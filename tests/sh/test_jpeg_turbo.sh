@@ -14,7 +14,7 @@ case "$BUILD" in
   *) TB=$BUILD-turbo; BASE=$BUILD ;;
 esac
 echo "building $TB (make JPEG=turbo)"
-if ! make -s -j2 JPEG=turbo BUILD="$BASE" "$TB/tests/test_image" "$TB/tests/tool_image_crop" >/dev/null; then
+if ! MAKEFLAGS= MAKEOVERRIDES= make -s -j2 JPEG=turbo BUILD="$BASE" "$TB/tests/test_image" "$TB/tests/tool_image_crop" >/dev/null; then
   echo "FAIL: make JPEG=turbo failed"; exit 1
 fi
 "$TB/tests/tool_image_crop" --info | grep -qx "jpeg=turbo" || { echo "FAIL: $TB does not decode JPEG with libjpeg-turbo"; exit 1; }
