@@ -52,7 +52,10 @@
  *   - A bmc_ctx must be used by one thread at a time: give each worker thread its own.
  *   - Functions that take only a model (tokenize, preprocess, similarity, ...) are re-entrant.
  *   - The only global mutable state is the log callback (bmc_log_set): set it before use.
- *   - OpenBLAS has one process-wide thread count. bmc_ctx_params.n_threads sets it when > 0.
+ *   - A context runs its forward passes on its own threads: bmc_ctx_params.n_threads of them
+ *     (the calling thread included), or, when 0, as many as OpenBLAS is set to use (by default
+ *     every core). Built without AVX-512, the products are OpenBLAS's and run on its threads.
+ *     OpenBLAS has one process-wide thread count; n_threads sets it too when > 0.
  *     Latency mode: one context, n_threads = number of cores. Throughput mode: one context per
  *     core, each with n_threads = 1. See docs/PERF.md.
  *
@@ -154,7 +157,8 @@ int bmc_model_describe(const bmc_model *model, char *buf, size_t size);
 typedef struct bmc_ctx bmc_ctx;
 
 typedef struct bmc_ctx_params {
-    int n_threads;  /* > 0: set OpenBLAS's (process-wide) thread count. 0 (default): leave it. */
+    int n_threads;  /* > 0: the context's threads, and OpenBLAS's (process-wide) thread count.
+                     * 0 (default): OpenBLAS's current count, which is left as it is. */
     int max_batch;  /* scratch is sized for this many images/texts up front. Default 8.         */
 } bmc_ctx_params;
 

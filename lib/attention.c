@@ -21,13 +21,9 @@
 
 #if defined(__AVX512F__)
 #define QB BMC__KERN_MR /* queries per block (the tile height) */
+#define NR BMC__KERN_NR /* keys per packed sliver */
 #else
 #define QB 12
-#endif
-
-#if defined(__AVX512F__)
-#define NR BMC__KERN_NR
-#else
 #define NR 32
 #endif
 
@@ -38,7 +34,7 @@ size_t bmc__attention_scratch(int max_len, int head_dim) {
     return L * (size_t)head_dim + QB * L;
 }
 
-/* first row of sequence s */
+/* first row of sequence s (O(s); a chunk has at most a few thousand sequences) */
 static size_t seq_start(const bmc__attn *a, int s) {
     if (!a->lens) return (size_t)s * a->len;
     size_t off = 0;
@@ -65,7 +61,7 @@ static void attention_task(void *arg, int task, int thread) {
 #if defined(__AVX512F__)
     float *kp = scratch; /* [Lp / 32][D][32] packed keys */
     bmc__pack_w(k, (size_t)a->ldk, L, D, kp);
-    bmc__tile_out o = {0}; /* plain stores; no bias, no prefetch */
+    bmc__tile_out o = {0}; /* plain stores, no bias */
     o.first = o.last = 1;
     for (int i0 = 0; i0 < nq; i0 += QB) {
         int mr = nq - i0 < QB ? nq - i0 : QB;

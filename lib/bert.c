@@ -196,6 +196,84 @@ static void bert_encode_chunk(const bmc_model *model, const int *ids, const int 
     bmc__bert_project(model, cls, n, out, scratch, &plan);
 }
 
+/* A chunk of texts runs as one group per thread, each on its own thread from start to end (as
+ * bmc__vit_run does for images: no thread waits for another between the ~80 steps of a pass),
+ * when every group gets at least two texts and 64 rows, the products' compute-bound regime;
+ * shorter batches stream the weights, which is best done once for all threads. */
+#define GROUP_MIN_ROWS 64 /* = gemm.c's switch to its packed kernel */
+
+static int bert_groups(int n, int rows, int threads) {
+    if (threads <= 1 || n < 2 * threads || rows < GROUP_MIN_ROWS * threads) return 1;
+    return threads;
+}
+
+/* Cut n texts into g contiguous groups of about rows / g rows: first[0..g]. Returns 0 unless
+ * every product keeps the kernel it would have for the whole chunk (gemm.c switches at 64 rows;
+ * the last layer's products have one row per text), so that the results do not depend on the
+ * grouping. */
+static int bert_partition(const int *lens, int n, int rows, int g, int *first) {
+    int t = 0, acc = 0;
+    for (int h = 0; h < g; h++) {
+        first[h] = t;
+        long target = (long)rows * (h + 1) / g;
+        int start = acc;
+        do acc += lens[t++];
+        while (t < n - (g - 1 - h) && acc + lens[t] / 2 <= target);
+        if (acc - start < GROUP_MIN_ROWS) return 0;
+        if (n >= GROUP_MIN_ROWS && t - first[h] < GROUP_MIN_ROWS) return 0;
+    }
+    first[g] = n;
+    return 1;
+}
+
+size_t bmc__bert_scratch(const bmc__config *cfg, int rows, int n, int max_len, int threads) {
+    int g = bert_groups(n, rows, threads);
+    /* the groups' plans add up to the whole chunk's, but for the attention scratch, which each
+     * has, and the rounding of each part to 16 floats */
+    return bmc__bert_plan_for(cfg, rows, n, max_len).total +
+           (size_t)(g - 1) * bmc__bert_plan_for(cfg, 0, 0, max_len).total + (size_t)g * 9 * 16;
+}
+
+typedef struct bert_group_job {
+    const bmc_ctx *ctx;
+    const int *ids, *lens; /* the chunk's */
+    int first[BMC__POOL_MAX + 1]; /* group g: texts first[g] .. first[g+1]-1 */
+    int max_len;
+    float *scratch;
+    float *out;            /* [n, E] */
+} bert_group_job;
+
+static void bert_group_task(void *arg, int g, int thread) {
+    const bert_group_job *j = arg;
+    const bmc__config *c = &j->ctx->model->config;
+    size_t at = 0, off = 0;
+    for (int i = 0; i < j->first[g]; i++) at += (size_t)j->lens[i];
+    /* the groups before this one in the arena, each planned for its own rows and texts */
+    for (int h = 0; h < g; h++) {
+        int rows = 0;
+        for (int i = j->first[h]; i < j->first[h + 1]; i++) rows += j->lens[i];
+        off += bmc__bert_plan_for(c, rows, j->first[h + 1] - j->first[h], j->max_len).total;
+    }
+    int n = j->first[g + 1] - j->first[g], rows = 0;
+    for (int i = j->first[g]; i < j->first[g + 1]; i++) rows += j->lens[i];
+    bert_encode_chunk(j->ctx->model, j->ids + at, j->lens + j->first[g], n, rows, j->max_len,
+                      j->scratch + off, j->out + (size_t)j->first[g] * c->embed_dim,
+                      j->ctx->solo[thread]);
+}
+
+static void bert_run_chunk(const bmc_ctx *ctx, const int *ids, const int *lens, int n, int rows,
+                           int max_len, float *scratch, float *out) {
+    bert_group_job j;
+    int g = ctx->solo ? bert_groups(n, rows, bmc__pool_threads(ctx->pool)) : 1;
+    while (g > 1 && !bert_partition(lens, n, rows, g, j.first)) g--;
+    if (g == 1) {
+        bert_encode_chunk(ctx->model, ids, lens, n, rows, max_len, scratch, out, ctx->pool);
+        return;
+    }
+    j.ctx = ctx, j.ids = ids, j.lens = lens, j.max_len = max_len, j.scratch = scratch, j.out = out;
+    bmc__pool_run(ctx->pool, bert_group_task, &j, g);
+}
+
 bmc_status bmc__bert_encode(bmc_ctx *ctx, const int *ids, const int *lens, int n, float *out) {
     const bmc_model *model = ctx->model;
     const bmc__config *c = &model->config;
@@ -214,8 +292,8 @@ bmc_status bmc__bert_encode(bmc_ctx *ctx, const int *ids, const int *lens, int n
     if (cap > total) cap = total;
     int cap_rows = (int)cap;
     int cap_texts = n < cap_rows ? n : cap_rows;
-    bmc__bert_plan worst = bmc__bert_plan_for(c, cap_rows, cap_texts, ctx_len);
-    float *scratch = bmc__ctx_scratch(ctx, worst.total);
+    float *scratch = bmc__ctx_scratch(
+        ctx, bmc__bert_scratch(c, cap_rows, cap_texts, ctx_len, bmc__pool_threads(ctx->pool)));
     if (!scratch) return BMC_E_NOMEM;
 
     int E = (int)c->embed_dim;
@@ -227,8 +305,7 @@ bmc_status bmc__bert_encode(bmc_ctx *ctx, const int *ids, const int *lens, int n
             if (lens[i + k] > max_len) max_len = lens[i + k];
             k++;
         }
-        bert_encode_chunk(model, ids + at, lens + i, k, rows, max_len, scratch,
-                          out + (size_t)i * E, ctx->pool);
+        bert_run_chunk(ctx, ids + at, lens + i, k, rows, max_len, scratch, out + (size_t)i * E);
         at += (size_t)rows;
         i += k;
     }

@@ -32,6 +32,10 @@ typedef struct bmc__bert_plan {
 /* The plan on the caller's thread alone (set .pool to spread the work). */
 bmc__bert_plan bmc__bert_plan_for(const bmc__config *cfg, int rows, int n, int max_len);
 
+/* Scratch floats bmc__bert_encode needs for a chunk of `rows` rows in n texts on a context of
+ * `threads` threads (at least the plan's: the texts may run as one group per thread). */
+size_t bmc__bert_scratch(const bmc__config *cfg, int rows, int n, int max_len, int threads);
+
 /* Check that n texts of lens[i] ids are valid input (1 <= lens[i] <= context length, ids inside
  * the embedding table); BMC_E_INVALID_ARG naming text/position/id otherwise. *rows receives the
  * total number of ids. */

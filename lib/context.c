@@ -61,12 +61,12 @@ float *bmc__ctx_scratch(bmc_ctx *ctx, size_t n_floats) {
 
 /* Floats the towers need for a batch of b images (their model inputs included, as
  * bmc_encode_image lays them out) or b texts of the context length. */
-static size_t scratch_for_batch(const bmc__config *c, int b) {
+static size_t scratch_for_batch(const bmc__config *c, int b, int threads) {
     size_t in_floats = (size_t)b * 3 * c->image_size * c->image_size;
-    size_t need = ((in_floats + 15) & ~(size_t)15) + bmc__vit_plan_for(c, b).total;
+    size_t need = ((in_floats + 15) & ~(size_t)15) + bmc__vit_scratch(c, b, threads);
     int L = (int)c->context_length;
     if (L > 0) {
-        size_t text = bmc__bert_plan_for(c, b * L, b, L).total;
+        size_t text = bmc__bert_scratch(c, b * L, b, L, threads);
         if (text > need) need = text;
     }
     return need;
@@ -82,7 +82,8 @@ static size_t pool_scratch(const bmc__config *c) {
         if (v > need) need = v;
     }
     if (c->text_heads > 0) {
-        size_t t = bmc__attention_scratch((int)c->context_length, (int)(c->text_width / c->text_heads));
+        size_t t = bmc__attention_scratch((int)c->context_length,
+                                          (int)(c->text_width / c->text_heads));
         if (t > need) need = t;
     }
     return need;
@@ -104,17 +105,29 @@ bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc
     if (!ctx) return bmc__fail(BMC_E_NOMEM, "bmc_ctx_new: cannot allocate the context");
     ctx->model = model;
     ctx->params = p;
-    if (p.max_batch > 0 && !bmc__ctx_scratch(ctx, scratch_for_batch(&model->config, p.max_batch))) {
-        bmc_ctx_free(ctx);
-        return BMC_E_NOMEM;
-    }
     /* The context's own threads: n_threads, or as many as OpenBLAS uses (its default is every
      * core; throughput mode sets it to 1 before making one context per worker). */
     int threads = p.n_threads > 0 ? p.n_threads : openblas_get_num_threads();
-    bmc_status st = bmc__pool_new(threads, pool_scratch(&model->config), &ctx->pool);
+#if !defined(__AVX512F__)
+    threads = 1; /* the products are OpenBLAS's (gemm.c), which runs its own threads */
+#endif
+    size_t pool_floats = pool_scratch(&model->config);
+    bmc_status st = bmc__pool_new(threads, pool_floats, &ctx->pool);
+    threads = bmc__pool_threads(ctx->pool);
+    if (st == BMC_OK && threads > 1) {
+        ctx->solo = bmc__calloc((size_t)threads, sizeof *ctx->solo);
+        if (!ctx->solo) st = bmc__fail(BMC_E_NOMEM, "bmc_ctx_new: cannot allocate the context");
+        for (int i = 0; i < threads && st == BMC_OK; i++)
+            st = bmc__pool_new(1, pool_floats, &ctx->solo[i]);
+    }
     if (st != BMC_OK) {
         bmc_ctx_free(ctx);
         return st;
+    }
+    if (p.max_batch > 0 &&
+        !bmc__ctx_scratch(ctx, scratch_for_batch(&model->config, p.max_batch, threads))) {
+        bmc_ctx_free(ctx);
+        return BMC_E_NOMEM;
     }
     /* OpenBLAS has one process-wide thread count (biomedclip.h, Threads). */
     if (p.n_threads > 0) openblas_set_num_threads(p.n_threads);
@@ -124,6 +137,9 @@ bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc
 
 void bmc_ctx_free(bmc_ctx *ctx) {
     if (!ctx) return;
+    if (ctx->solo)
+        for (int i = 0; i < bmc__pool_threads(ctx->pool); i++) bmc__pool_free(ctx->solo[i]);
+    bmc__free(ctx->solo);
     bmc__pool_free(ctx->pool);
     scratch_free(ctx->scratch);
     bmc__free(ctx);

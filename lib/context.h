@@ -14,6 +14,8 @@ struct bmc_ctx {
     float *scratch;          /* one arena shared by both towers (they never run at once) */
     size_t scratch_floats;   /* its capacity */
     bmc__pool *pool;         /* the threads a forward pass runs on (pool.h) */
+    bmc__pool **solo;        /* [threads of pool] or NULL: a 1-thread pool per thread, the
+                              * scratch of work that runs whole on one thread (vit.c) */
 };
 
 /* A scratch area of at least n floats (64-byte aligned), grown if needed: growth happens only

@@ -33,12 +33,12 @@ bmc_status bmc_encode_image(bmc_ctx *ctx, const bmc_image *images, int n, float 
     const bmc__config *c = &model->config;
     if ((st = bmc__vit_check_config(c)) != BMC_OK) return st;
     size_t in_floats = 3 * (size_t)c->image_size * c->image_size;
-    int chunk = bmc__vit_chunk(ctx);
+    int chunk = bmc__vit_chunk(ctx), threads = bmc__pool_threads(ctx->pool);
     for (int i = 0; i < n; i += chunk) {
         int m = n - i < chunk ? n - i : chunk;
         /* the arena holds this chunk's model inputs, then the tower's own scratch */
         size_t in_part = ((size_t)m * in_floats + 15) & ~(size_t)15;
-        float *buf = bmc__ctx_scratch(ctx, in_part + bmc__vit_plan_for(c, m).total);
+        float *buf = bmc__ctx_scratch(ctx, in_part + bmc__vit_scratch(c, m, threads));
         if (!buf) return BMC_E_NOMEM;
         for (int j = 0; j < m; j++) {
             st = bmc__image_to_input(c, &images[i + j], buf + (size_t)j * in_floats);
@@ -48,7 +48,7 @@ bmc_status bmc_encode_image(bmc_ctx *ctx, const bmc_image *images, int n, float 
                 return bmc__fail(st, "bmc_encode_image: image %d: %s", i + j, why);
             }
         }
-        bmc__vit_forward(model, buf, m, buf + in_part, out + (size_t)i * c->embed_dim, ctx->pool);
+        bmc__vit_run(ctx, buf, m, buf + in_part, out + (size_t)i * c->embed_dim);
     }
     if (normalize) bmc__l2_normalize_rows(out, n, (int)c->embed_dim);
     return BMC_OK;

@@ -1,28 +1,38 @@
-/* kernels.h - the AVX-512 building blocks of gemm.c, shared with attention.c. Only compiled
- * where __AVX512F__ is defined (elsewhere gemm.c and attention.c use OpenBLAS). */
+/* kernels.h - the AVX-512 building blocks of the products (gemm.c, gemm_packed.c), shared with
+ * attention.c. Only compiled where __AVX512F__ is defined (elsewhere gemm.c and attention.c use
+ * OpenBLAS). */
 #ifndef BMC_KERNELS_H
 #define BMC_KERNELS_H
 
 #include <stddef.h>
 
+#include "pool.h"
+
 #if defined(__AVX512F__)
 
-#ifndef BMC__KERN_MR
-#define BMC__KERN_MR 12 /* rows of X per outer-product tile (at most 12)            */
-#endif
-#ifndef BMC__KERN_NR
-#define BMC__KERN_NR 32 /* columns per tile and per packed sliver (16, 32, 48 or 64) */
-#endif
+#define BMC__GEMM_NC 64  /* outputs (rows of W) per task of the packed kernel */
+#define BMC__GEMM_KC 768 /* K slice of the packed kernel */
 
-/* A walk over the cache lines of rows of memory, to prefetch them a line at a time while a tile
- * computes (a burst of prefetches would mostly be dropped). */
-typedef struct bmc__prefetch {
-    const char *row;   /* the row being fetched */
-    size_t stride;     /* bytes between rows */
-    int lines;         /* 64-byte lines per row */
-    int col;           /* next line in the row */
-    int rows;          /* rows left, this one included; 0: done */
-} bmc__prefetch;
+/* One bmc__gemm call, shared by its tasks. */
+typedef struct bmc__gemm_job {
+    const float *x;  /* [M, K], row stride ldx */
+    const float *w;  /* [N, K], row stride ldw */
+    const float *b;  /* [N] or NULL */
+    float *y;        /* [M, N], row stride ldy */
+    int M, N, K, ldx, ldw, ldy, flags;
+    int nc;          /* outputs per task */
+    int packed;      /* 1: gemm_packed.c's kernel, else the dot tiles */
+    bmc__pool *pool;
+    int threads;     /* the pool's */
+    float *scratch;  /* pack buffer when there is no pool */
+} bmc__gemm_job;
+
+/* Task `task` of a packed job: outputs task*nc .. task*nc+nc-1 for every row, packing through
+ * bp (BMC__GEMM_NC * BMC__GEMM_KC floats, the thread's scratch). */
+void bmc__gemm_packed_task(const bmc__gemm_job *g, int task, float *bp);
+
+#define BMC__KERN_MR 12 /* rows of X per outer-product tile (at most 12)            */
+#define BMC__KERN_NR 32 /* columns per tile and per packed sliver (16, 32, 48 or 64) */
 
 /* Where and how an outer-product tile is written (see bmc__outer). */
 typedef struct bmc__tile_out {
@@ -33,13 +43,14 @@ typedef struct bmc__tile_out {
     int first, last;   /* this K slice is the first / the last one   */
     int acc;           /* the first slice adds to y (a residual)     */
     int gelu;          /* the last slice applies GELU                */
-    bmc__prefetch *pf; /* lines to prefetch during the tile (one every 4 steps of k), or NULL */
+    const char *pf, *pf_end; /* memory to prefetch into L2 meanwhile (pf_end <= pf: none) */
 } bmc__tile_out;
 
 /* Y[i, j] (+)= sum_k x[i * ldx + k] * bp[k * ldb + j] for i < mr (1..MR), j < o->ncols (1..NR),
  * k < kc: bp is a packed sliver of weights (ldb = NR) or any row-major [kc, >= ncols] matrix
- * (attention values); columns beyond ncols are not read. Epilogue: the first slice writes (adds with o->acc), later slices add; the last
- * adds the bias then applies GELU; a single slice gives y + (sum + b). */
+ * (attention values); columns beyond ncols are not read. Epilogue: the first K slice writes
+ * (with o->acc it adds to what y holds), later slices add, the last adds the bias and then
+ * applies GELU; a single slice gives y + (sum + b), PyTorch's order for a residual. */
 void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                 const bmc__tile_out *o);
 

@@ -146,30 +146,12 @@ static const float erf_slope[ERF_N] = {
     3.398223782369314e-07f, 2.0854228921507456e-07f, 1.2698234286290244e-07f,
 };
 
-/* GELU of one value, the operations in the order the vector version does them. */
-static inline float gelu1(float v) {
-    float z = v * 0.70710678118654752440f; /* x / sqrt(2), in float as PyTorch does */
-    /* |z| clamped to 4 on the bit pattern: integer min keeps the loop branch-free */
-    uint32_t zb = f2u(z), sign = zb & 0x80000000u, ab = zb & 0x7fffffffu;
-    ab = ab < 0x40800000u ? ab : 0x40800000u;
-    float a = u2f(ab);
-    int k = (int)(a * 16.0f + 0.5f);
-    float r = (float)k * 0.0625f;
-    float d = a - r; /* exact */
-    float p = (3.0f * r - 2.0f * r * r * r) * (1.0f / 6.0f);
-    p = p * d + (2.0f * r * r - 1.0f) * (1.0f / 3.0f);
-    p = p * d - r;
-    p = p * d + 1.0f;
-    float e = erf_at[k] + erf_slope[k] * (p * d);
-    e = u2f(f2u(e) | sign); /* erf is odd */
-    return 0.5f * v * (1.0f + e);
-}
-
 #if defined(__AVX512F__)
 #include <immintrin.h>
 
-/* gelu1 on 16 lanes: the same float operations (no fused multiply-adds), the table entries
- * picked from registers: two 32-entry permutes and the last entry by a compare. */
+/* GELU on 16 lanes: the float operations of gelu1 (the portable version below), in the same
+ * order and without fused multiply-adds; the table entries are picked from registers by two
+ * 32-entry permutes, the last entry by a compare. */
 static inline __m512 gelu16(__m512 v, const __m512 tab[8]) {
     const __m512i absmask = _mm512_set1_epi32(0x7fffffff), four = _mm512_set1_epi32(0x40800000);
     __m512 z = _mm512_mul_ps(v, _mm512_set1_ps(0.70710678118654752440f));
@@ -220,6 +202,25 @@ void bmc__gelu(float *x, size_t n) {
     BMC__PROF_END(BMC__PROF_NORM_ACT, t0);
 }
 #else
+/* GELU of one value, the operations in the order the vector version does them. */
+static inline float gelu1(float v) {
+    float z = v * 0.70710678118654752440f; /* x / sqrt(2), in float as PyTorch does */
+    /* |z| clamped to 4 on the bit pattern: integer min keeps the loop branch-free */
+    uint32_t zb = f2u(z), sign = zb & 0x80000000u, ab = zb & 0x7fffffffu;
+    ab = ab < 0x40800000u ? ab : 0x40800000u;
+    float a = u2f(ab);
+    int k = (int)(a * 16.0f + 0.5f);
+    float r = (float)k * 0.0625f;
+    float d = a - r; /* exact */
+    float p = (3.0f * r - 2.0f * r * r * r) * (1.0f / 6.0f);
+    p = p * d + (2.0f * r * r - 1.0f) * (1.0f / 3.0f);
+    p = p * d - r;
+    p = p * d + 1.0f;
+    float e = erf_at[k] + erf_slope[k] * (p * d);
+    e = u2f(f2u(e) | sign); /* erf is odd */
+    return 0.5f * v * (1.0f + e);
+}
+
 BMC__VECTORIZE
 void bmc__gelu(float *x, size_t n) {
     BMC__PROF_BEGIN(t0);

@@ -13,7 +13,7 @@
 #define BMC__GEMM_ACC 1  /* y = y + (X W^T + b): add into what y holds (a residual)        */
 #define BMC__GEMM_GELU 2 /* y = GELU(X W^T + b) (not with BMC__GEMM_ACC)                    */
 /* Per-thread scratch floats bmc__gemm takes from the pool (a packed block of W). */
-#define BMC__GEMM_SCRATCH (128 * 768)
+#define BMC__GEMM_SCRATCH (64 * 768)
 void bmc__gemm(bmc__pool *pool, const float *x, int M, int K, int ldx, const float *w, int ldw,
                const float *b, int N, float *y, int ldy, int flags);
 

@@ -177,7 +177,8 @@ bmc_status bmc__pool_new(int threads, size_t scratch_floats, bmc__pool **out) {
     p->n = threads;
     p->stride = (scratch_floats + 15) & ~(size_t)15;
     size_t bytes = 0;
-    if (!bmc__mul_size(p->stride * sizeof(float), (size_t)threads, &bytes) || bytes > SIZE_MAX - 64) {
+    if (!bmc__mul_size(p->stride * sizeof(float), (size_t)threads, &bytes) ||
+        bytes > SIZE_MAX - 64) {
         bmc__free(p);
         return bmc__fail(BMC_E_NOMEM, "thread pool: scratch of %zu floats per thread is too large",
                          scratch_floats);

@@ -200,18 +200,66 @@ int bmc__vit_chunk(const bmc_ctx *ctx) {
     return chunk > BMC__VIT_MIN_CHUNK ? chunk : BMC__VIT_MIN_CHUNK;
 }
 
+/* A chunk of n images runs as one sub-batch per thread, each on its own thread from start to
+ * end, when the images split evenly and each thread gets at least two (full-height products
+ * either way): no thread then waits for another between the ~60 steps of a pass, which on a
+ * busy machine, where a thread is often descheduled, costs more than what sharing each product
+ * saves (the weights are read once per thread instead of once). Otherwise, and for a single
+ * image, every product and attention is spread over the threads. */
+static int vit_groups(int n, int threads) {
+    if (threads <= 1 || n < 2 * threads || n % threads) return 1;
+    /* the last block's products have one row per image: keep them on the kernel they would
+     * have for the whole chunk (gemm.c switches at 64 rows), so that the results do not
+     * depend on the grouping */
+    if (n >= 64 && n / threads < 64) return 1;
+    return threads;
+}
+
+size_t bmc__vit_scratch(const bmc__config *cfg, int n, int threads) {
+    int g = vit_groups(n, threads);
+    return (size_t)g * bmc__vit_plan_for(cfg, n / g).total;
+}
+
+typedef struct vit_group_job {
+    const bmc_ctx *ctx;
+    const float *chw; /* [n, 3, S, S] */
+    float *scratch;   /* groups x stride floats */
+    float *out;       /* [n, E] */
+    int per;          /* images per group */
+    size_t stride;    /* scratch floats per group */
+} vit_group_job;
+
+static void vit_group_task(void *arg, int g, int thread) {
+    const vit_group_job *j = arg;
+    const bmc__config *c = &j->ctx->model->config;
+    size_t in_floats = 3 * (size_t)c->image_size * c->image_size;
+    bmc__vit_forward(j->ctx->model, j->chw + (size_t)g * j->per * in_floats, j->per,
+                     j->scratch + (size_t)g * j->stride, j->out + (size_t)g * j->per * c->embed_dim,
+                     j->ctx->solo[thread]);
+}
+
+void bmc__vit_run(const bmc_ctx *ctx, const float *chw, int n, float *scratch, float *out) {
+    int threads = bmc__pool_threads(ctx->pool), g = vit_groups(n, threads);
+    if (g == 1 || !ctx->solo) {
+        bmc__vit_forward(ctx->model, chw, n, scratch, out, ctx->pool);
+        return;
+    }
+    vit_group_job j = {ctx, chw, scratch, out, n / g,
+                       bmc__vit_plan_for(&ctx->model->config, n / g).total};
+    bmc__pool_run(ctx->pool, vit_group_task, &j, g);
+}
+
 bmc_status bmc__vit_encode(bmc_ctx *ctx, const float *chw, int n, float *out) {
     const bmc__config *c = &ctx->model->config;
     bmc_status st = bmc__vit_check_config(c);
     if (st != BMC_OK) return st;
     size_t in_floats = 3 * (size_t)c->image_size * c->image_size;
-    int chunk = bmc__vit_chunk(ctx);
+    int chunk = bmc__vit_chunk(ctx), threads = bmc__pool_threads(ctx->pool);
     for (int i = 0; i < n; i += chunk) {
         int m = n - i < chunk ? n - i : chunk;
-        float *scratch = bmc__ctx_scratch(ctx, bmc__vit_plan_for(c, m).total);
+        float *scratch = bmc__ctx_scratch(ctx, bmc__vit_scratch(c, m, threads));
         if (!scratch) return BMC_E_NOMEM;
-        bmc__vit_forward(ctx->model, chw + (size_t)i * in_floats, m, scratch,
-                         out + (size_t)i * c->embed_dim, ctx->pool);
+        bmc__vit_run(ctx, chw + (size_t)i * in_floats, m, scratch, out + (size_t)i * c->embed_dim);
     }
     return BMC_OK;
 }

@@ -65,4 +65,11 @@ void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *sc
 /* Images per forward pass in bmc__vit_encode: max(max_batch, 16). Larger calls run in chunks. */
 int bmc__vit_chunk(const bmc_ctx *ctx);
 
+/* Scratch floats bmc__vit_run needs for n images on a context of `threads` threads. */
+size_t bmc__vit_scratch(const bmc__config *cfg, int n, int threads);
+
+/* The tower on n images with the context's threads: out[n, E] raw embeddings. scratch holds
+ * bmc__vit_scratch(cfg, n, threads) floats. */
+void bmc__vit_run(const bmc_ctx *ctx, const float *chw, int n, float *scratch, float *out);
+
 #endif /* BMC_VIT_H */

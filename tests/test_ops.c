@@ -216,7 +216,8 @@ static void test_attention(void **state) {
         int H = heads_dims[hd][0], D = heads_dims[hd][1], W = H * D;
         int LD = 3 * W + 4, LDO = W + 3;
         float *qkv = malloc(sizeof(float) * ROWS * LD);
-        float *out = malloc(sizeof(float) * ROWS * LDO), *first = malloc(sizeof(float) * ROWS * LDO);
+        float *out = malloc(sizeof(float) * ROWS * LDO);
+        float *first = malloc(sizeof(float) * ROWS * LDO);
         double *ref = malloc(sizeof(double) * ROWS * W);
         /* 64-byte aligned, as the library's arena is */
         size_t sbytes = (sizeof(float) * bmc__attention_scratch(197, D) + 63) & ~(size_t)63;
@@ -235,7 +236,9 @@ static void test_attention(void **state) {
             int nout = cls ? NS : ROWS;
             for (int threads = 1; threads <= 3; threads++) {
                 bmc__pool *pool = NULL;
-                if (threads > 1) assert_int_equal(bmc__pool_new(threads, bmc__attention_scratch(197, D), &pool), BMC_OK);
+                if (threads > 1)
+                    assert_int_equal(
+                        bmc__pool_new(threads, bmc__attention_scratch(197, D), &pool), BMC_OK);
                 for (int i = 0; i < ROWS * LDO; i++) out[i] = -777.0f;
                 bmc__attn a = {0};
                 a.pool = pool;
@@ -260,7 +263,7 @@ static void test_attention(void **state) {
                 double worst = 0;
                 for (int i = 0; i < nout; i++) {
                     for (int t = 0; t < W; t++) {
-                        double e = fabs(out[i * LDO + t] - ref[i * W + t]) / (fabs(ref[i * W + t]) + 1.0);
+                        double r = ref[i * W + t], e = fabs(out[i * LDO + t] - r) / (fabs(r) + 1.0);
                         if (e > worst || isnan(e)) worst = isnan(e) ? INFINITY : e;
                     }
                     for (int t = W; t < LDO; t++) assert_true(out[i * LDO + t] == -777.0f);
@@ -294,7 +297,8 @@ static void test_gemm(void **state) {
     float *x = malloc(sizeof(float) * MMAX * (KMAX + 3));
     float *w = malloc(sizeof(float) * NMAX * (KMAX + 5));
     float *b = malloc(sizeof(float) * NMAX), *y0 = malloc(sizeof(float) * MMAX * (NMAX + 7));
-    float *y = malloc(sizeof(float) * MMAX * (NMAX + 7)), *y1 = malloc(sizeof(float) * MMAX * (NMAX + 7));
+    float *y = malloc(sizeof(float) * MMAX * (NMAX + 7));
+    float *y1 = malloc(sizeof(float) * MMAX * (NMAX + 7));
     bmc__pool *pools[3] = {NULL, NULL, NULL};
     assert_int_equal(bmc__pool_new(1, BMC__GEMM_SCRATCH, &pools[0]), BMC_OK);
     assert_int_equal(bmc__pool_new(2, BMC__GEMM_SCRATCH, &pools[1]), BMC_OK);
@@ -309,7 +313,8 @@ static void test_gemm(void **state) {
                 int M = Ms[mi], N = Ns[ni], K = Ks[ki];
                 /* every shape with one flag setting; the large ones only now and then */
                 if ((double)M * N * K > 2e6 && (pick >> 16) % 4) continue;
-                int flags_pick = (int)((pick >> 8) % 4); /* 0 plain, 1 bias, 2 acc+bias, 3 gelu+bias */
+                /* 0 plain, 1 bias, 2 acc + bias, 3 gelu + bias */
+                int flags_pick = (int)((pick >> 8) % 4);
                 int flags = flags_pick == 2 ? BMC__GEMM_ACC : flags_pick == 3 ? BMC__GEMM_GELU : 0;
                 const float *bias = flags_pick ? b : NULL;
                 int ldx = K + 3, ldw = K + 5, ldy = N + 7;
@@ -319,7 +324,8 @@ static void test_gemm(void **state) {
                 fill(y0, (size_t)M * ldy, -1, 1);
                 for (int pi = -1; pi < 3; pi++) {
                     memcpy(y, y0, sizeof(float) * M * ldy);
-                    bmc__gemm(pi < 0 ? NULL : pools[pi], x, M, K, ldx, w, ldw, bias, N, y, ldy, flags);
+                    bmc__gemm(pi < 0 ? NULL : pools[pi], x, M, K, ldx, w, ldw, bias, N, y, ldy,
+                              flags);
                     if (pi < 0) {
                         memcpy(y1, y, sizeof(float) * M * ldy);
                     } else {
@@ -334,7 +340,8 @@ static void test_gemm(void **state) {
                                 s += t, mag += fabs(t);
                             }
                             if (bias) s += b[j], mag += fabs(b[j]);
-                            if (flags & BMC__GEMM_ACC) s += y0[i * ldy + j], mag += fabs(y0[i * ldy + j]);
+                            if (flags & BMC__GEMM_ACC)
+                                s += y0[i * ldy + j], mag += fabs(y0[i * ldy + j]);
                             if (flags & BMC__GEMM_GELU) s = gelu_ref(s), mag += 1.0;
                             double e = fabs(y[i * ldy + j] - s) / (mag + 1e-30);
                             if (e > worst || isnan(e)) worst = isnan(e) ? INFINITY : e;
@@ -343,7 +350,8 @@ static void test_gemm(void **state) {
                                        M, N, K, flags_pick, i, j, y[i * ldy + j], s);
                             assert_true(e < 1e-6);
                         }
-                        for (int j = N; j < ldy; j++) assert_true(y[i * ldy + j] == y0[i * ldy + j]);
+                        for (int j = N; j < ldy; j++)
+                            assert_true(y[i * ldy + j] == y0[i * ldy + j]);
                     }
                 }
                 cases++;

@@ -77,7 +77,10 @@ static void test_null_pool(void **state) {
     assert_int_equal(bmc__pool_threads(NULL), 1);
     assert_null(bmc__pool_scratch(NULL, 0));
     bmc__pool_run(NULL, task, &j, 17);
-    for (int t = 0; t < 17; t++) assert_int_equal(j.counts[t], 1), assert_int_equal(j.thread_of[t], 0);
+    for (int t = 0; t < 17; t++) {
+        assert_int_equal(j.counts[t], 1);
+        assert_int_equal(j.thread_of[t], 0);
+    }
     bmc__pool_free(NULL);
 }
 
