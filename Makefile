@@ -89,8 +89,11 @@ test: tests
 	BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) bash tests/run_all.sh
 
 # The same test data as the plain build (no second generation of the random checkpoints).
+# BMC_THREADS_FULL=0: test_threads and test_parallel leave the full-size model to the plain build
+# (instrumented, those two alone take 8 minutes; test_bert_parity and test_vit_parity still run
+# every kernel on the full-size model under the sanitizers).
 sanitize:
-	BMC_TESTDATA=$${BMC_TESTDATA:-$(BUILD)/testdata} $(MAKE) SANITIZE=1 test
+	BMC_THREADS_FULL=$${BMC_THREADS_FULL:-0} BMC_TESTDATA=$${BMC_TESTDATA:-$(BUILD)/testdata} $(MAKE) SANITIZE=1 test
 
 bench: $(BENCH_BIN) $(CLI)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/run.sh
@@ -130,8 +133,8 @@ demo: $(CLI)
 # ---- hardening (docs/ROBUSTNESS.md): libFuzzer targets, ThreadSanitizer run --------------------
 include fuzz/fuzz.mk
 
-# The cmocka unit tests alone; `make sanitize-unit` runs them under ASan + UBSan (CI: the whole
-# `make sanitize` takes about as long as `make test` again). Test data: the plain build's.
+# The cmocka unit tests alone; `make sanitize-unit` runs them under ASan + UBSan (a quicker
+# check than the whole `make sanitize`, which CI runs). Test data: the plain build's.
 .PHONY: test-unit sanitize-unit
 test-unit: $(TEST_BIN)
 	@export BMC_TESTDATA=$${BMC_TESTDATA:-$(BUILD)/testdata} SHARED_DATA=$(SHARED_DATA) CMOCKA_MESSAGE_OUTPUT=stdout; \

@@ -18,14 +18,18 @@ export CMOCKA_MESSAGE_OUTPUT=stdout
 for p in tests/prep/*.sh; do
   [ -f "$p" ] || continue
   echo "=== prepare: $p"
+  t0=$SECONDS
   bash "$p" || { echo "test data preparation failed: $p"; echo "0 passed, 1 failed"; exit 1; }
+  echo "=== prepare: $p: $((SECONDS - t0)) s"
 done
 
 passed=0; failed=0; failed_names=()
 run() { # name, command...
   local name=$1; shift
   echo "=== $name"
+  local t0=$SECONDS
   if "$@"; then passed=$((passed+1)); else failed=$((failed+1)); failed_names+=("$name"); fi
+  echo "=== $name: $((SECONDS - t0)) s"
 }
 
 for t in "$BUILD"/tests/test_*; do

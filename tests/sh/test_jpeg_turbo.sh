@@ -9,12 +9,16 @@ cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
 export SHARED_DATA=${SHARED_DATA:-$(cd .. && pwd)/shared/data}
-case "$BUILD" in
-  *-turbo) TB=$BUILD; BASE=${BUILD%-turbo} ;;   # already the turbo build (make JPEG=turbo test)
-  *) TB=$BUILD-turbo; BASE=$BUILD ;;
-esac
-echo "building $TB (make JPEG=turbo)"
-if ! MAKEFLAGS= MAKEOVERRIDES= make -s -j2 JPEG=turbo BUILD="$BASE" "$TB/tests/test_image" "$TB/tests/tool_image_crop" >/dev/null; then
+# The Makefile names a build $BASE[-turbo][-sanitize]; under `make sanitize` the turbo build is
+# sanitized too. SANITIZE and the parent's MAKEFLAGS are cleared so that only what is given here
+# decides the directory.
+SAN=; B0=$BUILD
+case "$B0" in *-sanitize) SAN=1; B0=${B0%-sanitize} ;; esac
+BASE=${B0%-turbo}
+TB=$BASE-turbo${SAN:+-sanitize}
+echo "building $TB (make JPEG=turbo${SAN:+ SANITIZE=1})"
+if ! env -u SANITIZE -u JPEG MAKEFLAGS= MAKEOVERRIDES= make -s -j2 JPEG=turbo ${SAN:+SANITIZE=1} BUILD="$BASE" \
+     "$TB/tests/test_image" "$TB/tests/tool_image_crop" >/dev/null; then
   echo "FAIL: make JPEG=turbo failed"; exit 1
 fi
 "$TB/tests/tool_image_crop" --info | grep -qx "jpeg=turbo" || { echo "FAIL: $TB does not decode JPEG with libjpeg-turbo"; exit 1; }
