@@ -73,10 +73,12 @@ int bmc__tga_plausible(const uint8_t *data, size_t size);
 int bmc__inflate(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_size);
 /* JPEG: the first SOF's components (1, 3, 4), or 0 when none, or -1 when a Huffman table (DHT)
  * declares more than 256 codes or overruns its segment (stb_image 2.27 writes past its arrays
- * on such a table; 2.28 refuses it); and whether an EOI marker follows the first scan (a file
- * without one is truncated). */
+ * on such a table; 2.28 refuses it); whether an EOI marker follows the first scan (a file
+ * without one is truncated); and whether a scan uses a Huffman table that no earlier DHT
+ * defined (stb 2.27 would decode with its uninitialised table memory and index past its
+ * arrays). */
 int bmc__jpeg_scan(const uint8_t *data, size_t size, int *components, int *width, int *height,
-                   int *has_eoi);
+                   int *has_eoi, int *undefined_table);
 /* Which JPEG decoder this build uses: 0 stb_image (default), 1 libjpeg-turbo (JPEG=turbo). */
 int bmc__jpeg_backend(void);
 #ifdef BMC_WITH_LIBJPEG

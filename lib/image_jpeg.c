@@ -69,12 +69,35 @@ static int bmc__jpeg_dht_ok(const uint8_t *d, size_t len) {
     return 1;
 }
 
+/* The Huffman tables a scan header (SOS body d[0..len)) decodes with, as stb_image 2.27 uses them
+ * (stbi__parse_entropy_coded_data): a sequential scan reads each component's DC and AC table; a
+ * progressive one its DC tables in a first DC scan (Ss = 0, Ah = 0), none in a DC refinement,
+ * its AC tables in an AC scan (Ss > 0). 0 if one of them was never defined by a DHT before
+ * (stb would decode with whatever its uninitialised table memory holds). Table ids over 3 are
+ * left to stb, which refuses them. */
+static int bmc__jpeg_sos_tables_ok(const uint8_t *d, size_t len, int progressive,
+                                   const unsigned char defined[2][4]) {
+    if (len < 1) return 1;
+    size_t ns = d[0];
+    if (1 + 2 * ns + 3 > len) return 1; /* malformed header: stb refuses it ("bad SOS len") */
+    int ss = d[1 + 2 * ns], ah = d[3 + 2 * ns] >> 4;
+    int uses_dc = !progressive || (ss == 0 && ah == 0), uses_ac = !progressive || ss > 0;
+    for (size_t i = 0; i < ns; i++) {
+        int td = d[2 + 2 * i] >> 4, ta = d[2 + 2 * i] & 15;
+        if (uses_dc && td <= 3 && !defined[0][td]) return 0;
+        if (uses_ac && ta <= 3 && !defined[1][ta]) return 0;
+    }
+    return 1;
+}
+
 int bmc__jpeg_scan(const uint8_t *d, size_t n, int *components, int *width, int *height,
-                   int *has_eoi) {
-    *components = *width = *height = *has_eoi = 0;
+                   int *has_eoi, int *undefined_table) {
+    *components = *width = *height = *has_eoi = *undefined_table = 0;
     if (n < 4 || d[0] != 0xFF || d[1] != 0xD8) return 0;
     size_t p = 2;
-    int in_scan = 0; /* after an SOS: entropy-coded bytes until the next real marker */
+    int in_scan = 0;     /* after an SOS: entropy-coded bytes until the next real marker */
+    int progressive = 0; /* the first frame header is SOF2 */
+    unsigned char defined[2][4] = {{0}}; /* [class: DC, AC][id]: defined by a DHT so far */
     while (p < n) {
         if (d[p] != 0xFF) { /* entropy data, or junk between segments (libjpeg skips it) */
             p++;
@@ -92,16 +115,31 @@ int bmc__jpeg_scan(const uint8_t *d, size_t n, int *components, int *width, int 
         if (p + 2 > n) break;
         size_t len = (size_t)d[p] << 8 | d[p + 1];
         if (len < 2) break;
+        size_t body = p + len <= n ? len - 2 : n - p - 2; /* what the file holds of the body */
         if (is_sof(m) && !*components && p + 8 <= n) {
             *height = d[p + 3] << 8 | d[p + 4];
             *width = d[p + 5] << 8 | d[p + 6];
             *components = d[p + 7];
+            progressive = m == 0xC2;
         }
-        if (m == 0xC4 && !bmc__jpeg_dht_ok(d + p + 2, p + len <= n ? len - 2 : n - p - 2)) {
-            *components = 0;
-            return -1;
+        if (m == 0xC4) {
+            if (!bmc__jpeg_dht_ok(d + p + 2, body)) {
+                *components = 0;
+                return -1;
+            }
+            const uint8_t *t = d + p + 2;
+            for (size_t q = 0; q < body;) { /* mark the tables (the body is checked) */
+                int tc = t[q] >> 4, th = t[q] & 15;
+                if (tc <= 1 && th <= 3) defined[tc][th] = 1;
+                size_t codes = 0;
+                for (int i = 1; i <= 16; i++) codes += t[q + i];
+                q += 17 + codes;
+            }
         }
-        if (m == 0xDA) in_scan = 1;
+        if (m == 0xDA) {
+            if (!bmc__jpeg_sos_tables_ok(d + p + 2, body, progressive, defined)) *undefined_table = 1;
+            in_scan = 1;
+        }
         p += len;
     }
     return *components;
@@ -118,12 +156,18 @@ int bmc__jpeg_backend(void) {
 }
 
 bmc_status bmc__decode_jpeg(const uint8_t *data, size_t size, const char *name, bmc__decoded *out) {
-    int comps, w, h, eoi;
+    int comps, w, h, eoi, undefined_table;
     memset(out, 0, sizeof *out);
-    int found = bmc__jpeg_scan(data, size, &comps, &w, &h, &eoi);
+    int found = bmc__jpeg_scan(data, size, &comps, &w, &h, &eoi, &undefined_table);
     if (found < 0)
         return bmc__fail(BMC_E_IMAGE, "%s: corrupt JPEG: a Huffman table (DHT) declares more than 256 "
                          "codes or overruns its segment", name);
+    /* libjpeg-turbo checks this itself, and stands in the standard tables 0 and 1 when a file has
+     * none (Motion-JPEG frames), as PIL then does; stb_image 2.27 would decode with uninitialised
+     * table memory, so the default build refuses such files. */
+    if (undefined_table && !bmc__jpeg_backend())
+        return bmc__fail(BMC_E_IMAGE, "%s: corrupt JPEG: a scan (SOS) uses a Huffman table that no DHT "
+                         "defined before it", name);
     if (found == 0)
         return bmc__fail(BMC_E_IMAGE, "%s: JPEG without a frame header (SOF): corrupt or truncated", name);
     if (comps != 1 && comps != 3 && comps != 4)

@@ -32,6 +32,7 @@
 #include "biomedclip.h"
 #include "crc32.h"
 #include "error.h"
+#include "image.h"
 
 static char g_tiny[1024], g_shared[1024], g_tmpdir[1024];
 static bmc_model *g_model;
@@ -223,6 +224,43 @@ static void test_image_corrupt(void **s) {
     printf("corrupt images: %ld single-byte corruptions, %ld refused with BMC_E_IMAGE, the rest decoded and "
            "cropped\n", tried, refused);
     assert_true(refused > 0);
+}
+
+/* A scan (SOS) that decodes with a Huffman table no DHT defined: stb_image 2.27 would use its
+ * uninitialised table memory and index past its arrays (found by fuzz_image, F8 in
+ * docs/ROBUSTNESS.md). In the seeds (a baseline and a progressive JPEG), each scan that decodes
+ * with Huffman tables in turn gets its components pointed at table 3 (DC and AC), which no seed
+ * defines: refused with BMC_E_IMAGE (libjpeg-turbo, with JPEG=turbo, refuses it too). */
+static void test_jpeg_undefined_huffman_table(void **s) {
+    static const char *jpegs[] = {"base.jpg", "prog.jpg"};
+    int cases = 0;
+    for (int f = 0; f < 2; f++) {
+        size_t n;
+        unsigned char *b = seed(jpegs[f], &n);
+        int progressive = 0;
+        for (size_t i = 0; i + 4 < n; i++) {
+            if (b[i] != 0xFF) continue;
+            if (b[i + 1] == 0xC2) progressive = 1;
+            if (b[i + 1] != 0xDA) continue;
+            size_t ns = b[i + 4], ss = b[i + 5 + 2 * ns], ah = b[i + 7 + 2 * ns] >> 4;
+            if (progressive && ss == 0 && ah != 0) continue; /* a DC refinement reads raw bits */
+            unsigned char *c = malloc(n);
+            memcpy(c, b, n);
+            for (size_t k = 0; k < ns; k++) c[i + 6 + 2 * k] = 0x33;
+            char what[80];
+            snprintf(what, sizeof what, "%s, scan at byte %zu using Huffman table 3", jpegs[f], i);
+            bmc_image img;
+            if (bmc__jpeg_backend() == 0)
+                EXPECT(load_mem(c, n, &img), BMC_E_IMAGE, what, "no DHT defined");
+            else
+                EXPECT(load_mem(c, n, &img), BMC_E_IMAGE, what, "");
+            free(c);
+            cases++;
+        }
+        free(b);
+    }
+    printf("undefined Huffman tables: %d scans, each refused\n", cases);
+    assert_true(cases >= 3); /* the baseline scan and at least two progressive ones */
 }
 
 /* Headers declaring absurd sizes: refused (BMC_E_IMAGE, "too large" / "empty") before any
@@ -506,6 +544,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model_wrong_files), cmocka_unit_test(test_image_wrong_type),
         cmocka_unit_test(test_image_truncated),   cmocka_unit_test(test_image_corrupt),
+        cmocka_unit_test(test_jpeg_undefined_huffman_table),
         cmocka_unit_test(test_image_absurd_sizes), cmocka_unit_test(test_bad_views),
         cmocka_unit_test(test_texts),             cmocka_unit_test(test_empty_lists),
         cmocka_unit_test(test_ctx_params),
