@@ -56,14 +56,18 @@ int bmc__inflate(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_siz
 
 static int is_sof(int m) { return m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC; }
 
-/* One DHT segment body d[0..len): tables of (class/id byte, 16 code counts, the values). */
-static int bmc__jpeg_dht_ok(const uint8_t *d, size_t len) {
+/* One DHT segment body d[0..len): tables of (class/id byte, 16 code counts, the values). Marks
+ * each table it holds in defined[class][id] (ids over 3, classes over 1: left to stb, which
+ * refuses them); 0 if a table declares more than 256 codes or overruns the segment. */
+static int bmc__jpeg_dht_ok(const uint8_t *d, size_t len, unsigned char defined[2][4]) {
     size_t q = 0;
     while (q < len) {
         if (q + 17 > len) return 0;
         size_t codes = 0;
         for (int i = 1; i <= 16; i++) codes += d[q + i];
         if (codes > 256 || q + 17 + codes > len) return 0;
+        int tc = d[q] >> 4, th = d[q] & 15;
+        if (tc <= 1 && th <= 3) defined[tc][th] = 1;
         q += 17 + codes;
     }
     return 1;
@@ -122,19 +126,9 @@ int bmc__jpeg_scan(const uint8_t *d, size_t n, int *components, int *width, int 
             *components = d[p + 7];
             progressive = m == 0xC2;
         }
-        if (m == 0xC4) {
-            if (!bmc__jpeg_dht_ok(d + p + 2, body)) {
-                *components = 0;
-                return -1;
-            }
-            const uint8_t *t = d + p + 2;
-            for (size_t q = 0; q < body;) { /* mark the tables (the body is checked) */
-                int tc = t[q] >> 4, th = t[q] & 15;
-                if (tc <= 1 && th <= 3) defined[tc][th] = 1;
-                size_t codes = 0;
-                for (int i = 1; i <= 16; i++) codes += t[q + i];
-                q += 17 + codes;
-            }
+        if (m == 0xC4 && !bmc__jpeg_dht_ok(d + p + 2, body, defined)) {
+            *components = 0;
+            return -1;
         }
         if (m == 0xDA) {
             if (!bmc__jpeg_sos_tables_ok(d + p + 2, body, progressive, defined)) *undefined_table = 1;

@@ -41,19 +41,26 @@ void bmc__linear(const float *x, int M, int K, int ldx, const float *w, const fl
     bmc__gemm(NULL, x, M, K, ldx, w, K, b, N, y, ldy, 0);
 }
 
+/* sum of r[0..n) in double over 8 fixed lanes (vectorisable, the same order anywhere) */
+BMC__VECTORIZE
+static double sum_lanes(const float *restrict r, int n) {
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum = 0.0;
+    int j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (int t = 0; t < 8; t++) lane[t] += r[j + t];
+    for (; j < n; j++) sum += r[j];
+    for (int t = 0; t < 8; t++) sum += lane[t];
+    return sum;
+}
+
 /* One row: mean, then the biased variance around it (two passes, no cancellation), both
  * summed in double over 8 fixed lanes (vectorisable, the same order on every machine). */
 BMC__VECTORIZE
 static void layernorm_row(const float *xr, float *yr, int N, const float *w, const float *b,
                           float eps) {
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum = 0.0;
-    int j = 0;
-    for (; j + 8 <= N; j += 8)
-        for (int t = 0; t < 8; t++) lane[t] += xr[j + t];
-    for (; j < N; j++) sum += xr[j];
-    for (int t = 0; t < 8; t++) sum += lane[t];
-    double mean = sum / N, ss = 0.0;
-    for (int t = 0; t < 8; t++) lane[t] = 0.0;
+    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    double mean = sum_lanes(xr, N) / N, ss = 0.0;
+    int j;
     for (j = 0; j + 8 <= N; j += 8)
         for (int t = 0; t < 8; t++) {
             double d = xr[j + t] - mean;
@@ -280,18 +287,6 @@ static float scale_max(float *restrict r, int n, float scale) {
     for (int t = 0; t < 16; t++)
         if (lane[t] > mx) mx = lane[t];
     return mx;
-}
-
-/* sum of r[0..n) in double over 8 fixed lanes (vectorisable, the same order anywhere) */
-BMC__VECTORIZE
-static double sum_lanes(const float *restrict r, int n) {
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sum = 0.0;
-    int j = 0;
-    for (; j + 8 <= n; j += 8)
-        for (int t = 0; t < 8; t++) lane[t] += r[j + t];
-    for (; j < n; j++) sum += r[j];
-    for (int t = 0; t < 8; t++) sum += lane[t];
-    return sum;
 }
 
 BMC__VECTORIZE
