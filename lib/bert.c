@@ -200,10 +200,8 @@ static void bert_encode_chunk(const bmc_model *model, const int *ids, const int 
  * bmc__vit_run does for images: no thread waits for another between the ~80 steps of a pass),
  * when every group gets at least two texts and 64 rows, the products' compute-bound regime;
  * shorter batches stream the weights, which is best done once for all threads. */
-#define GROUP_MIN_ROWS 64 /* = gemm.c's switch to its packed kernel */
-
 static int bert_groups(int n, int rows, int threads) {
-    if (threads <= 1 || n < 2 * threads || rows < GROUP_MIN_ROWS * threads) return 1;
+    if (threads <= 1 || n < 2 * threads || rows < BMC__GEMM_PACKED_MIN_M * threads) return 1;
     return threads;
 }
 
@@ -219,8 +217,8 @@ static int bert_partition(const int *lens, int n, int rows, int g, int *first) {
         int start = acc;
         do acc += lens[t++];
         while (t < n - (g - 1 - h) && acc + lens[t] / 2 <= target);
-        if (acc - start < GROUP_MIN_ROWS) return 0;
-        if (n >= GROUP_MIN_ROWS && t - first[h] < GROUP_MIN_ROWS) return 0;
+        if (acc - start < BMC__GEMM_PACKED_MIN_M) return 0;
+        if (n >= BMC__GEMM_PACKED_MIN_M && t - first[h] < BMC__GEMM_PACKED_MIN_M) return 0;
     }
     first[g] = n;
     return 1;

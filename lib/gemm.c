@@ -179,9 +179,6 @@ static void dot_task(const bmc__gemm_job *g, int n0, int n1) {
         for (int m = 0; m < M; m++) bmc__gelu(g->y + (size_t)m * ldy + n0, (size_t)(n1 - n0));
 }
 
-/* Rows from which the packed kernel is used. */
-#define PACKED_MIN_M 64
-
 static void gemm_task(void *arg, int task, int thread) {
     const bmc__gemm_job *g = arg;
     if (g->packed) {
@@ -203,7 +200,7 @@ void bmc__gemm(bmc__pool *pool, const float *x, int M, int K, int ldx, const flo
     g.pool = pool;
     g.threads = bmc__pool_threads(pool);
     void *tmp = NULL;
-    if (M >= PACKED_MIN_M) {
+    if (M >= BMC__GEMM_PACKED_MIN_M) {
         g.packed = 1;
         g.nc = BMC__GEMM_NC;
         if (!pool) { /* no pool to lend a pack buffer (unit tests): one of its own */

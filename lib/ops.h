@@ -12,6 +12,9 @@
  * ldx, ldw, ldy are row strides. flags: */
 #define BMC__GEMM_ACC 1  /* y = y + (X W^T + b): add into what y holds (a residual)        */
 #define BMC__GEMM_GELU 2 /* y = GELU(X W^T + b) (not with BMC__GEMM_ACC)                    */
+/* From this many rows of X on, bmc__gemm uses its packed kernel (a different summation order
+ * from the few-rows kernel): the towers' per-thread grouping keeps every product on one side. */
+#define BMC__GEMM_PACKED_MIN_M 64
 /* Per-thread scratch floats bmc__gemm takes from the pool (a packed block of W). */
 #define BMC__GEMM_SCRATCH (64 * 768)
 void bmc__gemm(bmc__pool *pool, const float *x, int M, int K, int ldx, const float *w, int ldw,

@@ -211,7 +211,7 @@ static int vit_groups(int n, int threads) {
     /* the last block's products have one row per image: keep them on the kernel they would
      * have for the whole chunk (gemm.c switches at 64 rows), so that the results do not
      * depend on the grouping */
-    if (n >= 64 && n / threads < 64) return 1;
+    if (n >= BMC__GEMM_PACKED_MIN_M && n / threads < BMC__GEMM_PACKED_MIN_M) return 1;
     return threads;
 }
 
