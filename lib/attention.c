@@ -1,11 +1,11 @@
 /* attention.c - multi-head self-attention over a batch of sequences (ops.h, bmc__attention).
  *
- * One pool task per (sequence, head). A task packs the head's keys once (K^T in slivers of 32
- * keys, kernels.h), then goes through the queries 12 rows at a time: scores S = Q K^T (outer-
- * product tiles), scale and softmax each row, and O = S V, where the value rows are read in
- * place as the second operand of the same tiles. Only a 12-row block of scores exists at a
- * time, so the scratch is small and private to the thread: a ViT image's 197 x 197 scores per
- * head never leave L1/L2.
+ * One pool task per (sequence, head). A task packs the head's keys once (K^T in slivers of
+ * BMC__KERN_NR keys, kernels.h), then goes through the queries BMC__KERN_MR rows at a time:
+ * scores S = Q K^T (outer-product tiles), scale and softmax each row, and O = S V, where the
+ * value rows are read in place as the second operand of the same tiles. Only one block of
+ * score rows exists at a time, so the scratch is small and private to the thread: a ViT
+ * image's 197 x 197 scores per head never leave L1/L2.
  *
  * Without AVX-512 the products go to OpenBLAS, block by block the same way. */
 #include <math.h>

@@ -2,10 +2,12 @@
  * of W packed into slivers, with outer-product tiles (kernels.h). AVX-512 only.
  *
  * A pool task owns a block of PNC = 64 outputs (rows of W). For each K slice of up to 768 it
- * packs the block's weights into two slivers [k][32] (16 x 16 transposes), then runs 12 x 32
- * tiles over every 12 rows of X: per step of k, 2 vector loads of the sliver, 12 broadcasts of
- * X and 24 FMAs into 24 accumulators, ~80% of the FMA peak here (the rest: broadcasts and
- * loads). The sliver (96 KB) and the block (192 KB) stay in L2 while X streams through.
+ * packs the block's weights into a sliver [k][64] (16 x 16 transposes), then runs 6 x 64 tiles
+ * over every 6 rows of X: per step of k, 4 vector loads of the sliver, 6 broadcasts of X and 24
+ * FMAs into 24 accumulators, ~85-88% of the FMA peak here on one thread (12 x 32 tiles, with
+ * twice the broadcasts per FMA, measured 5-8% slower). The sliver (192 KB) stays in L2 while
+ * X streams through. A tile of fewer columns (a last, partial sliver) runs only the vectors
+ * it needs.
  *
  * The weights come from the file mapping, so packing reads them from memory: to hide that,
  * the last tiles of a block prefetch the next slice or the block this thread takes next (a
@@ -96,17 +98,17 @@ void bmc__pack_w(const float *w, size_t ldw, int nb, int kc, float *bp) {
         }
 }
 
-/* acc[i][v] = sum_k x[i * ldx + k] * bp[k * ldb + 16v ..], then written to the mr x o->ncols
- * block at o->y with the epilogue described in kernels.h. Only the first ncols columns of bp
- * are read. */
-static inline __attribute__((always_inline)) void outer_tile(const int mr, const float *x,
-                                                            size_t ldx, const float *bp,
-                                                            size_t ldb, int kc,
+/* acc[i][v] = sum_k x[i * ldx + k] * bp[k * ldb + 16v ..] for v < nv, then written to the
+ * mr x o->ncols block at o->y (ncols <= 16 nv) with the epilogue described in kernels.h. Only
+ * the first ncols columns of bp are read. */
+static inline __attribute__((always_inline)) void outer_tile(const int mr, const int nv,
+                                                            const float *x, size_t ldx,
+                                                            const float *bp, size_t ldb, int kc,
                                                             const bmc__tile_out *o) {
     int ncols = o->ncols;
     __mmask16 m[PNV];
 #pragma GCC unroll 4
-    for (int v = 0; v < PNV; v++) {
+    for (int v = 0; v < nv; v++) {
         int c = ncols - 16 * v;
         m[v] = (__mmask16)(c >= 16 ? 0xffffu : c <= 0 ? 0u : (1u << c) - 1u);
     }
@@ -114,15 +116,15 @@ static inline __attribute__((always_inline)) void outer_tile(const int mr, const
 #pragma GCC unroll 12
     for (int i = 0; i < mr; i++)
 #pragma GCC unroll 4
-        for (int v = 0; v < PNV; v++) acc[i][v] = _mm512_setzero_ps();
+        for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
 #define OUTER_STEP(k)                                                                      \
     do {                                                                                   \
         __m512 bv[PNV];                                                                    \
-        _Pragma("GCC unroll 4") for (int v = 0; v < PNV; v++) bv[v] =                      \
+        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) bv[v] =                       \
             _mm512_maskz_loadu_ps(m[v], bp + (size_t)(k) * ldb + 16 * v);                  \
         _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {                            \
             __m512 a = _mm512_set1_ps(x[i * ldx + (k)]);                                   \
-            _Pragma("GCC unroll 4") for (int v = 0; v < PNV; v++) acc[i][v] =              \
+            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) acc[i][v] =               \
                 _mm512_fmadd_ps(a, bv[v], acc[i][v]);                                      \
         }                                                                                  \
     } while (0)
@@ -144,13 +146,13 @@ static inline __attribute__((always_inline)) void outer_tile(const int mr, const
     int first = o->first, last = o->last, accflag = o->acc;
     __m512 bias[PNV];
 #pragma GCC unroll 4
-    for (int v = 0; v < PNV; v++)
+    for (int v = 0; v < nv; v++)
         bias[v] = last && o->b ? _mm512_maskz_loadu_ps(m[v], o->b + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 12
     for (int i = 0; i < mr; i++) {
         float *yr = o->y + i * o->ldy;
 #pragma GCC unroll 4
-        for (int v = 0; v < PNV; v++) {
+        for (int v = 0; v < nv; v++) {
             __m512 t = acc[i][v];
             if (first && last) {
                 t = _mm512_add_ps(t, bias[v]);
@@ -168,30 +170,45 @@ static inline __attribute__((always_inline)) void outer_tile(const int mr, const
 
 typedef void (*outer_fn)(const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                          const bmc__tile_out *o);
-#define OUTER(a)                                                                        \
-    static void outer_##a(const float *x, size_t ldx, const float *bp, size_t ldb, int kc, \
-                          const bmc__tile_out *o) {                                     \
-        outer_tile(a, x, ldx, bp, ldb, kc, o);                                          \
+#define OUTER(a, v)                                                                        \
+    static void outer_##a##_##v(const float *x, size_t ldx, const float *bp, size_t ldb,   \
+                                int kc, const bmc__tile_out *o) {                          \
+        outer_tile(a, v, x, ldx, bp, ldb, kc, o);                                          \
     }
-OUTER(1) OUTER(2) OUTER(3) OUTER(4) OUTER(5) OUTER(6)
+#if PNV == 4
+#define OUTER_ROW(a) OUTER(a, 1) OUTER(a, 2) OUTER(a, 3) OUTER(a, 4)
+#define OUTER_REF(a) {outer_##a##_1, outer_##a##_2, outer_##a##_3, outer_##a##_4}
+#elif PNV == 2
+#define OUTER_ROW(a) OUTER(a, 1) OUTER(a, 2)
+#define OUTER_REF(a) {outer_##a##_1, outer_##a##_2}
+#else
+#error "BMC__KERN_NR: 32 or 64"
+#endif
+OUTER_ROW(1) OUTER_ROW(2) OUTER_ROW(3) OUTER_ROW(4) OUTER_ROW(5) OUTER_ROW(6)
 #if PMR > 6
-OUTER(7) OUTER(8)
+OUTER_ROW(7) OUTER_ROW(8)
 #endif
 #if PMR > 8
-OUTER(9) OUTER(10) OUTER(11) OUTER(12)
+OUTER_ROW(9) OUTER_ROW(10) OUTER_ROW(11) OUTER_ROW(12)
 #endif
-static const outer_fn outers[PMR] = {outer_1, outer_2, outer_3, outer_4, outer_5, outer_6,
+_Static_assert(PMR == 6 || PMR == 8 || PMR == 12, "BMC__KERN_MR: 6, 8 or 12");
+/* outers[mr - 1][nv - 1]: mr rows, nv vectors of 16 columns */
+static const outer_fn outers[PMR][PNV] = {OUTER_REF(1), OUTER_REF(2), OUTER_REF(3),
+                                          OUTER_REF(4), OUTER_REF(5), OUTER_REF(6),
 #if PMR > 6
-                                     outer_7, outer_8,
+                                          OUTER_REF(7), OUTER_REF(8),
 #endif
 #if PMR > 8
-                                     outer_9, outer_10, outer_11, outer_12
+                                          OUTER_REF(9), OUTER_REF(10), OUTER_REF(11),
+                                          OUTER_REF(12)
 #endif
 };
 
+static outer_fn outer_for(int mr, int ncols) { return outers[mr - 1][(ncols + 15) / 16 - 1]; }
+
 void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                 const bmc__tile_out *o) {
-    outers[mr - 1](x, ldx, bp, ldb, kc, o);
+    outer_for(mr, o->ncols)(x, ldx, bp, ldb, kc, o);
 }
 
 /* Prefetch part `part` of `parts` of the rows [nb, kc] of W at w into L2: the next slice is
@@ -259,8 +276,8 @@ void bmc__gemm_packed_task(const bmc__gemm_job *g, int task, float *bp) {
                 o.ncols = nb - j < PNR ? nb - j : PNR;
                 o.y = g->y + (size_t)m * ldy + n0 + j;
                 o.b = g->b ? g->b + n0 + j : NULL;
-                outers[mr - 1](g->x + (size_t)m * ldx + k0, ldx, bp + (size_t)(j / PNR) * kc * PNR,
-                               PNR, kc, &o);
+                outer_for(mr, o.ncols)(g->x + (size_t)m * ldx + k0, ldx,
+                                       bp + (size_t)(j / PNR) * kc * PNR, PNR, kc, &o);
             }
         }
     }

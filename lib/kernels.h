@@ -31,8 +31,8 @@ typedef struct bmc__gemm_job {
  * bp (BMC__GEMM_NC * BMC__GEMM_KC floats, the thread's scratch). */
 void bmc__gemm_packed_task(const bmc__gemm_job *g, int task, float *bp);
 
-#define BMC__KERN_MR 12 /* rows of X per outer-product tile (at most 12)            */
-#define BMC__KERN_NR 32 /* columns per tile and per packed sliver (16, 32, 48 or 64) */
+#define BMC__KERN_MR 6  /* rows of X per outer-product tile (at most 12)            */
+#define BMC__KERN_NR 64 /* columns per tile and per packed sliver (16, 32, 48 or 64) */
 
 /* Where and how an outer-product tile is written (see bmc__outer). */
 typedef struct bmc__tile_out {
