@@ -1,13 +1,13 @@
-/* bench_gemm.c - SGEMM throughput of OpenBLAS for the shapes the two towers use, laid out as
- * the library calls it (Y[M,N] = X[M,K] W[N,K]^T, W in PyTorch's [out, in] order).
+/* bench_gemm.c - the library's products (bmc__gemm, lib/gemm.c) against OpenBLAS's SGEMM for
+ * the shapes the two towers use, laid out as the library calls it (Y[M,N] = X[M,K] W[N,K]^T, W
+ * in PyTorch's [out, in] order), and both against the machine's limits.
  *
  * Thin products (M = 1..32 rows: one short text, the heads) are bound by streaming the weights
  * from memory, not by arithmetic: each weight float is used M times. The program therefore
  * cycles through a pool of weight copies larger than the last-level cache (as a forward pass
- * does: every layer's weights are new), measures the read bandwidth, and prints the roofline
- * bound min(peak, bandwidth * M / 2 flop/byte) next to OpenBLAS and next to a small
- * hand-written thin kernel (GCC vector extensions; single thread) to show where such a kernel
- * could win. Every result is checked against a double-precision reference on sampled entries.
+ * does: every layer's weights are new), measures the read bandwidth and the FMA peak, and prints
+ * the roofline bound min(FMA peak, bandwidth * M / 2 flop/byte) next to each rate. Every result
+ * is checked against a double-precision reference on sampled entries.
  *
  * usage: bench_gemm [--threads N] [--min-time S] [--quick] [--json-out FILE]
  */
@@ -16,6 +16,8 @@
 #include <stdint.h>
 
 #include "bench_util.h"
+#include "ops.h"  /* bmc__gemm: the library's product (internal header) */
+#include "pool.h"
 
 #define POOL_BYTES ((size_t)320 << 20) /* > any L3 this runs on */
 #define MAX_M 2048                     /* the largest M in big_m below */
@@ -32,7 +34,8 @@ typedef struct run_arg {
     const float *pool; /* weight pool; successive calls use successive copies */
     size_t pool_floats;
     size_t next;       /* offset of the next weight copy */
-    int kernel;        /* 0: OpenBLAS sgemm, 1: thin prototype, 2: OpenBLAS sgemv per row */
+    int kernel;        /* 0: OpenBLAS sgemm, 1: ours (bmc__gemm on `lib_pool`), 2: OpenBLAS sgemv per row */
+    bmc__pool *lib_pool;
     const float *last; /* the weights of the latest call (for check) */
 } run_arg;
 
@@ -45,71 +48,6 @@ static const float *next_weights(run_arg *a) {
     return w;
 }
 
-/* ---- thin-M prototype: each weight row is loaded once and used for up to 4 rows of X ---- */
-/* -std=c11 turns off FMA contraction (-ffp-contract=off); the kernel wants FMAs. */
-#pragma GCC optimize("fp-contract=fast")
-typedef float v16 __attribute__((vector_size(64)));
-
-static inline v16 load16(const float *p) {
-    v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline float hsum16(v16 v) {
-    float s = 0;
-    for (int i = 0; i < 16; i++) s += v[i];
-    return s;
-}
-
-/* Y[M,N] = X[M,K] W[N,K]^T for rows m0..m0+MC-1 and weight rows n0..n1-1 (K % 16 == 0).
- * MC is a compile-time constant at every call, so unused accumulators disappear. */
-static inline __attribute__((always_inline)) void thin_block(const float *x, int K, const float *w, float *y,
-                                                             int N, int m0, const int MC, int n0, int n1) {
-    const float *xr[4];
-    for (int i = 0; i < 4; i++) xr[i] = x + (size_t)(m0 + (i < MC ? i : 0)) * K;
-    int n = n0;
-    for (; n + 1 < n1; n += 2) {
-        const float *w0 = w + (size_t)n * K, *w1 = w0 + K;
-        v16 acc[4][2];
-        for (int i = 0; i < MC; i++) acc[i][0] = acc[i][1] = (v16){0};
-        for (int k = 0; k < K; k += 16) {
-            v16 b0 = load16(w0 + k), b1 = load16(w1 + k);
-            for (int i = 0; i < MC; i++) {
-                v16 c = load16(xr[i] + k);
-                acc[i][0] += c * b0;
-                acc[i][1] += c * b1;
-            }
-        }
-        for (int i = 0; i < MC; i++) {
-            y[(size_t)(m0 + i) * N + n] = hsum16(acc[i][0]);
-            y[(size_t)(m0 + i) * N + n + 1] = hsum16(acc[i][1]);
-        }
-    }
-    for (; n < n1; n++) {
-        for (int i = 0; i < MC; i++) {
-            const float *wr = w + (size_t)n * K;
-            v16 a = {0};
-            for (int k = 0; k < K; k += 16) a += load16(xr[i] + k) * load16(wr + k);
-            y[(size_t)(m0 + i) * N + n] = hsum16(a);
-        }
-    }
-}
-
-static void thin_gemm(const float *x, int M, int K, const float *w, int N, float *y) {
-    const int NB = 16; /* 16 weight rows (<= 192 KB at K = 3072) stay in L2 across M chunks */
-    for (int n0 = 0; n0 < N; n0 += NB) {
-        int n1 = n0 + NB < N ? n0 + NB : N;
-        int m0 = 0;
-        for (; m0 + 4 <= M; m0 += 4) thin_block(x, K, w, y, N, m0, 4, n0, n1);
-        switch (M - m0) {
-        case 3: thin_block(x, K, w, y, N, m0, 3, n0, n1); break;
-        case 2: thin_block(x, K, w, y, N, m0, 2, n0, n1); break;
-        case 1: thin_block(x, K, w, y, N, m0, 1, n0, n1); break;
-        default: break;
-        }
-    }
-}
-
 static int run_once(void *p) {
     run_arg *a = p;
     const float *w = next_weights(a);
@@ -117,7 +55,7 @@ static int run_once(void *p) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->M, a->N, a->K, 1.0f, a->x, a->K, w, a->K,
                     0.0f, a->y, a->N);
     } else if (a->kernel == 1) {
-        thin_gemm(a->x, a->M, a->K, w, a->N, a->y);
+        bmc__gemm(a->lib_pool, a->x, a->M, a->K, a->K, w, a->K, NULL, a->N, a->y, a->N, 0);
     } else {
         for (int m = 0; m < a->M; m++)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, a->N, a->K, 1.0f, w, a->K, a->x + (size_t)m * a->K, 1,
@@ -145,6 +83,16 @@ static double check(const run_arg *a, const float *w) {
 }
 
 /* ---- read bandwidth: T threads sum disjoint parts of the pool, best of two kernels ---- */
+static inline bu_v16 load16(const float *p) {
+    bu_v16 v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline float hsum16(bu_v16 v) {
+    float s = 0;
+    for (int i = 0; i < 16; i++) s += v[i];
+    return s;
+}
 typedef struct bw_arg {
     const float *p;
     size_t n;
@@ -158,7 +106,7 @@ static void *bw_thread(void *p) {
         return NULL;
     }
     /* four independent vector accumulators: bound by loads, not by the add latency */
-    v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+    bu_v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
     for (size_t i = 0; i + 64 <= a->n; i += 64) {
         s0 += load16(a->p + i);
         s1 += load16(a->p + i + 16);
@@ -218,17 +166,20 @@ int main(int argc, char **argv) {
     char cpu[256];
     bu_cpu_model(cpu, sizeof cpu);
     const char *coretype = getenv("OPENBLAS_CORETYPE");
-    printf("bench_gemm: %s, %ld CPUs; OpenBLAS core %s (%s); OPENBLAS_CORETYPE=%s\n", cpu, bu_online_cpus(),
-           bu_blas_core(), bu_blas_config(), coretype ? coretype : "(unset)");
+    printf("bench_gemm: %s, %ld CPUs; OpenBLAS core %s (%s); OPENBLAS_CORETYPE=%s; load average %.2f\n", cpu,
+           bu_online_cpus(), bu_blas_core(), bu_blas_config(), coretype ? coretype : "(unset)", bu_loadavg());
 
     double bw1 = read_bandwidth(pool, pool_floats, 1);
     double bwT = threads > 1 ? read_bandwidth(pool, pool_floats, threads) : bw1;
     printf("read bandwidth (sum over %zu MB): %.1f GB/s with 1 thread, %.1f GB/s with %d\n",
            POOL_BYTES >> 20, bw1, bwT, threads);
 
-    /* Peak: a large product, weights hot (the large-M rows below are compute-bound anyway). */
+    /* The ceilings: the FMA peak, and OpenBLAS on a large product with the weights hot. */
+    double fmaT = bu_fma_peak(threads), fma1 = threads > 1 ? bu_fma_peak(1) : fmaT;
+    printf("FMA peak (independent 16-lane FMAs): %.1f GFLOP/s with %d threads, %.1f with 1\n", fmaT,
+           threads, fma1);
     openblas_set_num_threads(threads);
-    run_arg big = {1576, 3072, 768, x, y, pool, pool_floats, 0, 0, NULL};
+    run_arg big = {1576, 3072, 768, x, y, pool, pool_floats, 0, 0, NULL, NULL};
     bu_timing tb = bu_time(run_once, &big, 3, min_time * 2, 10);
     double peakT = 2.0 * 1576 * 3072 * 768 / tb.best / 1e9;
     openblas_set_num_threads(1);
@@ -238,11 +189,19 @@ int main(int argc, char **argv) {
     printf("large SGEMM 1576x768 @ 768x3072: %.1f GFLOP/s with %d threads, %.1f GFLOP/s with 1\n\n", peakT,
            threads, peak1);
 
-    static const int thin_m[] = {1, 2, 4, 8, 12, 16, 24, 32, 64, 128};
-    static const int big_m[] = {197, 256, 1576, 2048};
+    /* ours: a pool of `threads` threads, and one of 1 (each lends the packed kernel its scratch) */
+    bmc__pool *poolT = NULL, *pool1 = NULL;
+    if (bmc__pool_new(threads, BMC__GEMM_SCRATCH, &poolT) != BMC_OK ||
+        bmc__pool_new(1, BMC__GEMM_SCRATCH, &pool1) != BMC_OK) {
+        fprintf(stderr, "bench_gemm: cannot start the thread pool\n");
+        return 1;
+    }
+
+    static const int thin_m[] = {1, 2, 4, 8, 12, 16, 24, 32, 64, 96, 128};
+    static const int big_m[] = {197, 256, 788, 1576, 2048};
     static const struct { const char *what; int N, K; } wshape[] = {
         {"768x768 (attn out / BERT q,k,v)", 768, 768},
-        {"2304x768 (ViT qkv / fused q,k,v)", 2304, 768},
+        {"2304x768 (ViT qkv)", 2304, 768},
         {"3072x768 (MLP in)", 3072, 768},
         {"768x3072 (MLP out)", 768, 3072},
         {"512x768 (image head)", 512, 768},
@@ -264,14 +223,16 @@ int main(int argc, char **argv) {
     bu_json_num(&js, "threads", threads);
     bu_json_num(&js, "read_gbs_1", bw1);
     bu_json_num(&js, "read_gbs_T", bwT);
+    bu_json_num(&js, "fma_peak_gflops_T", fmaT);
+    bu_json_num(&js, "fma_peak_gflops_1", fma1);
     bu_json_num(&js, "sgemm_peak_gflops_T", peakT);
     bu_json_num(&js, "sgemm_peak_gflops_1", peak1);
     bu_json_open(&js, "rows", '[');
 
-    printf("GFLOP/s, weights cycled through %zu MB (cold); roofline = min(large-SGEMM rate, bandwidth x M/2)\n",
+    printf("GFLOP/s, weights cycled through %zu MB (cold); roofline = min(FMA peak, bandwidth x M/2)\n",
            POOL_BYTES >> 20);
-    printf("%-34s %5s | %8s %8s | %8s %8s %8s %8s | %s\n", "weight [N,K]", "M", "blas-T", "roof-T", "blas-1",
-           "gemv-1", "thin-1", "roof-1", "max rel err (blas, thin)");
+    printf("%-32s %5s | %7s %7s %7s | %7s %7s %7s %7s | %s\n", "weight [N,K]", "M", "ours-T", "blas-T", "roof-T",
+           "ours-1", "blas-1", "gemv-1", "roof-1", "max rel err (ours, blas)");
     double worst_err = 0;
     for (int wi = 0; wi < n_w; wi++) {
         for (int pass = 0; pass < 2; pass++) {
@@ -280,46 +241,47 @@ int main(int argc, char **argv) {
                 int M = pass == 0 ? thin_m[mi] : big_m[mi];
                 int N = wshape[wi].N, K = wshape[wi].K;
                 double flop = 2.0 * M * N * K;
-                run_arg a = {M, N, K, x, y, pool, pool_floats, 0, 0, NULL};
+                run_arg a = {M, N, K, x, y, pool, pool_floats, 0, 0, NULL, NULL};
                 openblas_set_num_threads(threads);
-                bu_timing tT = bu_time(run_once, &a, 5, min_time, 5);
+                bu_timing bT = bu_time(run_once, &a, 5, min_time, 5);
                 double errb = check(&a, a.last);
                 openblas_set_num_threads(1);
                 a.next = 0;
-                bu_timing t1 = bu_time(run_once, &a, 5, min_time, 5);
-                double gemv = 0, thin = 0, errt = 0;
+                bu_timing b1 = bu_time(run_once, &a, 5, min_time, 5);
+                a.kernel = 1, a.lib_pool = poolT, a.next = 0;
+                bu_timing oT = bu_time(run_once, &a, 5, min_time, 5);
+                double erro = check(&a, a.last);
+                a.lib_pool = pool1, a.next = 0;
+                bu_timing o1 = bu_time(run_once, &a, 5, min_time, 5);
+                double gemv = 0;
                 if (M <= 32) {
-                    a.kernel = 2;
+                    a.kernel = 2, a.next = 0;
                     bu_timing tg = bu_time(run_once, &a, 5, min_time, 5);
                     gemv = flop / tg.best / 1e9;
-                    a.kernel = 1;
-                    bu_timing tt = bu_time(run_once, &a, 5, min_time, 5);
-                    thin = flop / tt.best / 1e9;
-                    errt = check(&a, a.last);
                 }
-                double roofT = fmin(peakT, bwT * M / 2), roof1 = fmin(peak1, bw1 * M / 2);
-                double gT = flop / tT.best / 1e9, g1 = flop / t1.best / 1e9;
+                double roofT = fmin(fmaT, bwT * M / 2), roof1 = fmin(fma1, bw1 * M / 2);
+                double gT = flop / bT.best / 1e9, g1 = flop / b1.best / 1e9;
+                double uT = flop / oT.best / 1e9, u1 = flop / o1.best / 1e9;
                 if (errb > worst_err) worst_err = errb;
-                if (errt > worst_err) worst_err = errt;
-                if (M <= 32)
-                    printf("%-34s %5d | %8.1f %8.1f | %8.1f %8.1f %8.1f %8.1f | %.1e %.1e%s\n", wshape[wi].what, M,
-                           gT, roofT, g1, gemv, thin, roof1, errb, errt, thin > g1 ? "  <- thin wins" : "");
-                else
-                    printf("%-34s %5d | %8.1f %8.1f | %8.1f %8s %8s %8.1f | %.1e\n", wshape[wi].what, M, gT, roofT,
-                           g1, "-", "-", roof1, errb);
+                if (erro > worst_err) worst_err = erro;
+                char gv[16] = "-";
+                if (M <= 32) snprintf(gv, sizeof gv, "%.1f", gemv);
+                printf("%-32s %5d | %7.1f %7.1f %7.1f | %7.1f %7.1f %7s %7.1f | %.1e %.1e\n", wshape[wi].what, M,
+                       uT, gT, roofT, u1, g1, gv, roof1, erro, errb);
                 bu_json_open(&js, NULL, '{');
                 bu_json_str(&js, "weight", wshape[wi].what);
                 bu_json_num(&js, "M", M);
                 bu_json_num(&js, "N", N);
                 bu_json_num(&js, "K", K);
+                bu_json_num(&js, "ours_gflops_T", uT);
+                bu_json_num(&js, "ours_gflops_1", u1);
                 bu_json_num(&js, "blas_gflops_T", gT);
                 bu_json_num(&js, "blas_gflops_1", g1);
                 bu_json_num(&js, "gemv_gflops_1", gemv);
-                bu_json_num(&js, "thin_gflops_1", thin);
                 bu_json_num(&js, "roofline_T", roofT);
                 bu_json_num(&js, "roofline_1", roof1);
-                bu_json_num(&js, "us_T", tT.best * 1e6);
-                bu_json_num(&js, "us_1", t1.best * 1e6);
+                bu_json_num(&js, "us_T", oT.best * 1e6);
+                bu_json_num(&js, "us_1", o1.best * 1e6);
                 bu_json_close(&js, '}');
             }
         }
@@ -329,7 +291,9 @@ int main(int argc, char **argv) {
     bu_json_close(&js, '}');
     if (js.f) { fputc('\n', js.f); fclose(js.f); }
     printf("\nlargest relative error against double precision: %.2e%s\n", worst_err,
-           worst_err < 1e-4 ? "" : "  <- WRONG RESULTS from this BLAS core");
+           worst_err < 1e-4 ? "" : "  <- WRONG RESULTS (ours or this BLAS core)");
+    bmc__pool_free(poolT);
+    bmc__pool_free(pool1);
     free(pool);
     free(x);
     free(y);

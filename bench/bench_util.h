@@ -1,5 +1,5 @@
 /* bench_util.h - shared helpers of the benchmark programs (bench.c, bench_gemm.c): a clock,
- * repeated timing with best/median, machine description, a tiny JSON writer. Header-only
+ * repeated timing with best/median, machine description, the FMA peak, a tiny JSON writer. Header-only
  * (static functions) because every bench/NAME.c is built as its own program. */
 #ifndef BMC_BENCH_UTIL_H
 #define BMC_BENCH_UTIL_H
@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <pthread.h>
 
 #include <cblas.h>
 
@@ -93,6 +95,62 @@ static const char *bu_blas_config(void) { return openblas_get_config(); }
 static long bu_online_cpus(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
 
 /* 1-minute load average (/proc/loadavg), -1 if unknown: a busy machine makes timings noisy. */
+/* ---- the machine's single-precision FMA peak: independent vector FMAs, nothing else ----
+ * 24 chains of 16-lane FMAs (more than latency x units on any current x86 core), run by
+ * `threads` threads at once: the ceiling that no product can pass on this machine, so that
+ * GFLOP/s figures can be stated as a share of it. -std=c11 disables FMA contraction; this
+ * function wants it. */
+#pragma GCC push_options
+#pragma GCC optimize("fp-contract=fast")
+typedef float bu_v16 __attribute__((vector_size(64)));
+typedef struct bu_fma_arg {
+    long iters;
+    double seconds;
+    float sink;
+} bu_fma_arg;
+static void *bu_fma_thread(void *p) {
+    bu_fma_arg *a = p;
+    bu_v16 acc[24], m, c;
+    for (int i = 0; i < 16; i++) m[i] = 0.999f, c[i] = 1e-6f;
+    for (int j = 0; j < 24; j++)
+        for (int i = 0; i < 16; i++) acc[j][i] = (float)(j + i) * 1e-3f;
+    double t0 = bu_now();
+    for (long k = 0; k < a->iters; k++) {
+#pragma GCC unroll 24
+        for (int j = 0; j < 24; j++) acc[j] = acc[j] * m + c;
+        __asm__ volatile("" : "+v"(m)); /* keep the loop: m may have changed */
+    }
+    a->seconds = bu_now() - t0;
+    float s = 0;
+    for (int j = 0; j < 24; j++)
+        for (int i = 0; i < 16; i++) s += acc[j][i];
+    a->sink = s;
+    return NULL;
+}
+#pragma GCC pop_options
+/* GFLOP/s of `threads` threads together (best of 3 runs of about 0.1 s each). */
+static double bu_fma_peak(int threads) {
+    if (threads < 1) threads = 1;
+    if (threads > 64) threads = 64;
+    pthread_t th[64];
+    bu_fma_arg arg[64];
+    double best = 0;
+    for (int rep = 0; rep < 3; rep++) {
+        for (int i = 0; i < threads; i++) {
+            arg[i] = (bu_fma_arg){6000000, 0, 0};
+            if (pthread_create(&th[i], NULL, bu_fma_thread, &arg[i]) != 0) return 0;
+        }
+        double slowest = 0;
+        for (int i = 0; i < threads; i++) {
+            pthread_join(th[i], NULL);
+            if (arg[i].seconds > slowest) slowest = arg[i].seconds;
+        }
+        double g = threads * 6000000.0 * 24 * 16 * 2 / slowest / 1e9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
 static double bu_loadavg(void) {
     double l = -1;
     FILE *f = fopen("/proc/loadavg", "r");

@@ -106,12 +106,21 @@ def table(threads, impls):
                                                                        ours["model_file_mb"]))
     if ours and ours.get("sgemm_gflops"):
         r = ours["results"].get("image_b8")
-        line = "OpenBLAS SGEMM 1576x768x3072 in the same run: %.1f GFLOP/s" % ours["sgemm_gflops"]
+        fma = ours.get("fma_peak_gflops") or 0
+        line = "In the same run: the FMA peak of %d thread%s %s, OpenBLAS SGEMM 1576x768x3072 %.1f GFLOP/s" % (
+            ours.get("threads", 0), "" if ours.get("threads") == 1 else "s",
+            "%.1f GFLOP/s" % fma if fma else "n/a", ours["sgemm_gflops"])
         if r and r.get("gflop"):
             g = r["gflop"] / r["median_s"]
-            line += "; image encoding (batch 8, %.1f GFLOP per image) reaches %.1f GFLOP/s (%.0f%%)." % (
-                ours["gflop_per_image"], g, 100 * g / ours["sgemm_gflops"])
-        lines.append(line)
+            line += "; image encoding (batch 8, %.1f GFLOP per image) reaches %.1f GFLOP/s (%s%.0f%% of OpenBLAS's)" % (
+                ours["gflop_per_image"], g, "%.0f%% of the FMA peak, " % (100 * g / fma) if fma else "",
+                100 * g / ours["sgemm_gflops"])
+            ort = impls.get("onnxruntime")
+            ro = ort and ort.get("results", {}).get("image_b8")
+            if ro and ro.get("median_s") and fma:
+                go = ours["gflop_per_image"] * ro.get("items", 1) / ro["median_s"]
+                line += ", ONNX Runtime %.1f GFLOP/s (%.0f%%)" % (go, 100 * go / fma)
+        lines.append(line + ".")
     diffs = []
     for i, name in IMPLS[1:]:
         if impls.get(i) and ours:
@@ -162,20 +171,23 @@ def gemm_table(d):
     except (OSError, ValueError):
         return []
     T = int(g.get("threads", 0))
-    lines = ["OpenBLAS core %s; read bandwidth %.1f GB/s (1 thread), %.1f GB/s (%d); large SGEMM %.1f GFLOP/s "
-             "(%d threads), %.1f (1 thread). GFLOP/s per shape, weights cold (cycled through 320 MB):" % (
-                 g.get("blas_core", "?"), g["read_gbs_1"], g["read_gbs_T"], T, g["sgemm_peak_gflops_T"], T,
-                 g["sgemm_peak_gflops_1"]), "",
-             "| weight [N,K] | M | OpenBLAS %d thr | OpenBLAS 1 thr | sgemv x M, 1 thr | naive thin kernel, 1 thr "
-             "| roofline 1 thr |" % T, "|---|---:|---:|---:|---:|---:|---:|"]
+    if "ours_gflops_T" not in (g.get("rows") or [{}])[0]:
+        return []  # an older bench_gemm's output
+    lines = ["OpenBLAS core %s; read bandwidth %.1f GB/s (1 thread), %.1f GB/s (%d); FMA peak %.1f GFLOP/s "
+             "(%d threads), %.1f (1 thread); OpenBLAS large SGEMM %.1f GFLOP/s (%d threads), %.1f (1 thread). "
+             "GFLOP/s per shape, weights cold (cycled through 320 MB); ours is `bmc__gemm`, the library's "
+             "product; roofline = min(FMA peak, bandwidth x M / 2):" % (
+                 g.get("blas_core", "?"), g["read_gbs_1"], g["read_gbs_T"], T, g["fma_peak_gflops_T"], T,
+                 g["fma_peak_gflops_1"], g["sgemm_peak_gflops_T"], T, g["sgemm_peak_gflops_1"]), "",
+             "| weight [N,K] | M | ours %d thr | OpenBLAS %d thr | roofline %d thr | ours 1 thr | OpenBLAS 1 thr "
+             "| sgemv x M, 1 thr | roofline 1 thr |" % (T, T, T), "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in g.get("rows", []):
-        if r["M"] not in (1, 2, 4, 8, 16, 32, 197, 1576):
+        if r["M"] not in (1, 4, 8, 24, 96, 197, 788, 1576):
             continue
         thin = r["M"] <= 32
-        lines.append("| %s | %d | %.1f | %.1f | %s | %s | %.1f |" % (
-            r["weight"], r["M"], r["blas_gflops_T"], r["blas_gflops_1"],
-            "%.1f" % r["gemv_gflops_1"] if thin else "", "%.1f" % r["thin_gflops_1"] if thin else "",
-            r["roofline_1"]))
+        lines.append("| %s | %d | %.1f | %.1f | %.1f | %.1f | %.1f | %s | %.1f |" % (
+            r["weight"], r["M"], r["ours_gflops_T"], r["blas_gflops_T"], r["roofline_T"], r["ours_gflops_1"],
+            r["blas_gflops_1"], "%.1f" % r["gemv_gflops_1"] if thin else "", r["roofline_1"]))
     return lines
 
 
@@ -187,14 +199,16 @@ def profile_table(d):
         return []
     if not p:
         return []
-    lines = ["| workload | wall ms | GEMM | attention | LayerNorm/GELU/softmax | preprocessing | other |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    # shares of wall time x lanes: a batch split into per-thread groups runs one lane per thread
+    lines = ["| workload | wall ms | lanes | GEMM | attention | LayerNorm/GELU/softmax | preprocessing | other |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for k, v in p.items():
-        w = v["wall_s"]
+        lanes = max(1, int(v.get("lanes", 1)))
+        w = v["wall_s"] * lanes
         # preprocessing is timed apart from the pass (its own median), so clamp the remainder
         other = max(0.0, w - v["gemm_s"] - v["attention_s"] - v["norm_act_s"] - v["preprocess_s"])
-        lines.append("| %s | %.1f | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% |" % (
-            k, w * 1e3, 100 * v["gemm_s"] / w, 100 * v["attention_s"] / w, 100 * v["norm_act_s"] / w,
+        lines.append("| %s | %.1f | %d | %.0f%% | %.0f%% | %.0f%% | %.0f%% | %.0f%% |" % (
+            k, v["wall_s"] * 1e3, lanes, 100 * v["gemm_s"] / w, 100 * v["attention_s"] / w, 100 * v["norm_act_s"] / w,
             100 * v["preprocess_s"] / w, 100 * other / w))
     return lines
 

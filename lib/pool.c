@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "profile.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -43,6 +44,7 @@ typedef struct job {
     _Atomic(bmc__task_fn) fn;
     _Atomic(void *) arg;
     atomic_int n_tasks;
+    atomic_int prof_depth; /* the caller's profile depth, which its tasks start at (profile.h) */
 } job;
 
 struct bmc__pool {
@@ -76,7 +78,9 @@ static void run_tasks(struct bmc__pool *p, uint32_t g, int thread) {
         if (!atomic_compare_exchange_weak_explicit(&p->ticket, &t, t + 1, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue; /* t was reloaded */
+        int depth = BMC__PROF_SET_DEPTH(atomic_load_explicit(&j->prof_depth, memory_order_relaxed));
         fn(arg, (int)(uint32_t)t, thread);
+        (void)BMC__PROF_SET_DEPTH(depth);
         if (atomic_fetch_add_explicit(&p->done, 1, memory_order_seq_cst) + 1 == n &&
             atomic_load_explicit(&p->caller_asleep, memory_order_seq_cst)) {
             pthread_mutex_lock(&p->mu);
@@ -131,6 +135,7 @@ void bmc__pool_run(bmc__pool *p, bmc__task_fn fn, void *arg, int n_tasks) {
     atomic_store_explicit(&j->fn, fn, memory_order_relaxed);
     atomic_store_explicit(&j->arg, arg, memory_order_relaxed);
     atomic_store_explicit(&j->n_tasks, n_tasks, memory_order_relaxed);
+    atomic_store_explicit(&j->prof_depth, BMC__PROF_DEPTH(), memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
     pthread_mutex_lock(&p->mu);
     atomic_store_explicit(&p->ticket, (uint64_t)g << 32, memory_order_release);

@@ -6,9 +6,12 @@
  * Use in ops.c: wrap the body of an op in
  *     BMC__PROF_BEGIN(t);  ...work...  BMC__PROF_END(BMC__PROF_GEMM, t);
  * Regions nest (attention calls softmax, a GEMM task applies GELU on a pool thread): only a
- * region opened while no other is open anywhere in the process is counted, so the categories
- * never overlap and their sum is at most the wall time of the pass. Profile one context at a
- * time (bench --profile does): regions of concurrent contexts would hide each other. */
+ * thread's outermost region is counted, and a pool task starts at the depth of the thread that
+ * handed it out (pool.c), so the categories never overlap. A pass is one lane, the caller's, or
+ * several where independent groups run side by side on their own threads (a batch split per
+ * thread, bert.c and vit.c): each lane's regions are counted, and bmc__prof_lanes says how many
+ * there were at most at once, so that shares are of wall time x lanes. Profile one context at a
+ * time (bench --profile does): the counters are process-wide. */
 #ifndef BMC_PROFILE_H
 #define BMC_PROFILE_H
 
@@ -26,15 +29,23 @@ int bmc__prof_enabled(void);
 /* Nanoseconds and outermost calls per kind since the last reset, summed over threads. */
 void bmc__prof_read(uint64_t ns[BMC__PROF_N], uint64_t calls[BMC__PROF_N]);
 void bmc__prof_reset(void);
+/* The most lanes (threads inside an outermost region) at once since the last reset; 0 if none. */
+int bmc__prof_lanes(void);
 
 #ifdef BMC_PROFILE
 uint64_t bmc__prof_begin(void);             /* 0 when nested inside another region */
 void bmc__prof_end(int kind, uint64_t start);
+int bmc__prof_depth(void);                 /* regions open on this thread */
+int bmc__prof_set_depth(int depth);         /* returns the previous depth */
 #define BMC__PROF_BEGIN(var) uint64_t var = bmc__prof_begin()
 #define BMC__PROF_END(kind, var) bmc__prof_end((kind), (var))
+#define BMC__PROF_DEPTH() bmc__prof_depth()
+#define BMC__PROF_SET_DEPTH(d) bmc__prof_set_depth(d)
 #else
 #define BMC__PROF_BEGIN(var) ((void)0)
 #define BMC__PROF_END(kind, var) ((void)0)
+#define BMC__PROF_DEPTH() 0
+#define BMC__PROF_SET_DEPTH(d) ((void)(d), 0)
 #endif
 
 #endif /* BMC_PROFILE_H */
