@@ -25,7 +25,7 @@ static const char usage_text[] =
     "                       json: one line per image {\"file\", \"labels\", \"probs\"} with the\n"
     "                       probabilities in label order; tsv: file<TAB>label<TAB>prob lines\n"
     "  --json               same as --format json\n"
-    "  --threads N          BLAS threads (default: OpenBLAS's own choice)\n"
+    "  --threads N          threads (default: OpenBLAS's thread count)\n"
     "  --batch N            images encoded together (default 8)\n"
     "\n"
     "Exit status: 0 all images classified, 1 some image failed (the others are still printed),\n"

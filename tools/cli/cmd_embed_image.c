@@ -19,7 +19,7 @@ static const char usage_text[] =
     "  --json               JSON lines instead of tab-separated text\n"
     "  --raw                the projection as it is (default: L2-normalised, as open_clip's\n"
     "                       encode_image(normalize=True))\n"
-    "  --threads N          BLAS threads (default: OpenBLAS's own choice)\n"
+    "  --threads N          threads (default: OpenBLAS's thread count)\n"
     "  --batch N            images encoded together (default 8)\n"
     "\n"
     "A file that cannot be read or decoded gets a message on stderr; the others are still\n"

@@ -20,7 +20,7 @@ static const char usage_text[] =
     "  --json               JSON lines instead of tab-separated text\n"
     "  --raw                the projection as it is (default: L2-normalised, as open_clip's\n"
     "                       encode_text(normalize=True))\n"
-    "  --threads N          BLAS threads (default: OpenBLAS's own choice)\n"
+    "  --threads N          threads (default: OpenBLAS's thread count)\n"
     "  --batch N            texts encoded together (default 32)\n"
     "  --file F             read texts from F, one per line ('-': standard input); may be\n"
     "                       repeated and mixed with TEXT arguments (input order is kept)\n"

@@ -25,7 +25,7 @@ static const char usage_text[] =
     "\n"
     "  -m, --model MODEL   .bmc model file (default: $BIOMEDCLIP_MODEL)\n"
     "  -o, --output INDEX  the index directory (created if absent)\n"
-    "  --threads N         BLAS threads (default: OpenBLAS's own choice)\n"
+    "  --threads N         threads (default: OpenBLAS's thread count)\n"
     "  --batch N           images encoded together (default 8)\n"
     "  --progress          show progress on stderr even when it is not a terminal\n"
     "  --quiet             no progress (the default when stderr is not a terminal)\n"

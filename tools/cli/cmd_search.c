@@ -21,7 +21,7 @@ static const char usage_text[] =
     "  --format F          table (default): rank, score, path; json: one line per hit\n"
     "                      {\"file\": PATH, \"score\": S}; tsv: path<TAB>score\n"
     "  --json              same as --format json\n"
-    "  --threads N         BLAS threads (default: OpenBLAS's own choice)\n"
+    "  --threads N         threads (default: OpenBLAS's thread count)\n"
     "\n"
     "Exit status: 0 success, 1 the query or the index failed, 2 bad command line, 3 model not\n"
     "loadable.\n";
