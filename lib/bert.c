@@ -236,6 +236,9 @@ typedef struct bert_group_job {
     const bmc_ctx *ctx;
     const int *ids, *lens; /* the chunk's */
     int first[BMC__POOL_MAX + 1]; /* group g: texts first[g] .. first[g+1]-1 */
+    int rows[BMC__POOL_MAX];      /* ... their rows */
+    size_t at[BMC__POOL_MAX];     /* ... the offset of their first id */
+    size_t off[BMC__POOL_MAX];    /* ... the offset of their scratch (each planned for itself) */
     int max_len;
     float *scratch;
     float *out;            /* [n, E] */
@@ -244,19 +247,10 @@ typedef struct bert_group_job {
 static void bert_group_task(void *arg, int g, int thread) {
     const bert_group_job *j = arg;
     const bmc__config *c = &j->ctx->model->config;
-    size_t at = 0, off = 0;
-    for (int i = 0; i < j->first[g]; i++) at += (size_t)j->lens[i];
-    /* the groups before this one in the arena, each planned for its own rows and texts */
-    for (int h = 0; h < g; h++) {
-        int rows = 0;
-        for (int i = j->first[h]; i < j->first[h + 1]; i++) rows += j->lens[i];
-        off += bmc__bert_plan_for(c, rows, j->first[h + 1] - j->first[h], j->max_len).total;
-    }
-    int n = j->first[g + 1] - j->first[g], rows = 0;
-    for (int i = j->first[g]; i < j->first[g + 1]; i++) rows += j->lens[i];
-    bert_encode_chunk(j->ctx->model, j->ids + at, j->lens + j->first[g], n, rows, j->max_len,
-                      j->scratch + off, j->out + (size_t)j->first[g] * c->embed_dim,
-                      j->ctx->solo[thread]);
+    int n = j->first[g + 1] - j->first[g];
+    bert_encode_chunk(j->ctx->model, j->ids + j->at[g], j->lens + j->first[g], n, j->rows[g],
+                      j->max_len, j->scratch + j->off[g],
+                      j->out + (size_t)j->first[g] * c->embed_dim, j->ctx->solo[thread]);
 }
 
 static void bert_run_chunk(const bmc_ctx *ctx, const int *ids, const int *lens, int n, int rows,
@@ -269,6 +263,16 @@ static void bert_run_chunk(const bmc_ctx *ctx, const int *ids, const int *lens, 
         return;
     }
     j.ctx = ctx, j.ids = ids, j.lens = lens, j.max_len = max_len, j.scratch = scratch, j.out = out;
+    size_t at = 0, off = 0;
+    for (int h = 0; h < g; h++) {
+        int rows = 0;
+        for (int i = j.first[h]; i < j.first[h + 1]; i++) rows += lens[i];
+        j.rows[h] = rows, j.at[h] = at, j.off[h] = off;
+        at += (size_t)rows;
+        /* the groups lie one after another in the arena, each planned for its own texts */
+        off += bmc__bert_plan_for(&ctx->model->config, rows, j.first[h + 1] - j.first[h], max_len)
+                   .total;
+    }
     bmc__pool_run(ctx->pool, bert_group_task, &j, g);
 }
 

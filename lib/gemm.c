@@ -226,31 +226,27 @@ void bmc__gemm(bmc__pool *pool, const float *x, int M, int K, int ldx, const flo
 
 #else /* portable: OpenBLAS (its own threads), then the bias/residual/GELU epilogue */
 
+static void add_bias(float *y, int ldy, int M, int N, const float *b) {
+    if (!b) return;
+    for (int i = 0; i < M; i++) {
+        float *row = y + (size_t)i * ldy;
+        for (int j = 0; j < N; j++) row[j] += b[j];
+    }
+}
+
 void bmc__gemm(bmc__pool *pool, const float *x, int M, int K, int ldx, const float *w, int ldw,
                const float *b, int N, float *y, int ldy, int flags) {
     (void)pool;
     if (M <= 0 || N <= 0) return;
     BMC__PROF_BEGIN(t0);
-    if (flags & BMC__GEMM_ACC) {
-        /* y + b + X W^T: the residual and bias first, then the product added by the GEMM
-         * (beta = 1), since there is no room for the product alone; ~1 ulp from PyTorch's
-         * y + (X W^T + b) */
-        if (b)
-            for (int i = 0; i < M; i++) {
-                float *row = y + (size_t)i * ldy;
-                for (int j = 0; j < N; j++) row[j] += b[j];
-            }
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, ldx, w, ldw, 1.0f,
-                    y, ldy);
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, ldx, w, ldw, 0.0f,
-                    y, ldy);
-        if (b)
-            for (int i = 0; i < M; i++) {
-                float *row = y + (size_t)i * ldy;
-                for (int j = 0; j < N; j++) row[j] += b[j];
-            }
-    }
+    /* With BMC__GEMM_ACC: y + b + X W^T, the residual and bias first, then the product added by
+     * the GEMM (beta = 1), since there is no room for the product alone; ~1 ulp from PyTorch's
+     * y + (X W^T + b). Otherwise X W^T, then + b. */
+    int acc = (flags & BMC__GEMM_ACC) != 0;
+    if (acc) add_bias(y, ldy, M, N, b);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, ldx, w, ldw,
+                acc ? 1.0f : 0.0f, y, ldy);
+    if (!acc) add_bias(y, ldy, M, N, b);
     if (flags & BMC__GEMM_GELU)
         for (int i = 0; i < M; i++) bmc__gelu(y + (size_t)i * ldy, (size_t)N);
     BMC__PROF_END(BMC__PROF_GEMM, t0);
