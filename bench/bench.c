@@ -519,7 +519,8 @@ int main(int argc, char **argv) {
             for (int r = 0; r < reps; r++) fn(&e);
             prof_wall[k] = (bu_now() - t0) / reps;
             bmc__prof_read(prof_ns[k], calls);
-            prof_lanes[k] = bmc__prof_lanes() > 1 ? bmc__prof_lanes() : 1;
+            int lanes = bmc__prof_lanes();
+            prof_lanes[k] = lanes > 1 ? lanes : 1;
             for (int i = 0; i < BMC__PROF_N; i++) prof_ns[k][i] /= (uint64_t)reps;
             if (k == 3) prof_pre[k] = (rp ? rp->t.median : 0) + (rt ? rt->t.median : 0);
             double w = prof_wall[k] * 1e9 * prof_lanes[k], g = (double)prof_ns[k][BMC__PROF_GEMM],

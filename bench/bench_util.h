@@ -94,7 +94,6 @@ static const char *bu_blas_config(void) { return openblas_get_config(); }
 
 static long bu_online_cpus(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
 
-/* 1-minute load average (/proc/loadavg), -1 if unknown: a busy machine makes timings noisy. */
 /* ---- the machine's single-precision FMA peak: independent vector FMAs, nothing else ----
  * 24 chains of 16-lane FMAs (more than latency x units on any current x86 core), run by
  * `threads` threads at once: the ceiling that no product can pass on this machine, so that
@@ -151,6 +150,7 @@ static double bu_fma_peak(int threads) {
     return best;
 }
 
+/* 1-minute load average (/proc/loadavg), -1 if unknown: a busy machine makes timings noisy. */
 static double bu_loadavg(void) {
     double l = -1;
     FILE *f = fopen("/proc/loadavg", "r");

@@ -265,12 +265,13 @@ static void bert_run_chunk(const bmc_ctx *ctx, const int *ids, const int *lens, 
     j.ctx = ctx, j.ids = ids, j.lens = lens, j.max_len = max_len, j.scratch = scratch, j.out = out;
     size_t at = 0, off = 0;
     for (int h = 0; h < g; h++) {
-        int rows = 0;
-        for (int i = j.first[h]; i < j.first[h + 1]; i++) rows += lens[i];
-        j.rows[h] = rows, j.at[h] = at, j.off[h] = off;
-        at += (size_t)rows;
+        int group_rows = 0;
+        for (int i = j.first[h]; i < j.first[h + 1]; i++) group_rows += lens[i];
+        j.rows[h] = group_rows, j.at[h] = at, j.off[h] = off;
+        at += (size_t)group_rows;
         /* the groups lie one after another in the arena, each planned for its own texts */
-        off += bmc__bert_plan_for(&ctx->model->config, rows, j.first[h + 1] - j.first[h], max_len)
+        off += bmc__bert_plan_for(&ctx->model->config, group_rows, j.first[h + 1] - j.first[h],
+                                  max_len)
                    .total;
     }
     bmc__pool_run(ctx->pool, bert_group_task, &j, g);

@@ -211,8 +211,6 @@ void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb,
     outer_for(mr, o->ncols)(x, ldx, bp, ldb, kc, o);
 }
 
-/* Prefetch part `part` of `parts` of the rows [nb, kc] of W at w into L2: the next slice is
- * fetched from memory while this one is computed, so packing reads it from cache. */
 /* The weights the next pack will read, handed out to the tiles of the current block as
  * contiguous pieces to prefetch (a tile takes one line every 4 steps of k). */
 typedef struct prefetch_walk {
