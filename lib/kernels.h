@@ -42,15 +42,14 @@ typedef struct bmc__tile_out {
     int ncols;         /* 1..32 valid columns                        */
     int first, last;   /* this K slice is the first / the last one   */
     int acc;           /* the first slice adds to y (a residual)     */
-    int gelu;          /* the last slice applies GELU                */
     const char *pf, *pf_end; /* memory to prefetch into L2 meanwhile (pf_end <= pf: none) */
 } bmc__tile_out;
 
 /* Y[i, j] (+)= sum_k x[i * ldx + k] * bp[k * ldb + j] for i < mr (1..MR), j < o->ncols (1..NR),
  * k < kc: bp is a packed sliver of weights (ldb = NR) or any row-major [kc, >= ncols] matrix
  * (attention values); columns beyond ncols are not read. Epilogue: the first K slice writes
- * (with o->acc it adds to what y holds), later slices add, the last adds the bias and then
- * applies GELU; a single slice gives y + (sum + b), PyTorch's order for a residual. */
+ * (with o->acc it adds to what y holds), later slices add, the last adds the bias; a single
+ * slice gives y + (sum + b), PyTorch's order for a residual. */
 void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                 const bmc__tile_out *o);
 

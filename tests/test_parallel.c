@@ -3,8 +3,8 @@
  * bit-identical (every product, attention head and LayerNorm row is computed by one thread in
  * a fixed order, whichever thread that is). Built without AVX-512, the products are OpenBLAS's,
  * whose blocking follows its thread count: there they must agree to 1e-6 (relative L2). Covers both ways a context uses its threads:
- * a batch split into one group per thread (4 images on 2 threads, 6 on 3; 8 texts of 240 ids in
- * all) and every product spread over the threads (1 or 5 images; 5 short texts), on the tiny
+ * a batch split into one group per thread (4 images on 2 threads, 6 on 3; 8 texts of 832 ids in
+ * all, enough for 256 rows a group on 3 threads, lib/bert.c) and every product spread over the threads (1 or 5 images; 5 short texts), on the tiny
  * model and, when $BMC_TESTDATA has it, the full-size one (unless BMC_THREADS_FULL=0, which
  * `make sanitize` sets: the plain build runs it; the sanitized parity tests cover the same
  * kernels on the full-size model). */
@@ -26,8 +26,9 @@ static const char *testdata(void) {
     return d ? d : "build/testdata";
 }
 
-#define N_IDS 8 /* texts given as ids: 240 rows, enough to be split over 2 or 3 threads */
-static const int k_lens[N_IDS] = {40, 7, 64, 33, 1, 50, 29, 16};
+#define N_IDS 8 /* texts given as ids: 832 rows, enough to be split over 2 or 3 threads */
+static const int k_lens[N_IDS] = {140, 7, 256, 133, 1, 150, 29, 116};
+#define N_ID_ROWS 832 /* the sum of k_lens */
 
 /* Encode n deterministic images, 5 texts and N_IDS id sequences with an n_threads context into
  * img[n], txt[5 + N_IDS]. */
@@ -51,9 +52,14 @@ static void encode_all(const bmc_model *m, int n_threads, int n_img, float *img,
         "chest x-ray", "a photo of a brain MRI showing a large tumour in the left hemisphere",
         "h&e", "immunohistochemistry of squamous cell carcinoma, well differentiated", "x"};
     assert_int_equal(bmc_encode_text(ctx, texts, 5, txt, 0), BMC_OK);
-    int ids[240], at = 0, vocab = bmc_model_vocab_size(m);
+    int ids[N_ID_ROWS], at = 0, vocab = bmc_model_vocab_size(m);
     for (int t = 0; t < N_IDS; t++)
         for (int j = 0; j < k_lens[t]; j++) ids[at++] = 5 + (t * 7919 + j * 104729) % (vocab - 5);
+    assert_int_equal(at, N_ID_ROWS);
+    /* the ids in one chunk (a context for 4 x 256 rows), so that it can be split into groups */
+    bmc_ctx_free(ctx);
+    p.max_batch = 4;
+    assert_int_equal(bmc_ctx_new(m, &p, &ctx), BMC_OK);
     assert_int_equal(bmc_encode_ids(ctx, ids, k_lens, N_IDS, txt + 5 * bmc_model_embed_dim(m), 0),
                      BMC_OK);
     free(chw);
