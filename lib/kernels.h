@@ -39,7 +39,7 @@ typedef struct bmc__tile_out {
     float *y;          /* [mr, ncols] block, row stride ldy          */
     size_t ldy;
     const float *b;    /* [ncols] bias added by the last slice, or NULL */
-    int ncols;         /* 1..32 valid columns                        */
+    int ncols;         /* 1..BMC__KERN_NR valid columns              */
     int first, last;   /* this K slice is the first / the last one   */
     int acc;           /* the first slice adds to y (a residual)     */
     const char *pf, *pf_end; /* memory to prefetch into L2 meanwhile (pf_end <= pf: none) */
