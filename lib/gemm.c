@@ -176,7 +176,7 @@ static void dot_task(const bmc__gemm_job *g, int n0, int n1) {
         }
     }
     if (g->flags & BMC__GEMM_GELU)
-        for (int m = 0; m < M; m++) bmc__gelu(g->y + (size_t)m * ldy + n0, (size_t)(n1 - n0));
+        bmc__gelu_rows(g->y + n0, ldy, M, (size_t)(n1 - n0));
 }
 
 static void gemm_task(void *arg, int task, int thread) {
@@ -248,7 +248,7 @@ void bmc__gemm(bmc__pool *pool, const float *x, int M, int K, int ldx, const flo
                 acc ? 1.0f : 0.0f, y, ldy);
     if (!acc) add_bias(y, ldy, M, N, b);
     if (flags & BMC__GEMM_GELU)
-        for (int i = 0; i < M; i++) bmc__gelu(y + (size_t)i * ldy, (size_t)N);
+        bmc__gelu_rows(y, (size_t)ldy, M, (size_t)N);
     BMC__PROF_END(BMC__PROF_GEMM, t0);
 }
 

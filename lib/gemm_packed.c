@@ -280,7 +280,7 @@ void bmc__gemm_packed_task(const bmc__gemm_job *g, int task, float *bp) {
     /* GELU once the block is final, a row at a time: in each tile's epilogue instead it cost
      * 7% of the MLP's first product at 197 rows on 2 threads (28 Nov, microbenchmark) */
     if (g->flags & BMC__GEMM_GELU)
-        for (int m = 0; m < M; m++) bmc__gelu(g->y + (size_t)m * ldy + n0, (size_t)nb);
+        bmc__gelu_rows(g->y + n0, ldy, M, (size_t)nb);
 }
 
 #endif

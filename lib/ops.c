@@ -236,6 +236,10 @@ void bmc__gelu(float *x, size_t n) {
 }
 #endif
 
+void bmc__gelu_rows(float *y, size_t ldy, int M, size_t n) {
+    for (int i = 0; i < M; i++) bmc__gelu(y + (size_t)i * ldy, n);
+}
+
 /* e^x for x <= 0 (softmax arguments after the max is subtracted): x = n ln2 + r with
  * |r| <= ln2/2 (Cody-Waite, ln2 split so that n * ln2_hi is exact), e^r by its degree-7 Taylor
  * polynomial (truncation 5e-9 relative), times 2^n built in the exponent bits. Below

@@ -30,6 +30,10 @@ void bmc__layernorm(const float *x, float *y, int M, int N, const float *w, cons
 /* Exact GELU, 0.5 x (1 + erf(x / sqrt 2)), in place over n values. */
 void bmc__gelu(float *x, size_t n);
 
+/* bmc__gelu over the first n values of each of M rows of y (row stride ldy): a block of a
+ * product's outputs, once final. */
+void bmc__gelu_rows(float *y, size_t ldy, int M, size_t n);
+
 /* In-place softmax over each of M rows of length N. */
 void bmc__softmax_rows(float *x, int M, int N);
 
