@@ -488,10 +488,12 @@ int main(int argc, char **argv) {
     }
 
     /* ---- profile ---- */
-    uint64_t prof_ns[4][BMC__PROF_N];
-    double prof_wall[4] = {0}, prof_pre[4] = {0};
-    int prof_lanes[4] = {0};
-    static const char *const PROF_KEYS[4] = {"image_b1", "image_b8", "text24_b1", "zeroshot9_file"};
+    enum { N_PROF = 5 };
+    uint64_t prof_ns[N_PROF][BMC__PROF_N];
+    double prof_wall[N_PROF] = {0}, prof_pre[N_PROF] = {0};
+    int prof_lanes[N_PROF] = {0};
+    static const char *const PROF_KEYS[N_PROF] = {"image_b1", "image_b8", "text24_b1", "text24_b8",
+                                                  "zeroshot9_file"};
     int prof_done = 0;
     if (profile && !bmc__prof_enabled()) {
         printf("profile: this library was built without -DBMC_PROFILE; build one with\n"
@@ -505,10 +507,10 @@ int main(int argc, char **argv) {
         if (bmc_ctx_new(model, &cp, &ctx) != BMC_OK) return 1;
         e.ctx = ctx;
         const row *rp = find_row("preprocess_file"), *rt = find_row("tokenize9");
-        for (int k = 0; k < 4; k++) {
-            int (*fn)(void *) = k < 2 ? do_pixels : k == 2 ? do_ids : do_zero_shot_file;
-            if (k == 3 && (!image_path || !tok_ok)) continue;
-            e.n = k == 0 ? 1 : k == 1 ? 8 : k == 2 ? 1 : N_PROMPTS;
+        for (int k = 0; k < N_PROF; k++) {
+            int (*fn)(void *) = k < 2 ? do_pixels : k < 4 ? do_ids : do_zero_shot_file;
+            if (k == 4 && (!image_path || !tok_ok)) continue;
+            e.n = k == 0 || k == 2 ? 1 : k == 1 || k == 3 ? 8 : N_PROMPTS;
             e.ids = ids[1];
             e.lens = lens[1];
             if (fn(&e)) continue; /* warm-up */
@@ -522,7 +524,7 @@ int main(int argc, char **argv) {
             int lanes = bmc__prof_lanes();
             prof_lanes[k] = lanes > 1 ? lanes : 1;
             for (int i = 0; i < BMC__PROF_N; i++) prof_ns[k][i] /= (uint64_t)reps;
-            if (k == 3) prof_pre[k] = (rp ? rp->t.median : 0) + (rt ? rt->t.median : 0);
+            if (k == 4) prof_pre[k] = (rp ? rp->t.median : 0) + (rt ? rt->t.median : 0);
             double w = prof_wall[k] * 1e9 * prof_lanes[k], g = (double)prof_ns[k][BMC__PROF_GEMM],
                    a = (double)prof_ns[k][BMC__PROF_ATTENTION], n = (double)prof_ns[k][BMC__PROF_NORM_ACT],
                    pre = prof_pre[k] * 1e9;
@@ -597,7 +599,7 @@ int main(int argc, char **argv) {
         bu_json_close(&js, '}');
         if (prof_done) {
             bu_json_open(&js, "profile", '{');
-            for (int k = 0; k < 4; k++) {
+            for (int k = 0; k < N_PROF; k++) {
                 if (!(prof_done & (1 << k))) continue;
                 bu_json_open(&js, PROF_KEYS[k], '{');
                 bu_json_num(&js, "wall_s", prof_wall[k]);

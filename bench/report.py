@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import statistics
 import sys
 
 IMPLS = [("ours", "ours"), ("torch-padded", "PyTorch padded"), ("torch-unpadded", "PyTorch unpadded"),
@@ -66,6 +67,28 @@ def fmt_ratio(peer, ours):
     return "%.2fx" % (peer / ours)
 
 
+def paired_ratio(ours, peer, key):
+    """(ratio, lo, hi) of peer time / our time. With rounds (rounds.py) on both sides: the median
+    of the rounds' ratios, each round's peer against the same round's ours (run back to back, so
+    that a drift of the machine cancels), and their range; else the ratio of the medians and no
+    range. None when either side lacks the workload."""
+    o, p = ms_per_item(ours, key), ms_per_item(peer, key)
+    if o is None or p is None:
+        return None
+    ro = ((ours or {}).get("results", {}).get(key) or {}).get("rounds_median_s") or []
+    rp = ((peer or {}).get("results", {}).get(key) or {}).get("rounds_median_s") or []
+    pairs = [b / a for a, b in zip(ro, rp) if a and b]
+    if len(pairs) >= 2:
+        return statistics.median(pairs), min(pairs), max(pairs)
+    return p / o, None, None
+
+
+def fmt_paired(r):
+    if r is None:
+        return "n/a"
+    return "%.2fx" % r[0] + (" (%.2f-%.2f)" % (r[1], r[2]) if r[1] is not None else "")
+
+
 def max_diff(a, b):
     if not a or not b or len(a) != len(b):
         return None
@@ -75,8 +98,12 @@ def max_diff(a, b):
 def table(threads, impls):
     """Markdown lines for one thread count, and the targets."""
     ours = impls.get("ours")
-    lines = ["**%d thread%s** (ms per item, median; ratio = peer time / our time, > 1 means we are faster)" % (
-        threads, "" if threads == 1 else "s"), "",
+    nr = int((ours or {}).get("rounds", 1))
+    lines = ["**%d thread%s** (ms per item, median%s; ratio = peer time / our time, > 1 means we are faster%s)" % (
+        threads, "" if threads == 1 else "s",
+        " of %d alternating rounds for ours and ONNX Runtime" % nr if nr > 1 else "",
+        "; vs ONNX RT: the median of the rounds' ratios, each round's pair run back to back (their range)"
+        if nr > 1 else ""), "",
         "| workload | " + " | ".join(name for _, name in IMPLS) + " | vs ONNX RT | vs PyTorch padded | vs PyTorch unpadded |",
         "|---|" + "---:|" * (len(IMPLS) + 3)]
     for key in ROWS:
@@ -85,7 +112,8 @@ def table(threads, impls):
             continue
         o = vals[0]
         lines.append("| %s | %s | %s | %s | %s |" % (
-            LABEL.get(key, key), " | ".join(fmt_ms(v) for v in vals), fmt_ratio(vals[3], o), fmt_ratio(vals[1], o),
+            LABEL.get(key, key), " | ".join(fmt_ms(v) for v in vals),
+            fmt_paired(paired_ratio(ours, impls.get("onnxruntime"), key)), fmt_ratio(vals[1], o),
             fmt_ratio(vals[2], o)))
     if ours:
         tp = ours.get("throughput_mode", {})
@@ -94,10 +122,11 @@ def table(threads, impls):
                 key, t["contexts"], fmt_ms(1e3 / t["items_per_s"])))
     if ours and ours.get("machine", {}).get("loadavg_start") is not None:
         m = ours["machine"]
-        busy = max(m["loadavg_start"], m.get("loadavg_end", 0)) > 0.5 * m.get("online_cpus", 1)
-        lines += ["", "1-minute load average at the start / end of our run: %.2f / %.2f%s" % (
+        busy = nr == 1 and max(m["loadavg_start"], m.get("loadavg_end", 0)) > 0.5 * m.get("online_cpus", 1)
+        lines += ["", "1-minute load average at the start of our first round / the end of our last: %.2f / %.2f%s" % (
             m["loadavg_start"], m.get("loadavg_end", -1),
-            " (**busy machine: these figures are noisy**)" if busy else "")]
+            " (**busy machine: these figures are noisy**)" if busy else
+            " (it counts this benchmark's own threads, not other machines on the host)")]
     rss = ["%s %.0f MB" % (name, impls[i]["peak_rss_all_mb"]) for i, name in IMPLS
            if impls.get(i) and impls[i].get("peak_rss_all_mb")]
     lines += ["", "Peak RSS of each whole run: " + ", ".join(rss) + "."]
@@ -139,11 +168,11 @@ def targets(threads, impls):
     out = []
 
     def ratio(peer, key, need, what):
-        o, p = ms_per_item(ours, key), ms_per_item(peer, key)
-        if o is None or p is None:
+        r = paired_ratio(ours, peer, key)
+        if r is None:
             out.append((what, "n/a", None))
         else:
-            out.append((what, "%.2fx" % (p / o), p / o >= need))
+            out.append((what, fmt_paired(r), r[0] >= need))
 
     ratio(ort, "image_b8", 1.2, "images, batch 8: >= 1.2x ONNX Runtime")
     ratio(ort, "image_b1", 1.0, "image, batch 1: no slower than ONNX Runtime")
@@ -161,6 +190,51 @@ def targets(threads, impls):
     else:
         out.append(("peak RSS at batch 1 <= model file + 100 MB", "n/a", None))
     return out
+
+
+NOISE_KEYS = ("image_b1", "image_b8", "text24_b1", "text24_b8")
+
+
+def noise_note(res):
+    """The bench-note from the rounds: how far the same workload's medians moved between rounds."""
+    worst = {}  # impl -> (spread, key, threads)
+    rounds = 0
+    for threads, impls in res.items():
+        for impl in ("ours", "onnxruntime"):
+            j = impls.get(impl) or {}
+            rounds = max(rounds, int(j.get("rounds", 1)))
+            for key in NOISE_KEYS:
+                meds = [m for m in ((j.get("results", {}).get(key) or {}).get("rounds_median_s") or []) if m]
+                if len(meds) >= 2:
+                    sp = max(meds) / min(meds) - 1
+                    if sp > worst.get(impl, (-1,))[0]:
+                        worst[impl] = (sp, key, threads)
+    if rounds < 2 or "ours" not in worst:
+        return ""
+    parts = ["%s: %.0f%% (%s, %d thread%s)" % (name, 100 * worst[i][0], worst[i][1], worst[i][2],
+                                              "" if worst[i][2] == 1 else "s")
+             for i, name in (("ours", "ours"), ("onnxruntime", "ONNX Runtime")) if i in worst]
+    return ("> **Noise.** Over %d alternating rounds the median of one workload moved by up to\n> %s.\n"
+            "> Other virtual machines share this host and take cores and memory bandwidth unseen (the load\n"
+            "> average inside the machine counts only this benchmark's own threads), so each ratio to ONNX\n"
+            "> Runtime pairs the two runs of one round, back to back; the table gives the median of those\n"
+            "> pairs and their range. Read a ratio as uncertain by about its range.\n" % (rounds, "; ".join(parts)))
+
+
+def load_note(res):
+    """The bench-note of a single round: the load average around our run."""
+    loads = [max(r["ours"]["machine"].get("loadavg_start", -1), r["ours"]["machine"].get("loadavg_end", -1))
+             for r in res.values() if "ours" in r]
+    ours_any = next((r["ours"] for r in res.values() if "ours" in r), None)
+    cpus = int((ours_any or {}).get("machine", {}).get("online_cpus", 1))
+    if loads and max(loads) > 0.5 * cpus:
+        return ("> **Provisional figures.** The 1-minute load average reached %.1f on %d cores during these runs:\n"
+                "> other jobs shared the machine, so the figures are noisy (the median of repeats hides only part\n"
+                "> of that). Rerun `BENCH_UPDATE_DOCS=1 make bench` on a quiet machine to replace them.\n" % (
+                    max(loads), cpus))
+    if loads:
+        return "> Measured on a quiet machine (1-minute load average at most %.2f on %d cores).\n" % (max(loads), cpus)
+    return ""
 
 
 def gemm_table(d):
@@ -248,18 +322,7 @@ def main():
             m.get("cpu", "?"), int(m.get("online_cpus", 0)), m.get("blas", "?"), m.get("blas_core", "?"),
             " (OPENBLAS_CORETYPE=%s)" % m["openblas_coretype_env"] if m.get("openblas_coretype_env") else ""))
     text = "\n".join(md) + "\n"
-    loads = [max(r["ours"]["machine"].get("loadavg_start", -1), r["ours"]["machine"].get("loadavg_end", -1))
-             for r in res.values() if "ours" in r]
-    cpus = int((ours_any or {}).get("machine", {}).get("online_cpus", 1))
-    if loads and max(loads) > 0.5 * cpus:
-        note = ("> **Provisional figures.** The 1-minute load average reached %.1f on %d cores during these runs:\n"
-                "> other jobs shared the machine, so the figures are noisy (the median of repeats hides only part\n"
-                "> of that). Rerun `BENCH_UPDATE_DOCS=1 make bench` on a quiet machine to replace them.\n" % (
-                    max(loads), cpus))
-    elif loads:
-        note = "> Measured on a quiet machine (1-minute load average at most %.2f on %d cores).\n" % (max(loads), cpus)
-    else:
-        note = ""
+    note = noise_note(res) or load_note(res)
     gemm = "\n".join(gemm_table(d))
     prof = "\n".join(profile_table(d))
     print(text)

@@ -11,6 +11,8 @@
 #   BENCH_PEERS       default "torch-padded torch-unpadded onnxruntime"; "" runs ours alone
 #   BENCH_QUICK=1     short timings (a smoke test; numbers are not meaningful)
 #   BENCH_MIN_TIME    seconds per workload (default 1)
+#   BENCH_ROUNDS      alternating rounds of ours and ONNX Runtime per thread count (default 3; 1 with
+#                     BENCH_QUICK); the table pairs them round by round
 #   BENCH_GEMM=0      skip bench_gemm (OpenBLAS SGEMM shapes)
 #   BENCH_PROFILE=1   also build the library with -DBMC_PROFILE in $BUILD-prof and run bench --profile
 #   BENCH_UPDATE_DOCS=1  write the table into docs/PERF.md and the plot to docs/perf.svg
@@ -23,6 +25,8 @@ set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 PYTHON=${PYTHON:-/usr/bin/python3}
+# rounds.py, report.py and plot.py need only the standard library: any python3 will do
+PY3=$(command -v python3 || echo "$PYTHON")
 export BMC_TESTDATA=${BMC_TESTDATA:-$BUILD/testdata}
 export SHARED_DATA=${SHARED_DATA:-$(cd .. && pwd)/shared/data}
 MODEL=${BIOMEDCLIP_MODEL:-$BMC_TESTDATA/full.bmc}
@@ -33,6 +37,8 @@ THREADS=${BENCH_THREADS:-$NPROC 1}
 PEERS=${BENCH_PEERS-torch-padded torch-unpadded onnxruntime}
 MIN_TIME=${BENCH_MIN_TIME:-1}
 QUICK=(); [ "${BENCH_QUICK:-0}" = 1 ] && QUICK=(--quick)
+ROUNDS=${BENCH_ROUNDS:-3}; [ "${BENCH_QUICK:-0}" = 1 ] && ROUNDS=${BENCH_ROUNDS:-1}
+case "$ROUNDS" in ''|*[!0-9]*|0) echo "bench/run.sh: BENCH_ROUNDS must be a positive integer"; exit 1;; esac
 IMAGE=$SHARED_DATA/images/chest_X-ray.jpg
 case "${BENCH_OPENBLAS_CORETYPE:-}" in
   "") ;;
@@ -41,7 +47,7 @@ case "${BENCH_OPENBLAS_CORETYPE:-}" in
 esac
 
 mkdir -p "$OUT"
-rm -f "$OUT"/*-t*.json "$OUT"/*.log
+rm -f "$OUT"/*-t*.json "$OUT"/*.log  # the rounds too (*-tN.rR.json)
 LOG=$OUT/run.log
 exec > >(tee "$LOG") 2>&1
 say() { echo "=== $*"; }
@@ -89,30 +95,49 @@ if has_peer onnxruntime; then
 fi
 
 # ---- the runs ----
+# Ours and ONNX Runtime (the peer of the close targets) run in ROUNDS alternating rounds: this
+# machine's speed drifts by 10% and more over minutes (other virtual machines share the host), so
+# one run of each, minutes apart, can tilt a ratio either way. Each round writes IMPL-tT.rR.json;
+# bench/rounds.py merges them into IMPL-tT.json (per workload the median of the rounds' medians,
+# and the rounds' own figures, which report.py pairs round by round). PyTorch runs once, in
+# round 1 (its ratios are far from any target). Rounds after the first skip ours' load and
+# throughput-mode rows (measured once).
+run_ours() { # T ROUND
+  local extra=(); [ "$2" -gt 1 ] && extra=(--no-load --no-throughput)
+  say "ours, $1 thread(s), round $2 of $ROUNDS"
+  "$BUILD/bench/bench" "$MODEL" --threads "$1" --min-time "$MIN_TIME" "${QUICK[@]}" --image "$IMAGE" \
+      "${extra[@]}" --json-out "$OUT/ours-t$1.r$2.json" || echo "ours: FAILED (exit $?)"
+}
+run_peer() { # PEER T ROUND
+  local peer=$1 T=$2 r=$3 wl="$OUT/ours-t$2.r1.json"
+  case $peer in
+    torch-padded|torch-unpadded)
+      if [ -z "$SNAPSHOT" ]; then echo "$peer: n/a (no snapshot)"; return; fi
+      say "$peer, $T thread(s)"
+      OMP_NUM_THREADS=$T OPENBLAS_NUM_THREADS=$T "$PYTHON" bench/peers/torch_peer.py --snapshot "$SNAPSHOT" \
+          --mode "${peer#torch-}" --threads "$T" --min-time "$MIN_TIME" "${QUICK[@]}" --image "$IMAGE" \
+          --workload "$wl" --json-out "$OUT/$peer-t$T.r$r.json" || echo "$peer: FAILED, n/a"
+      ;;
+    onnxruntime)
+      if [ -z "$ONNX_DIR" ]; then echo "onnxruntime: n/a"; return; fi
+      say "onnxruntime, $T thread(s), round $r of $ROUNDS"
+      OMP_NUM_THREADS=$T node bench/peers/ort_peer.js --onnx-dir "$ONNX_DIR" --threads "$T" \
+          --min-time "$MIN_TIME" "${QUICK[@]}" --workload "$wl" \
+          --json-out "$OUT/onnxruntime-t$T.r$r.json" || echo "onnxruntime: FAILED, n/a"
+      ;;
+    *) echo "unknown peer $peer (known: torch-padded torch-unpadded onnxruntime)";;
+  esac
+}
 for T in $THREADS; do
-  say "ours, $T thread(s)"
-  "$BUILD/bench/bench" "$MODEL" --threads "$T" --min-time "$MIN_TIME" "${QUICK[@]}" --image "$IMAGE" \
-      --json-out "$OUT/ours-t$T.json" || echo "ours: FAILED (exit $?)"
-  for peer in $PEERS; do
-    case $peer in
-      torch-padded|torch-unpadded)
-        if [ -z "$SNAPSHOT" ]; then echo "$peer: n/a (no snapshot)"; continue; fi
-        say "$peer, $T thread(s)"
-        OMP_NUM_THREADS=$T OPENBLAS_NUM_THREADS=$T "$PYTHON" bench/peers/torch_peer.py --snapshot "$SNAPSHOT" \
-            --mode "${peer#torch-}" --threads "$T" --min-time "$MIN_TIME" "${QUICK[@]}" --image "$IMAGE" \
-            --workload "$OUT/ours-t$T.json" --json-out "$OUT/$peer-t$T.json" || echo "$peer: FAILED, n/a"
-        ;;
-      onnxruntime)
-        if [ -z "$ONNX_DIR" ]; then echo "onnxruntime: n/a"; continue; fi
-        say "onnxruntime, $T thread(s)"
-        OMP_NUM_THREADS=$T node bench/peers/ort_peer.js --onnx-dir "$ONNX_DIR" --threads "$T" \
-            --min-time "$MIN_TIME" "${QUICK[@]}" --workload "$OUT/ours-t$T.json" \
-            --json-out "$OUT/onnxruntime-t$T.json" || echo "onnxruntime: FAILED, n/a"
-        ;;
-      *) echo "unknown peer $peer (known: torch-padded torch-unpadded onnxruntime)";;
-    esac
+  for r in $(seq "$ROUNDS"); do
+    run_ours "$T" "$r"
+    has_peer onnxruntime && run_peer onnxruntime "$T" "$r"
+    if [ "$r" = 1 ]; then
+      for peer in $PEERS; do [ "$peer" = onnxruntime ] || run_peer "$peer" "$T" 1; done
+    fi
   done
 done
+"$PY3" bench/rounds.py "$OUT" || echo "rounds: merging FAILED"
 
 if [ "${BENCH_GEMM:-1}" = 1 ] && [ -x "$BUILD/bench/bench_gemm" ]; then
   say "OpenBLAS SGEMM for the towers' shapes (bench_gemm)"
@@ -134,8 +159,6 @@ fi
 say "side by side"
 DOC_ARGS=()
 [ "${BENCH_UPDATE_DOCS:-0}" = 1 ] && DOC_ARGS=(--update-doc docs/PERF.md)
-# report.py and plot.py need only the standard library: any python3 will do
-PY3=$(command -v python3 || echo "$PYTHON")
 "$PY3" bench/report.py "$OUT" --markdown "$OUT/table.md" "${DOC_ARGS[@]}"
 "$PY3" bench/plot.py "$OUT" "$OUT/perf.svg"
 [ "${BENCH_UPDATE_DOCS:-0}" = 1 ] && cp "$OUT/perf.svg" docs/perf.svg && echo "copied the plot to docs/perf.svg"
