@@ -513,8 +513,14 @@ int main(int argc, char **argv) {
             e.n = k == 0 || k == 2 ? 1 : k == 1 || k == 3 ? 8 : N_PROMPTS;
             e.ids = ids[1];
             e.lens = lens[1];
+            double tw = bu_now();
             if (fn(&e)) continue; /* warm-up */
+            tw = bu_now() - tw;
+            /* at least 3 passes and --min-time: a pass of 20 ms repeated 3 times is one hiccup
+             * of the host away from a wrong wall time */
             int reps = cfg_quick ? 1 : 3;
+            if (!cfg_quick && tw > 0 && reps * tw < cfg_min_time)
+                reps = cfg_min_time / tw > 100 ? 100 : (int)(cfg_min_time / tw) + 1;
             uint64_t calls[BMC__PROF_N];
             bmc__prof_reset();
             double t0 = bu_now();
