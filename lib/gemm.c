@@ -69,15 +69,23 @@ static inline __attribute__((always_inline)) void dot_tile(const int mr, const i
 #pragma GCC unroll 6
         for (int j = 0; j < nr; j++) acc[i][j] = _mm512_setzero_ps();
     int k = 0;
-    for (; k + 16 <= kc; k += 16) {
+    /* Rows addressed from two bases each plus a stride (base, base + stride, base + 2 stride):
+     * 4 registers for the 10 rows, which leaves the loop free of spills. */
+    const size_t lx = ldx * sizeof(float), lw = ldw * sizeof(float);
+    const char *xa = (const char *)x, *xb = mr > 2 ? (const char *)(x + 2 * ldx) : xa;
+    const char *wa = (const char *)w, *wb = nr > 3 ? (const char *)(w + 3 * ldw) : wa;
+    const char *pp = (const char *)pf;
+    for (; k + 16 <= kc; k += 16, xa += 64, xb += 64, wa += 64, wb += 64, pp += 64) {
         __m512 xv[MR];
-        for (int j = 0; j < pf_rows; j++)
-            _mm_prefetch((const char *)(pf + j * ldw + k), _MM_HINT_T0);
-#pragma GCC unroll 4
-        for (int i = 0; i < mr; i++) xv[i] = _mm512_loadu_ps(x + i * ldx + k);
+        for (int j = 0; j < pf_rows; j++) _mm_prefetch(pp + j * lw, _MM_HINT_T0);
+        xv[0] = _mm512_loadu_ps(xa);
+        if (mr > 1) xv[1] = _mm512_loadu_ps(xa + lx);
+        if (mr > 2) xv[2] = _mm512_loadu_ps(xb);
+        if (mr > 3) xv[3] = _mm512_loadu_ps(xb + lx);
 #pragma GCC unroll 6
         for (int j = 0; j < nr; j++) {
-            __m512 wv = _mm512_loadu_ps(w + j * ldw + k);
+            const char *wr = j < 3 ? wa + j * lw : wb + (j - 3) * lw;
+            __m512 wv = _mm512_loadu_ps((const float *)wr);
             __asm__("" : "+v"(wv)); /* one load, kept in a register, not folded into each FMA */
 #pragma GCC unroll 4
             for (int i = 0; i < mr; i++) acc[i][j] = _mm512_fmadd_ps(xv[i], wv, acc[i][j]);
