@@ -488,12 +488,19 @@ int main(int argc, char **argv) {
     }
 
     /* ---- profile ---- */
-    enum { N_PROF = 5 };
+    /* the profiled workloads: key, call, items; from_file: decodes and tokenizes too, whose own
+     * medians are subtracted as preprocessing */
+    static const struct {
+        const char *key;
+        int (*fn)(void *);
+        int n, from_file;
+    } PROF[] = {{"image_b1", do_pixels, 1, 0},      {"image_b8", do_pixels, 8, 0},
+                {"text24_b1", do_ids, 1, 0},        {"text24_b8", do_ids, 8, 0},
+                {"zeroshot9_file", do_zero_shot_file, N_PROMPTS, 1}};
+    enum { N_PROF = sizeof PROF / sizeof PROF[0] };
     uint64_t prof_ns[N_PROF][BMC__PROF_N];
     double prof_wall[N_PROF] = {0}, prof_pre[N_PROF] = {0};
     int prof_lanes[N_PROF] = {0};
-    static const char *const PROF_KEYS[N_PROF] = {"image_b1", "image_b8", "text24_b1", "text24_b8",
-                                                  "zeroshot9_file"};
     int prof_done = 0;
     if (profile && !bmc__prof_enabled()) {
         printf("profile: this library was built without -DBMC_PROFILE; build one with\n"
@@ -508,35 +515,32 @@ int main(int argc, char **argv) {
         e.ctx = ctx;
         const row *rp = find_row("preprocess_file"), *rt = find_row("tokenize9");
         for (int k = 0; k < N_PROF; k++) {
-            int (*fn)(void *) = k < 2 ? do_pixels : k < 4 ? do_ids : do_zero_shot_file;
-            if (k == 4 && (!image_path || !tok_ok)) continue;
-            e.n = k == 0 || k == 2 ? 1 : k == 1 || k == 3 ? 8 : N_PROMPTS;
+            int (*fn)(void *) = PROF[k].fn;
+            if (PROF[k].from_file && (!image_path || !tok_ok)) continue;
+            e.n = PROF[k].n;
             e.ids = ids[1];
             e.lens = lens[1];
-            double tw = bu_now();
             if (fn(&e)) continue; /* warm-up */
-            tw = bu_now() - tw;
-            /* at least 3 passes and --min-time: a pass of 20 ms repeated 3 times is one hiccup
-             * of the host away from a wrong wall time */
-            int reps = cfg_quick ? 1 : 3;
-            if (!cfg_quick && tw > 0 && reps * tw < cfg_min_time)
-                reps = cfg_min_time / tw > 100 ? 100 : (int)(cfg_min_time / tw) + 1;
             uint64_t calls[BMC__PROF_N];
             bmc__prof_reset();
             double t0 = bu_now();
-            for (int r = 0; r < reps; r++) fn(&e);
+            /* bu_time's rule: at least 3 passes and --min-time (3 passes of a 20 ms text are
+             * one hiccup of the host away from a wrong wall time) */
+            int reps = 0;
+            do fn(&e);
+            while (++reps < 100 && !cfg_quick && (reps < 3 || bu_now() - t0 < cfg_min_time));
             prof_wall[k] = (bu_now() - t0) / reps;
             bmc__prof_read(prof_ns[k], calls);
             int lanes = bmc__prof_lanes();
             prof_lanes[k] = lanes > 1 ? lanes : 1;
             for (int i = 0; i < BMC__PROF_N; i++) prof_ns[k][i] /= (uint64_t)reps;
-            if (k == 4) prof_pre[k] = (rp ? rp->t.median : 0) + (rt ? rt->t.median : 0);
+            if (PROF[k].from_file) prof_pre[k] = (rp ? rp->t.median : 0) + (rt ? rt->t.median : 0);
             double w = prof_wall[k] * 1e9 * prof_lanes[k], g = (double)prof_ns[k][BMC__PROF_GEMM],
                    a = (double)prof_ns[k][BMC__PROF_ATTENTION], n = (double)prof_ns[k][BMC__PROF_NORM_ACT],
                    pre = prof_pre[k] * 1e9;
             printf("  %-15s %8.2f ms, %d lane%s: GEMM %4.1f%%  attention %4.1f%%  LN/GELU/softmax %4.1f%%  preprocess %4.1f%%  "
                    "other %4.1f%%\n",
-                   PROF_KEYS[k], prof_wall[k] * 1e3, prof_lanes[k], prof_lanes[k] > 1 ? "s" : " ", 100 * g / w, 100 * a / w, 100 * n / w, 100 * pre / w,
+                   PROF[k].key, prof_wall[k] * 1e3, prof_lanes[k], prof_lanes[k] > 1 ? "s" : " ", 100 * g / w, 100 * a / w, 100 * n / w, 100 * pre / w,
                    100 * fmax(0, w - g - a - n - pre) / w); /* pre was timed apart: may overshoot */
             prof_done |= 1 << k;
         }
@@ -607,7 +611,7 @@ int main(int argc, char **argv) {
             bu_json_open(&js, "profile", '{');
             for (int k = 0; k < N_PROF; k++) {
                 if (!(prof_done & (1 << k))) continue;
-                bu_json_open(&js, PROF_KEYS[k], '{');
+                bu_json_open(&js, PROF[k].key, '{');
                 bu_json_num(&js, "wall_s", prof_wall[k]);
                 bu_json_num(&js, "lanes", prof_lanes[k]);
                 bu_json_num(&js, "gemm_s", prof_ns[k][BMC__PROF_GEMM] / 1e9);

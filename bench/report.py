@@ -61,12 +61,6 @@ def fmt_ms(v):
     return "%.3g" % v if v < 100 else "%.0f" % v
 
 
-def fmt_ratio(peer, ours):
-    if peer is None or ours is None or ours <= 0:
-        return "n/a"
-    return "%.2fx" % (peer / ours)
-
-
 def paired_ratio(ours, peer, key):
     """(ratio, lo, hi) of peer time / our time. With rounds (rounds.py) on both sides: the median
     of the rounds' ratios, each round's peer against the same round's ours (run back to back, so
@@ -110,11 +104,10 @@ def table(threads, impls):
         vals = [ms_per_item(impls.get(i), key) for i, _ in IMPLS]
         if all(v is None for v in vals):
             continue
-        o = vals[0]
-        lines.append("| %s | %s | %s | %s | %s |" % (
+        lines.append("| %s | %s | %s |" % (
             LABEL.get(key, key), " | ".join(fmt_ms(v) for v in vals),
-            fmt_paired(paired_ratio(ours, impls.get("onnxruntime"), key)), fmt_ratio(vals[1], o),
-            fmt_ratio(vals[2], o)))
+            " | ".join(fmt_paired(paired_ratio(ours, impls.get(i), key))
+                       for i in ("onnxruntime", "torch-padded", "torch-unpadded"))))
     if ours:
         tp = ours.get("throughput_mode", {})
         for key, t in tp.items():

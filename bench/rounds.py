@@ -12,6 +12,7 @@ round 1's JSON, in which each workload of "results" gets
   rounds_median_s   each round's median, in round order (null where a round lacks the workload)
 so that report.py can pair ours and a peer round by round. Standard library only.
 """
+import copy
 import glob
 import json
 import os
@@ -22,7 +23,7 @@ import sys
 
 def merge(docs):
     """docs: [(round, json)] sorted by round -> merged json"""
-    base = json.loads(json.dumps(docs[0][1]))  # a copy of round 1
+    base = copy.deepcopy(docs[0][1])  # round 1, to be overwritten
     base["rounds"] = len(docs)
     keys = []
     for _, d in docs:
@@ -36,7 +37,7 @@ def merge(docs):
         have = [m for m in meds if m]
         if not have:
             continue
-        entry = res.get(k) or json.loads(json.dumps(next(r for r in per if r)))
+        entry = res.get(k) or copy.deepcopy(next(r for r in per if r))
         entry["median_s"] = statistics.median(have)
         bests = [r.get("best_s") for r in per if r and r.get("best_s")]
         if bests:
