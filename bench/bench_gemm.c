@@ -1,6 +1,7 @@
 /* bench_gemm.c - the library's products (bmc__gemm, lib/gemm.c) against OpenBLAS's SGEMM for
- * the shapes the two towers use, laid out as the library calls it (Y[M,N] = X[M,K] W[N,K]^T, W
- * in PyTorch's [out, in] order), and both against the machine's limits.
+ * the shapes the two towers use (Y[M,N] = X[M,K] W[N,K]^T; W in PyTorch's [out, in] order for
+ * OpenBLAS, in the model file's 64-output panels for ours), and both against the machine's
+ * limits.
  *
  * Thin products (M = 1..32 rows: one short text, the heads) are bound by streaming the weights
  * from memory, not by arithmetic: each weight float is used M times. The program therefore
@@ -40,7 +41,8 @@ typedef struct run_arg {
 } run_arg;
 
 static const float *next_weights(run_arg *a) {
-    size_t nk = (size_t)a->N * (size_t)a->K;
+    /* ours reads the weights as the model file holds them (64-output panels), OpenBLAS as rows */
+    size_t nk = a->kernel == 1 ? bmc__panel_floats(a->N, a->K) : (size_t)a->N * (size_t)a->K;
     if (a->next + nk > a->pool_floats) a->next = 0;
     const float *w = a->pool + a->next;
     a->next += (nk + 15) & ~(size_t)15;
@@ -55,7 +57,8 @@ static int run_once(void *p) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->M, a->N, a->K, 1.0f, a->x, a->K, w, a->K,
                     0.0f, a->y, a->N);
     } else if (a->kernel == 1) {
-        bmc__gemm(a->lib_pool, a->x, a->M, a->K, a->K, w, a->K, NULL, a->N, a->y, a->N, 0);
+        bmc__panels pw = {w, a->N, a->K};
+        bmc__gemm(a->lib_pool, a->x, a->M, a->K, pw, 0, a->N, NULL, a->y, a->N, 0);
     } else {
         for (int m = 0; m < a->M; m++)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, a->N, a->K, 1.0f, w, a->K, a->x + (size_t)m * a->K, 1,
@@ -72,7 +75,9 @@ static double check(const run_arg *a, const float *w) {
         int n = (int)(bu_hash((unsigned)s * 5u + 2u) % (unsigned)a->N);
         double ref = 0, mag = 0;
         for (int k = 0; k < a->K; k++) {
-            double t = (double)a->x[(size_t)m * a->K + k] * w[(size_t)n * a->K + k];
+            size_t at = a->kernel == 1 ? (size_t)(n / 64) * a->K * 64 + (size_t)k * 64 + n % 64
+                                       : (size_t)n * a->K + k;
+            double t = (double)a->x[(size_t)m * a->K + k] * w[at];
             ref += t;
             mag += fabs(t);
         }
@@ -189,10 +194,10 @@ int main(int argc, char **argv) {
     printf("large SGEMM 1576x768 @ 768x3072: %.1f GFLOP/s with %d threads, %.1f GFLOP/s with 1\n\n", peakT,
            threads, peak1);
 
-    /* ours: a pool of `threads` threads, and one of 1 (each lends the packed kernel its scratch) */
+    /* ours: a pool of `threads` threads, and one of 1 */
     bmc__pool *poolT = NULL, *pool1 = NULL;
-    if (bmc__pool_new(threads, BMC__GEMM_SCRATCH, &poolT) != BMC_OK ||
-        bmc__pool_new(1, BMC__GEMM_SCRATCH, &pool1) != BMC_OK) {
+    if (bmc__pool_new(threads, 16, &poolT) != BMC_OK ||
+        bmc__pool_new(1, 16, &pool1) != BMC_OK) {
         fprintf(stderr, "bench_gemm: cannot start the thread pool\n");
         return 1;
     }

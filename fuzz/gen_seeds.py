@@ -107,6 +107,31 @@ def data_for(name, dtype, shape, k):
     return struct.pack("<%df" % n, *[((i * 7 + k * 13) % 17 - 8) / 16.0 for i in range(n)])
 
 
+def is_linear_weight(name):
+    """Stored as 64-output panels (docs/FORMAT.md, layout panel64)."""
+    return name.endswith(".weight") and (
+        name in ("visual.trunk.patch_embed.proj.weight", "visual.head.proj.weight", "text.proj.weight",
+                 "text.proj.0.weight", "text.proj.2.weight")
+        or any(name.endswith(s) for s in ("attn.qkv.weight", "attn.proj.weight", "mlp.fc1.weight", "mlp.fc2.weight",
+                                           "attention.self.query.weight", "attention.self.key.weight",
+                                           "attention.self.value.weight", "attention.output.dense.weight",
+                                           "intermediate.dense.weight"))
+        or (name.startswith("text.transformer.encoder.") and name.endswith(".output.dense.weight")))
+
+
+def to_panels(data, shape):
+    """Row-major float32 [N, K...] -> ceil(N/64) panels [K][64], zeros past N."""
+    n = shape[0]
+    k = len(data) // 4 // n
+    f = struct.unpack("<%df" % (n * k), data)
+    p = (n + 63) // 64
+    out = [0.0] * (p * 64 * k)
+    for row in range(n):
+        base = row // 64 * k * 64 + row % 64
+        out[base:base + k * 64:64] = f[row * k:(row + 1) * k]
+    return struct.pack("<%df" % len(out), *out)
+
+
 def build_bmc(c):
     vocab = [b"[PAD]", b"[UNK]", b"[CLS]", b"[SEP]", b"[MASK]", b"a", b"b", b"##c", b"."]
     ts = tensors(c, vocab)
@@ -118,20 +143,23 @@ def build_bmc(c):
     for k, t in enumerate(ts):
         name, dtype, shape = t[:3]
         data = t[3] if len(t) > 3 else data_for(name, dtype, shape, k)
+        layout = 1 if is_linear_weight(name) else 0
+        if layout:
+            data = to_panels(data, shape)
         pos = (pos + 63) // 64 * 64
-        entries.append((name, dtype, shape, pos, data))
+        entries.append((name, dtype, shape, pos, data, layout))
         pos += len(data)
     file_size = pos
     out = bytearray(file_size)
     d = bytearray()
-    for name, dtype, shape, off, data in entries:
+    for name, dtype, shape, off, data, layout in entries:
         nm = name.encode().ljust(96, b"\0")
         sh = list(shape) + [0] * (4 - len(shape))
-        d += nm + struct.pack("<II4QQQII", dtype, len(shape), *sh, off, len(data), zlib.crc32(data), 0)
+        d += nm + struct.pack("<II4QQQII", dtype, len(shape), *sh, off, len(data), zlib.crc32(data), layout)
         out[off:off + len(data)] = data
     assert len(d) == 160 * n
     out[512:512 + len(d)] = d
-    h = b"BMCLIP\0\1" + struct.pack("<IIII", 1, 512, 0x01020304, 64)
+    h = b"BMCLIP\0\1" + struct.pack("<IIII", 2, 512, 0x01020304, 64)
     h += struct.pack("<QQII QQ II", file_size, 512, n, 160, data_offset, file_size - data_offset, 0, zlib.crc32(d))
     assert len(h) == 72
     h += pack_config(c)

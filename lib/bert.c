@@ -82,10 +82,10 @@ static void bert_layer_tail(const bmc_model *model, const bmc__bert_layer *L, bm
     const bmc__config *c = &model->config;
     int W = (int)c->text_width, F = (int)c->text_ffn;
     float eps = (float)c->text_ln_eps;
-    bmc__gemm(pool, ctx, M, W, W, L->attn_out_w, W, L->attn_out_b, W, res, W, BMC__GEMM_ACC);
+    bmc__gemm(pool, ctx, M, W, L->attn_out_w, 0, W, L->attn_out_b, res, W, BMC__GEMM_ACC);
     bmc__layernorm_rows(pool, res, W, a, W, M, W, L->attn_ln_w, L->attn_ln_b, eps);
-    bmc__gemm(pool, a, M, W, W, L->ffn_in_w, W, L->ffn_in_b, F, inter, F, BMC__GEMM_GELU);
-    bmc__gemm(pool, inter, M, F, F, L->ffn_out_w, F, L->ffn_out_b, W, a, W, BMC__GEMM_ACC);
+    bmc__gemm(pool, a, M, W, L->ffn_in_w, 0, F, L->ffn_in_b, inter, F, BMC__GEMM_GELU);
+    bmc__gemm(pool, inter, M, F, L->ffn_out_w, 0, W, L->ffn_out_b, a, W, BMC__GEMM_ACC);
     bmc__layernorm_rows(pool, a, W, y, W, M, W, L->out_ln_w, L->out_ln_b, eps);
 }
 
@@ -117,9 +117,9 @@ void bmc__bert_run_layer(const bmc_model *model, int layer, float *h, const int 
     for (int i = 0; i < n; i++) rows += lens[i];
 
     /* Q, K, V: three GEMMs over all packed rows into one [rows, 3W] matrix */
-    bmc__gemm(pool, h, rows, W, W, L->q_w, W, L->q_b, W, qkv, 3 * W, 0);
-    bmc__gemm(pool, h, rows, W, W, L->k_w, W, L->k_b, W, qkv + W, 3 * W, 0);
-    bmc__gemm(pool, h, rows, W, W, L->v_w, W, L->v_b, W, qkv + 2 * W, 3 * W, 0);
+    bmc__gemm(pool, h, rows, W, L->q_w, 0, W, L->q_b, qkv, 3 * W, 0);
+    bmc__gemm(pool, h, rows, W, L->k_w, 0, W, L->k_b, qkv + W, 3 * W, 0);
+    bmc__gemm(pool, h, rows, W, L->v_w, 0, W, L->v_b, qkv + 2 * W, 3 * W, 0);
     bmc__attn a = bert_attn(c, scratch, plan, lens, n); /* each text attends within itself */
     bmc__attention(&a);
     bert_layer_tail(model, L, pool, rows, scratch + plan->ctx, h, scratch + plan->a,
@@ -144,9 +144,9 @@ void bmc__bert_run_layer_cls(const bmc_model *model, int layer, const float *h,
         memcpy(g + (size_t)i * W, h + at * W, sizeof(float) * (size_t)W);
         at += (size_t)lens[i];
     }
-    bmc__gemm(pool, g, n, W, W, L->q_w, W, L->q_b, W, q, W, 0);
-    bmc__gemm(pool, h, rows, W, W, L->k_w, W, L->k_b, W, qkv + W, 3 * W, 0);
-    bmc__gemm(pool, h, rows, W, W, L->v_w, W, L->v_b, W, qkv + 2 * W, 3 * W, 0);
+    bmc__gemm(pool, g, n, W, L->q_w, 0, W, L->q_b, q, W, 0);
+    bmc__gemm(pool, h, rows, W, L->k_w, 0, W, L->k_b, qkv + W, 3 * W, 0);
+    bmc__gemm(pool, h, rows, W, L->v_w, 0, W, L->v_b, qkv + 2 * W, 3 * W, 0);
 
     /* one query per text: scores over the text's keys, softmax, weighted values */
     bmc__attn a = bert_attn(c, scratch, plan, lens, n);
@@ -166,10 +166,10 @@ void bmc__bert_project(const bmc_model *model, const float *cls, int n, float *o
     int W = (int)c->text_width, E = (int)c->embed_dim, Hd = (int)c->text_proj_hidden;
     if (c->text_proj_type == BMC__PROJ_MLP) {
         float *t = scratch + plan->proj;
-        bmc__gemm(plan->pool, cls, n, W, W, w->proj0_w, W, NULL, Hd, t, Hd, BMC__GEMM_GELU);
-        bmc__gemm(plan->pool, t, n, Hd, Hd, w->proj2_w, Hd, NULL, E, out, E, 0);
+        bmc__gemm(plan->pool, cls, n, W, w->proj0_w, 0, Hd, NULL, t, Hd, BMC__GEMM_GELU);
+        bmc__gemm(plan->pool, t, n, Hd, w->proj2_w, 0, E, NULL, out, E, 0);
     } else {
-        bmc__gemm(plan->pool, cls, n, W, W, w->proj0_w, W, NULL, E, out, E, 0);
+        bmc__gemm(plan->pool, cls, n, W, w->proj0_w, 0, E, NULL, out, E, 0);
     }
 }
 
@@ -196,37 +196,33 @@ static void bert_encode_chunk(const bmc_model *model, const int *ids, const int 
     bmc__bert_project(model, cls, n, out, scratch, &plan);
 }
 
-/* Rows a group needs before a chunk is split into groups: below it, each thread packing every
- * weight block for its own few rows costs more than the threads sharing each product (8 texts
- * of 24 tokens, 96 rows a group: 10% slower than shared; 256 rows a group: even). */
-#define BERT_GROUP_MIN_ROWS 256
+/* Rows a group needs before a chunk is split into groups: below it, each thread reading every
+ * weight for its own few rows costs more than the threads sharing each product. Medians of
+ * alternating runs at 2 threads, ms per text, shared against grouped (28 Nov): 4 x 24 tokens
+ * (48 rows a group) 11.90 / 12.02, 8 x 24 (96) 10.83 / 10.48, 16 x 24 (192) 10.91 / 10.76. */
+#define BERT_GROUP_MIN_ROWS 96
 
 /* A chunk of texts runs as one group per thread, each on its own thread from start to end (as
  * bmc__vit_run does for images: no thread waits for another between the ~80 steps of a pass),
  * when every group gets at least two texts and BERT_GROUP_MIN_ROWS rows; smaller batches share
- * each product among the threads, which then read and pack the weights once. */
+ * each product among the threads, which then read the weights once. */
 static int bert_groups(int n, int rows, int threads) {
     if (threads <= 1 || n < 2 * threads || rows < BERT_GROUP_MIN_ROWS * threads) return 1;
     return threads;
 }
 
-/* Cut n texts into g contiguous groups of about rows / g rows: first[0..g]. Returns 0 unless
- * every product keeps the kernel it would have for the whole chunk (gemm.c switches at 64 rows;
- * the last layer's products have one row per text), so that the results do not depend on the
- * grouping. */
-static int bert_partition(const int *lens, int n, int rows, int g, int *first) {
+/* Cut n texts (n >= g) into g contiguous groups of about rows / g rows, each at least one
+ * text: first[0..g]. (The grouping cannot change a result: gemm.c sums in the same order for
+ * any number of rows.) */
+static void bert_partition(const int *lens, int n, int rows, int g, int *first) {
     int t = 0, acc = 0;
     for (int h = 0; h < g; h++) {
         first[h] = t;
         long target = (long)rows * (h + 1) / g;
-        int start = acc;
         do acc += lens[t++];
         while (t < n - (g - 1 - h) && acc + lens[t] / 2 <= target);
-        if (acc - start < BMC__GEMM_PACKED_MIN_M) return 0;
-        if (n >= BMC__GEMM_PACKED_MIN_M && t - first[h] < BMC__GEMM_PACKED_MIN_M) return 0;
     }
     first[g] = n;
-    return 1;
 }
 
 size_t bmc__bert_scratch(const bmc__config *cfg, int rows, int n, int max_len, int threads) {
@@ -262,11 +258,11 @@ static void bert_run_chunk(const bmc_ctx *ctx, const int *ids, const int *lens, 
                            int max_len, float *scratch, float *out) {
     bert_group_job j;
     int g = ctx->solo ? bert_groups(n, rows, bmc__pool_threads(ctx->pool)) : 1;
-    while (g > 1 && !bert_partition(lens, n, rows, g, j.first)) g--;
     if (g == 1) {
         bert_encode_chunk(ctx->model, ids, lens, n, rows, max_len, scratch, out, ctx->pool);
         return;
     }
+    bert_partition(lens, n, rows, g, j.first);
     j.ctx = ctx, j.ids = ids, j.lens = lens, j.max_len = max_len, j.scratch = scratch, j.out = out;
     size_t at = 0, off = 0;
     for (int h = 0; h < g; h++) {

@@ -72,10 +72,9 @@ static size_t scratch_for_batch(const bmc__config *c, int b, int threads) {
     return need;
 }
 
-/* Private scratch of each pool thread: a packed block of weights, or attention over the longest
- * sequence of either tower. */
+/* Private scratch of each pool thread: attention over the longest sequence of either tower. */
 static size_t pool_scratch(const bmc__config *c) {
-    size_t need = BMC__GEMM_SCRATCH;
+    size_t need = 16;
     if (c->vision_heads > 0 && c->patch_size > 0) {
         int g = (int)(c->image_size / c->patch_size);
         size_t v = bmc__attention_scratch(1 + g * g, (int)(c->vision_width / c->vision_heads));

@@ -6,7 +6,7 @@
 #include <stdint.h>
 
 #define BMC__MAGIC "BMCLIP\0\1"      /* 8 bytes */
-#define BMC__FORMAT_VERSION 1
+#define BMC__FORMAT_VERSION 2
 #define BMC__HEADER_SIZE 512
 #define BMC__DIR_ENTRY_SIZE 160
 #define BMC__ENDIAN_TAG 0x01020304u
@@ -24,6 +24,17 @@ enum bmc__dtype {
     BMC__U8 = 64,
     BMC__U32 = 65
 };
+
+/* Values of bmc__dir_entry.layout. */
+enum {
+    BMC__LAYOUT_ROWS = 0,   /* row-major, the C order of shape */
+    BMC__LAYOUT_PANEL64 = 1 /* a Linear weight [N, K...] as ceil(N / 64) panels [K][64] (below) */
+};
+/* A panel64 tensor: N = shape[0], K = the product of the other dimensions; element (n, k) is at
+ * float index (n / 64) * K * 64 + k * 64 + n % 64, and the last panel's slots past N are zero,
+ * so nbytes = ceil(N / 64) * 64 * K * 4. The GEMM kernel reads a 64-output block as one
+ * contiguous [K][64] run, in place from the mapping. */
+#define BMC__PANEL 64
 
 /* Values of bmc__config.text_proj_type / text_pooler / image_resize / image_interp. */
 enum { BMC__PROJ_LINEAR = 1, BMC__PROJ_MLP = 2 };
@@ -97,9 +108,10 @@ typedef struct bmc__dir_entry {
     uint32_t ndim;              /* 0..4 (0: a scalar) */
     uint64_t shape[BMC__MAX_DIMS]; /* unused dims are 0... written as 0 */
     uint64_t offset;            /* absolute file offset, multiple of 64, >= data_offset */
-    uint64_t nbytes;            /* element count * element size */
+    uint64_t nbytes;            /* bytes stored: element count * element size (rows), or the
+                                   panels' size, padding included (panel64) */
     uint32_t data_crc32;        /* CRC-32 of the nbytes at offset */
-    uint32_t reserved;
+    uint32_t layout;            /* BMC__LAYOUT_ROWS or BMC__LAYOUT_PANEL64 (version 2 on) */
 } bmc__dir_entry;
 
 #if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L

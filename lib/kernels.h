@@ -1,4 +1,4 @@
-/* kernels.h - the AVX-512 building blocks of the products (gemm.c, gemm_packed.c), shared with
+/* kernels.h - the AVX-512 building blocks of the products (tiles.c), used by gemm.c and
  * attention.c. Only compiled where __AVX512F__ is defined (elsewhere gemm.c and attention.c use
  * OpenBLAS). */
 #ifndef BMC_KERNELS_H
@@ -10,29 +10,9 @@
 
 #if defined(__AVX512F__)
 
-#define BMC__GEMM_NC 64  /* outputs (rows of W) per task of the packed kernel */
-#define BMC__GEMM_KC 768 /* K slice of the packed kernel */
-
-/* One bmc__gemm call, shared by its tasks. */
-typedef struct bmc__gemm_job {
-    const float *x;  /* [M, K], row stride ldx */
-    const float *w;  /* [N, K], row stride ldw */
-    const float *b;  /* [N] or NULL */
-    float *y;        /* [M, N], row stride ldy */
-    int M, N, K, ldx, ldw, ldy, flags;
-    int nc;          /* outputs per task */
-    int packed;      /* 1: gemm_packed.c's kernel, else the dot tiles */
-    bmc__pool *pool;
-    int threads;     /* the pool's */
-    float *scratch;  /* pack buffer when there is no pool */
-} bmc__gemm_job;
-
-/* Task `task` of a packed job: outputs task*nc .. task*nc+nc-1 for every row, packing through
- * bp (BMC__GEMM_NC * BMC__GEMM_KC floats, the thread's scratch). */
-void bmc__gemm_packed_task(const bmc__gemm_job *g, int task, float *bp);
-
 #define BMC__KERN_MR 6  /* rows of X per outer-product tile (at most 12)            */
-#define BMC__KERN_NR 64 /* columns per tile and per packed sliver (16, 32, 48 or 64) */
+#define BMC__KERN_NR 64 /* columns per tile and per sliver (16, 32, 48 or 64); a weight panel's
+                           width (format.h, BMC__PANEL) */
 
 /* Where and how an outer-product tile is written (see bmc__outer). */
 typedef struct bmc__tile_out {
@@ -42,14 +22,17 @@ typedef struct bmc__tile_out {
     int ncols;         /* 1..BMC__KERN_NR valid columns              */
     int first, last;   /* this K slice is the first / the last one   */
     int acc;           /* the first slice adds to y (a residual)     */
-    const char *pf, *pf_end; /* memory to prefetch into L2 meanwhile (pf_end <= pf: none) */
+    const char *pf, *pf_end; /* memory to prefetch meanwhile (pf_end <= pf: none) ...      */
+    int pf_per4;       /* ... this many 64-byte lines every 4 steps of k (0 counts as 1) ... */
+    int pf_l1;         /* ... into L1 (1) or L2 (0)                                          */
 } bmc__tile_out;
 
 /* Y[i, j] (+)= sum_k x[i * ldx + k] * bp[k * ldb + j] for i < mr (1..MR), j < o->ncols (1..NR),
- * k < kc: bp is a packed sliver of weights (ldb = NR) or any row-major [kc, >= ncols] matrix
- * (attention values); columns beyond ncols are not read. Epilogue: the first K slice writes
- * (with o->acc it adds to what y holds), later slices add, the last adds the bias; a single
- * slice gives y + (sum + b), PyTorch's order for a residual. */
+ * k < kc, summed in the order of k: bp is a sliver of weights (a slice of a panel, packed
+ * keys; ldb = NR) or any row-major [kc, >= ncols] matrix (attention values); columns beyond
+ * ncols are not read. Epilogue: the first K slice writes (with o->acc it adds to what y holds),
+ * later slices add, the last adds the bias; a single slice gives y + (sum + b), PyTorch's order
+ * for a residual. */
 void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                 const bmc__tile_out *o);
 

@@ -68,8 +68,12 @@ static bmc_status check_header(const char *path, const uint8_t *map, size_t size
     if (h->endian_tag != BMC__ENDIAN_TAG)
         return bmc__fail(BMC_E_FORMAT, "%s: this host is big-endian; .bmc files are little-endian only", path);
     if (h->version != BMC__FORMAT_VERSION)
-        return bmc__fail(BMC_E_VERSION, "%s: format version %u, this library reads version %u", path,
-                         h->version, BMC__FORMAT_VERSION);
+        return bmc__fail(BMC_E_VERSION, "%s: format version %u, this library reads version %u%s", path,
+                         h->version, BMC__FORMAT_VERSION,
+                         h->version < BMC__FORMAT_VERSION
+                             ? " (convert the checkpoint again with tools/convert.py: version 2 "
+                               "stores the Linear weights as 64-output panels)"
+                             : "");
     uint32_t crc = bmc__crc32(0, map, BMC__HEADER_SIZE - 4);
     if (crc != h->header_crc32)
         return bmc__fail(BMC_E_CHECKSUM, "%s: header CRC-32 is 0x%08x, the header (bytes 0..507) gives 0x%08x",
@@ -186,10 +190,23 @@ static bmc_status check_entries(const char *path, const bmc__header *h, const bm
                 return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: element count overflows", path, e->name);
             }
         }
+        if (e->layout == BMC__LAYOUT_PANEL64) {
+            /* stored as ceil(N / 64) panels of [K][64]: the count rounded up to whole panels */
+            if (e->dtype != BMC__F32 || e->ndim < 2 || e->shape[0] == 0)
+                return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout panel64 needs an F32 tensor of 2 or more "
+                                 "dimensions, not %s with %u", path, e->name, dtype_name(e->dtype), e->ndim);
+            size_t k = count / (size_t)e->shape[0], panels = ((size_t)e->shape[0] + BMC__PANEL - 1) / BMC__PANEL;
+            if (!bmc__mul_size(panels * BMC__PANEL, k, &count))
+                return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: element count overflows", path, e->name);
+        } else if (e->layout != BMC__LAYOUT_ROWS) {
+            return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: unknown layout %u (0 rows, 1 panel64)", path, e->name,
+                             e->layout);
+        }
         size_t nbytes;
         if (!bmc__mul_size(count, esize, &nbytes) || nbytes != e->nbytes)
-            return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: nbytes %" PRIu64 " but %zu elements of %s need %zu",
-                             path, e->name, e->nbytes, count, dtype_name(e->dtype), count * esize);
+            return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: nbytes %" PRIu64 " but %zu elements of %s%s need %zu",
+                             path, e->name, e->nbytes, count, dtype_name(e->dtype),
+                             e->layout == BMC__LAYOUT_PANEL64 ? " (whole panels)" : "", count * esize);
         if (e->offset % BMC__TENSOR_ALIGN != 0)
             return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: offset %" PRIu64 " is not a multiple of %d", path,
                              e->name, e->offset, BMC__TENSOR_ALIGN);
@@ -219,9 +236,10 @@ static bmc_status check_entries(const char *path, const bmc__header *h, const bm
 
 typedef struct expect {
     char name[BMC__NAME_MAX];
-    uint32_t dtype, ndim;
+    uint32_t dtype, ndim, layout;
     uint64_t shape[BMC__MAX_DIMS];
-    const void **dst;                 /* where the data pointer goes */
+    const void **dst;                 /* where the data pointer goes (layout rows) ... */
+    bmc__panels *panels;              /* ... or the panels (layout panel64)            */
     const bmc__dir_entry *found;
 } expect;
 
@@ -245,11 +263,32 @@ static void want(expect_list *l, const void *dst, uint32_t dtype, uint32_t ndim,
     x->ndim = ndim;
     x->shape[0] = d0, x->shape[1] = d1, x->shape[2] = d2, x->shape[3] = d3;
     x->dst = (const void **)dst;
+    x->panels = NULL;
+    x->layout = BMC__LAYOUT_ROWS;
     x->found = NULL;
+}
+
+/* A Linear weight [n, k] (or [n, a, b, c] used as [n, a*b*c]), stored as panels. */
+static void want_panels(expect_list *l, bmc__panels *dst, uint32_t ndim, uint64_t d0, uint64_t d1,
+                        uint64_t d2, uint64_t d3, const char *fmt, ...) BMC__PRINTF(8, 9);
+
+static void want_panels(expect_list *l, bmc__panels *dst, uint32_t ndim, uint64_t d0, uint64_t d1,
+                        uint64_t d2, uint64_t d3, const char *fmt, ...) {
+    if (l->n == l->cap) return;
+    char name[BMC__NAME_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name, sizeof name, fmt, ap);
+    va_end(ap);
+    want(l, NULL, BMC__F32, ndim, d0, d1, d2, d3, "%s", name);
+    expect *x = &l->v[l->n - 1];
+    x->panels = dst;
+    x->layout = BMC__LAYOUT_PANEL64;
 }
 
 #define W1(dst, a, ...) want(&l, &(dst), BMC__F32, 1, a, 0, 0, 0, __VA_ARGS__)
 #define W2(dst, a, b, ...) want(&l, &(dst), BMC__F32, 2, a, b, 0, 0, __VA_ARGS__)
+#define WP(dst, a, b, ...) want_panels(&l, &(dst), 2, a, b, 0, 0, __VA_ARGS__)
 
 static void list_expected(bmc_model *m, expect_list *out, const float **logit_scale, const uint32_t **voff,
                           const uint8_t **vbytes) {
@@ -260,27 +299,27 @@ static void list_expected(bmc_model *m, expect_list *out, const float **logit_sc
     bmc__vit_weights *v = &m->vit;
     want(&l, &v->cls_token, BMC__F32, 3, 1, 1, vw, 0, "visual.trunk.cls_token");
     want(&l, &v->pos_embed, BMC__F32, 3, 1, 1 + g * g, vw, 0, "visual.trunk.pos_embed");
-    want(&l, &v->patch_w, BMC__F32, 4, vw, 3, p, p, "visual.trunk.patch_embed.proj.weight");
+    want_panels(&l, &v->patch_w, 4, vw, 3, p, p, "visual.trunk.patch_embed.proj.weight");
     W1(v->patch_b, vw, "visual.trunk.patch_embed.proj.bias");
     for (uint32_t i = 0; i < c->vision_layers; i++) {
         bmc__vit_block *b = &v->blocks[i];
         const char *f = "visual.trunk.blocks.%u.%s";
         W1(b->norm1_w, vw, f, i, "norm1.weight");
         W1(b->norm1_b, vw, f, i, "norm1.bias");
-        W2(b->qkv_w, 3 * vw, vw, f, i, "attn.qkv.weight");
+        WP(b->qkv_w, 3 * vw, vw, f, i, "attn.qkv.weight");
         W1(b->qkv_b, 3 * vw, f, i, "attn.qkv.bias");
-        W2(b->proj_w, vw, vw, f, i, "attn.proj.weight");
+        WP(b->proj_w, vw, vw, f, i, "attn.proj.weight");
         W1(b->proj_b, vw, f, i, "attn.proj.bias");
         W1(b->norm2_w, vw, f, i, "norm2.weight");
         W1(b->norm2_b, vw, f, i, "norm2.bias");
-        W2(b->fc1_w, vm, vw, f, i, "mlp.fc1.weight");
+        WP(b->fc1_w, vm, vw, f, i, "mlp.fc1.weight");
         W1(b->fc1_b, vm, f, i, "mlp.fc1.bias");
-        W2(b->fc2_w, vw, vm, f, i, "mlp.fc2.weight");
+        WP(b->fc2_w, vw, vm, f, i, "mlp.fc2.weight");
         W1(b->fc2_b, vw, f, i, "mlp.fc2.bias");
     }
     W1(v->norm_w, vw, "visual.trunk.norm.weight");
     W1(v->norm_b, vw, "visual.trunk.norm.bias");
-    W2(v->head_w, e, vw, "visual.head.proj.weight");
+    WP(v->head_w, e, vw, "visual.head.proj.weight");
 
     bmc__bert_weights *t = &m->bert;
     W2(t->word_emb, c->vocab_rows, tw, "text.transformer.embeddings.word_embeddings.weight");
@@ -291,28 +330,28 @@ static void list_expected(bmc_model *m, expect_list *out, const float **logit_sc
     for (uint32_t i = 0; i < c->text_layers; i++) {
         bmc__bert_layer *b = &t->layers[i];
         const char *f = "text.transformer.encoder.layer.%u.%s";
-        W2(b->q_w, tw, tw, f, i, "attention.self.query.weight");
+        WP(b->q_w, tw, tw, f, i, "attention.self.query.weight");
         W1(b->q_b, tw, f, i, "attention.self.query.bias");
-        W2(b->k_w, tw, tw, f, i, "attention.self.key.weight");
+        WP(b->k_w, tw, tw, f, i, "attention.self.key.weight");
         W1(b->k_b, tw, f, i, "attention.self.key.bias");
-        W2(b->v_w, tw, tw, f, i, "attention.self.value.weight");
+        WP(b->v_w, tw, tw, f, i, "attention.self.value.weight");
         W1(b->v_b, tw, f, i, "attention.self.value.bias");
-        W2(b->attn_out_w, tw, tw, f, i, "attention.output.dense.weight");
+        WP(b->attn_out_w, tw, tw, f, i, "attention.output.dense.weight");
         W1(b->attn_out_b, tw, f, i, "attention.output.dense.bias");
         W1(b->attn_ln_w, tw, f, i, "attention.output.LayerNorm.weight");
         W1(b->attn_ln_b, tw, f, i, "attention.output.LayerNorm.bias");
-        W2(b->ffn_in_w, tf, tw, f, i, "intermediate.dense.weight");
+        WP(b->ffn_in_w, tf, tw, f, i, "intermediate.dense.weight");
         W1(b->ffn_in_b, tf, f, i, "intermediate.dense.bias");
-        W2(b->ffn_out_w, tw, tf, f, i, "output.dense.weight");
+        WP(b->ffn_out_w, tw, tf, f, i, "output.dense.weight");
         W1(b->ffn_out_b, tw, f, i, "output.dense.bias");
         W1(b->out_ln_w, tw, f, i, "output.LayerNorm.weight");
         W1(b->out_ln_b, tw, f, i, "output.LayerNorm.bias");
     }
     if (c->text_proj_type == BMC__PROJ_MLP) {
-        W2(t->proj0_w, hid, tw, "text.proj.0.weight");
-        W2(t->proj2_w, e, hid, "text.proj.2.weight");
+        WP(t->proj0_w, hid, tw, "text.proj.0.weight");
+        WP(t->proj2_w, e, hid, "text.proj.2.weight");
     } else {
-        W2(t->proj0_w, e, tw, "text.proj.weight");
+        WP(t->proj0_w, e, tw, "text.proj.weight");
     }
     want(&l, logit_scale, BMC__F32, 0, 0, 0, 0, 0, "logit_scale");
     want(&l, voff, BMC__U32, 1, (uint64_t)c->vocab_size + 1, 0, 0, 0, "tokenizer.vocab.offsets");
@@ -321,6 +360,7 @@ static void list_expected(bmc_model *m, expect_list *out, const float **logit_sc
 }
 #undef W1
 #undef W2
+#undef WP
 
 static int cmp_expect(const void *a, const void *b) {
     return strcmp(((const expect *)a)->name, ((const expect *)b)->name);
@@ -360,9 +400,22 @@ static bmc_status bind_tensors(bmc_model *m, const float **logit_scale, const ui
                                shape_str(s2, sizeof s2, e->ndim, e->shape), i, e->offset);
                 break;
             }
+            if (e->layout != x->layout) {
+                st = bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout %s, expected %s (entry %u)", m->path, e->name,
+                               e->layout == BMC__LAYOUT_PANEL64 ? "panel64" : "rows",
+                               x->layout == BMC__LAYOUT_PANEL64 ? "panel64" : "rows", i);
+                break;
+            }
             x->found = e;
-            *x->dst = m->map + e->offset;
-            if (e->dtype == BMC__F32) m->n_params += (int64_t)(e->nbytes / 4);
+            if (x->panels) {
+                x->panels->p = (const float *)(m->map + e->offset);
+                x->panels->N = (int)e->shape[0];
+                x->panels->K = (int)(e->shape[1] * (e->ndim > 2 ? e->shape[2] : 1) * (e->ndim > 3 ? e->shape[3] : 1));
+            } else {
+                *x->dst = m->map + e->offset;
+            }
+            if (e->dtype == BMC__F32) m->n_params += (int64_t)(x->panels ? (uint64_t)x->panels->N * x->panels->K
+                                                                         : e->nbytes / 4);
             if (e->dtype == BMC__U8) *vbytes_n = (size_t)e->nbytes;
         }
     }

@@ -1,6 +1,7 @@
 /* model.h - the loaded model: configuration plus pointers into the read-only mapping of a .bmc
  * file. Nothing here is copied; every pointer points into the mapping. Shapes follow PyTorch:
- * a Linear weight is [out, in] row-major, so y = x W^T + b. */
+ * a Linear weight is [out, in], so y = x W^T + b; the file holds it as 64-output panels
+ * (bmc__panels, ops.h), everything else row-major. */
 #ifndef BMC_MODEL_H
 #define BMC_MODEL_H
 
@@ -9,37 +10,39 @@
 
 #include "biomedclip.h"
 #include "format.h"
+#include "ops.h"
 
 #define BMC__MAX_LAYERS 64
 
 typedef struct bmc__vit_block {
     const float *norm1_w, *norm1_b; /* [W]                       */
-    const float *qkv_w;             /* [3W, W]  rows: Q | K | V  */
+    bmc__panels qkv_w;              /* [3W, W]  outputs: Q | K | V */
     const float *qkv_b;             /* [3W]                      */
-    const float *proj_w, *proj_b;   /* [W, W], [W]               */
+    bmc__panels proj_w;             /* [W, W]                    */
+    const float *proj_b;            /* [W]                       */
     const float *norm2_w, *norm2_b; /* [W]                       */
-    const float *fc1_w, *fc1_b;     /* [MLP, W], [MLP]           */
-    const float *fc2_w, *fc2_b;     /* [W, MLP], [W]             */
+    bmc__panels fc1_w, fc2_w;       /* [MLP, W], [W, MLP]        */
+    const float *fc1_b, *fc2_b;     /* [MLP], [W]                */
 } bmc__vit_block;
 
 typedef struct bmc__vit_weights {
-    const float *patch_w;           /* [W, 3, P, P]: conv weight, used as a [W, 3*P*P] matrix */
+    bmc__panels patch_w;            /* [W, 3, P, P]: conv weight, used as a [W, 3*P*P] matrix */
     const float *patch_b;           /* [W]                                                    */
     const float *cls_token;         /* [W]                                                    */
     const float *pos_embed;         /* [1 + (S/P)^2, W]                                       */
     bmc__vit_block blocks[BMC__MAX_LAYERS];
     const float *norm_w, *norm_b;   /* [W] final LayerNorm                                    */
-    const float *head_w;            /* [E, W] projection, no bias                            */
+    bmc__panels head_w;             /* [E, W] projection, no bias                            */
 } bmc__vit_weights;
 
 typedef struct bmc__bert_layer {
-    const float *q_w, *q_b;         /* [W, W], [W] */
-    const float *k_w, *k_b;         /* [W, W], [W] */
-    const float *v_w, *v_b;         /* [W, W], [W] */
-    const float *attn_out_w, *attn_out_b; /* [W, W], [W] */
+    bmc__panels q_w, k_w, v_w;      /* [W, W]      */
+    const float *q_b, *k_b, *v_b;   /* [W]         */
+    bmc__panels attn_out_w;         /* [W, W]      */
+    const float *attn_out_b;        /* [W]         */
     const float *attn_ln_w, *attn_ln_b;   /* [W]         */
-    const float *ffn_in_w, *ffn_in_b;     /* [F, W], [F] */
-    const float *ffn_out_w, *ffn_out_b;   /* [W, F], [W] */
+    bmc__panels ffn_in_w, ffn_out_w;      /* [F, W], [W, F] */
+    const float *ffn_in_b, *ffn_out_b;    /* [F], [W]    */
     const float *out_ln_w, *out_ln_b;     /* [W]         */
 } bmc__bert_layer;
 
@@ -49,8 +52,8 @@ typedef struct bmc__bert_weights {
     const float *type_emb;          /* [type_vocab, W]; row 0 is used */
     const float *emb_ln_w, *emb_ln_b; /* [W]              */
     bmc__bert_layer layers[BMC__MAX_LAYERS];
-    const float *proj0_w;           /* [H, W] (mlp) or [E, W] (linear), no bias */
-    const float *proj2_w;           /* [E, H] (mlp) or NULL, no bias            */
+    bmc__panels proj0_w;            /* [H, W] (mlp) or [E, W] (linear), no bias */
+    bmc__panels proj2_w;            /* [E, H] (mlp) or empty, no bias           */
 } bmc__bert_weights;
 
 /* The tokenizer's vocabulary, as stored in the file: token i is bytes[offsets[i] .. offsets[i+1]). */

@@ -7,22 +7,32 @@
 
 #include "pool.h"
 
-/* Y[M, N] = X[M, K] W[N, K]^T (+ b[N] if b), the tasks spread over `pool` (NULL: the caller
- * alone). Every Linear layer goes through here (gemm.c: an AVX-512 kernel, else OpenBLAS).
- * ldx, ldw, ldy are row strides. flags: */
+/* A Linear layer's weight W [N, K] as the file stores it (format.h, BMC__LAYOUT_PANEL64):
+ * ceil(N / 64) panels [K][64], panel p holding outputs 64p .. 64p + 63 (zeros past N). Used in
+ * place from the mapping. */
+typedef struct bmc__panels {
+    const float *p; /* [ceil(N / 64)][K][64] */
+    int N, K;
+} bmc__panels;
+
+/* Floats that the panels of an [N, K] weight take. */
+size_t bmc__panel_floats(int N, int K);
+/* Lay out a row-major [N, K] weight (row stride ldw) as panels (tests, benchmarks; the
+ * converter does the same for the model file). */
+void bmc__panel_pack(const float *w, int N, int K, size_t ldw, float *panels);
+
+/* Y[M, N] = X[M, K] W[n0 .. n0+N-1, :]^T (+ b[N] if b): outputs n0 .. n0 + N - 1 of w, with
+ * b and y pointing at output n0's bias and column. The tasks are spread over `pool` (NULL:
+ * the caller alone). Every Linear layer goes through here (gemm.c: an AVX-512 kernel, else
+ * OpenBLAS). The summation order depends on nothing but K, so a row's result is the same
+ * whatever M, the rows around it and the number of threads. ldx, ldy are row strides. flags: */
 #define BMC__GEMM_ACC 1  /* y = y + (X W^T + b): add into what y holds (a residual)        */
 #define BMC__GEMM_GELU 2 /* y = GELU(X W^T + b) (not with BMC__GEMM_ACC)                    */
-/* From this many rows of X on, bmc__gemm uses its packed kernel (a different summation order
- * from the few-rows kernel): the towers' per-thread grouping keeps every product on one side. */
-#define BMC__GEMM_PACKED_MIN_M 64
-/* Per-thread scratch floats bmc__gemm takes from the pool (a packed block of W). */
-#define BMC__GEMM_SCRATCH (64 * 768)
-void bmc__gemm(bmc__pool *pool, const float *x, int M, int K, int ldx, const float *w, int ldw,
-               const float *b, int N, float *y, int ldy, int flags);
+void bmc__gemm(bmc__pool *pool, const float *x, int M, int ldx, bmc__panels w, int n0, int N,
+               const float *b, float *y, int ldy, int flags);
 
-/* bmc__gemm without a pool or flags, W rows of length K. */
-void bmc__linear(const float *x, int M, int K, int ldx, const float *w, const float *b, int N,
-                 float *y, int ldy);
+/* bmc__gemm of all of w's outputs, without a pool or flags. */
+void bmc__linear(const float *x, int M, int ldx, bmc__panels w, const float *b, float *y, int ldy);
 
 /* y = LayerNorm(x) * w + b over each of M rows of length N (biased variance; in place allowed). */
 void bmc__layernorm(const float *x, float *y, int M, int N, const float *w, const float *b, float eps);

@@ -367,8 +367,10 @@ static void test_linear_projection(void **state) {
     float *pw = malloc(sizeof(float) * (size_t)E * W), *cls = malloc(sizeof(float) * (size_t)W);
     for (int i = 0; i < E * W; i++) pw[i] = (float)sin(0.37 * i) * 0.1f;
     for (int i = 0; i < W; i++) cls[i] = (float)cos(0.11 * i);
-    lin->bert.proj0_w = pw;
-    lin->bert.proj2_w = NULL;
+    float *pp = malloc(sizeof(float) * bmc__panel_floats(E, W));
+    bmc__panel_pack(pw, E, W, (size_t)W, pp);
+    lin->bert.proj0_w = (bmc__panels){pp, E, W};
+    lin->bert.proj2_w = (bmc__panels){NULL, 0, 0};
     bmc__bert_plan plan = bmc__bert_plan_for(&lin->config, 1, 1, 1);
     float *scratch = malloc(sizeof(float) * plan.total), *out = malloc(sizeof(float) * (size_t)E);
     bmc__bert_project(lin, cls, 1, out, scratch, &plan);
@@ -381,7 +383,7 @@ static void test_linear_projection(void **state) {
     }
     printf("  linear projection: max abs error %.3e\n", worst);
     assert_true(worst < 1e-5);
-    free(pw); free(cls); free(scratch); free(out); free(lin);
+    free(pw); free(pp); free(cls); free(scratch); free(out); free(lin);
     bmc_model_free(m);
 }
 

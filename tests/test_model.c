@@ -260,10 +260,13 @@ static void test_header_bytes(void **state) {
     b[0] = 'X';
     EXPECT_COPY(b, BMC_E_FORMAT, "bad magic");
     memcpy(b, g_file, 8);
-    ((bmc__header *)b)->version = 2;
+    ((bmc__header *)b)->version = 3;
     fix_crcs(b);
-    EXPECT_COPY(b, BMC_E_VERSION, "format version 2");
-    ((bmc__header *)b)->version = 1;
+    EXPECT_COPY(b, BMC_E_VERSION, "format version 3, this library reads version 2");
+    ((bmc__header *)b)->version = 1; /* row-major Linear weights: convert again */
+    fix_crcs(b);
+    EXPECT_COPY(b, BMC_E_VERSION, "format version 1", "tools/convert.py");
+    ((bmc__header *)b)->version = 2;
     b[100] ^= 1; /* inside the configuration, CRC not fixed */
     EXPECT_COPY(b, BMC_E_CHECKSUM, "header CRC-32");
     b[100] ^= 1;
@@ -361,11 +364,10 @@ static void test_entries(void **state) {
     int qb = find_entry("text.transformer.encoder.layer.0.attention.self.query.bias");
     bmc__dir_entry *e;
 #define RESET() memcpy(b, g_file, g_h.data_offset)
-    /* shape off by one, nbytes consistent with it */
+    /* shape off by one, nbytes consistent with it (whole panels of 64 outputs: the same) */
     RESET();
     e = entry(b, fc1);
     e->shape[0] = 127;
-    e->nbytes -= 64 * 4;
     fix_crcs(b);
     EXPECT_COPY(b, BMC_E_FORMAT, "tensor visual.trunk.blocks.0.mlp.fc1.weight: expected shape [128,64], found [127,64]");
     RESET();
@@ -386,6 +388,23 @@ static void test_entries(void **state) {
     e->shape[1] = 1;
     fix_crcs(b);
     EXPECT_COPY(b, BMC_E_FORMAT, "expected shape [64], found [64,1]");
+    /* layouts: Linear weights are panels, the rest rows */
+    RESET();
+    entry(b, fc1)->layout = BMC__LAYOUT_ROWS; /* [128, 64]: the same bytes either way */
+    fix_crcs(b);
+    EXPECT_COPY(b, BMC_E_FORMAT, "mlp.fc1.weight: layout rows, expected panel64");
+    RESET();
+    entry(b, n1)->layout = BMC__LAYOUT_PANEL64;
+    fix_crcs(b);
+    EXPECT_COPY(b, BMC_E_FORMAT, "norm1.weight: layout panel64 needs an F32 tensor of 2 or more dimensions");
+    RESET();
+    entry(b, qb)->layout = 7;
+    fix_crcs(b);
+    EXPECT_COPY(b, BMC_E_FORMAT, "query.bias: unknown layout 7");
+    RESET();
+    entry(b, fc1)->shape[0] = 129; /* a third panel, not in nbytes */
+    fix_crcs(b);
+    EXPECT_COPY(b, BMC_E_FORMAT, "mlp.fc1.weight: nbytes 32768 but 12288 elements of F32 (whole panels) need 49152");
     /* nbytes not matching the shape */
     RESET();
     entry(b, n1)->nbytes += 4;

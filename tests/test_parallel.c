@@ -4,8 +4,8 @@
  * a fixed order, whichever thread that is). Built without AVX-512, the products are OpenBLAS's,
  * whose blocking follows its thread count: there they must agree to 1e-6 (relative L2).
  * Covers both ways a context uses its threads: a batch split into one group per thread (4
- * images on 2 threads, 6 on 3; 8 texts of 832 ids in all, enough for 256 rows a group on 3
- * threads, lib/bert.c) and every product spread over the threads (1 or 5 images; 5 short
+ * images on 2 threads, 6 on 3; 8 texts of 832 ids in all, more than the 96 rows a group of
+ * lib/bert.c on 3 threads) and every product spread over the threads (1 or 5 images; 5 short
  * texts), on the tiny model and, when $BMC_TESTDATA has it, the full-size one (unless
  * BMC_THREADS_FULL=0, which `make sanitize` sets: the plain build runs it; the sanitized
  * parity tests cover the same kernels on the full-size model). */

@@ -11,7 +11,8 @@ Python 3.8+ standard library only: no torch, no numpy. The pickle inside the .bi
 restricted unpickler that admits only the handful of globals a state_dict needs, so a hostile
 checkpoint cannot run code. Storages are streamed one at a time; float32 bytes are copied as they
 are, float16/bfloat16 are widened to float32 with whole-buffer operations (no per-float loop in
-Python for bf16/f32; struct's 'e' format in chunks for f16).
+Python for bf16/f32; struct's 'e' format in chunks for f16). The Linear weights are then laid out
+as 64-output panels (docs/FORMAT.md, layout panel64), a strided copy per row.
 """
 import argparse
 import collections
@@ -30,7 +31,7 @@ from convert_readers import (ConvertError, TensorRef, is_int, read_safetensors, 
 
 # ---- the .bmc format (must match lib/format.h) ---------------------------------------------
 MAGIC = b"BMCLIP\x00\x01"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HEADER_SIZE = 512
 DIR_ENTRY_SIZE = 160
 ENDIAN_TAG = 0x01020304
@@ -42,6 +43,17 @@ CONFIG_OFFSET = 72
 CONFIG_SIZE = 256
 
 DT_F32, DT_F16, DT_I32, DT_BF16, DT_U8, DT_U32 = 0, 1, 26, 30, 64, 65
+LAYOUT_ROWS, LAYOUT_PANEL64 = 0, 1
+PANEL = 64
+# The Linear weights (and the patch convolution, a Linear over flattened patches): stored as
+# 64-output panels, the layout the library's GEMM kernel reads in place (docs/FORMAT.md).
+PANEL_TENSORS = re.compile(
+    r"^(visual\.trunk\.patch_embed\.proj\.weight"
+    r"|visual\.trunk\.blocks\.\d+\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)\.weight"
+    r"|visual\.head\.proj\.weight"
+    r"|text\.transformer\.encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|attention\.output\.dense"
+    r"|intermediate\.dense|output\.dense)\.weight"
+    r"|text\.proj\.(0\.|2\.)?weight)$")
 PROJ_LINEAR, PROJ_MLP = 1, 2
 POOL_CLS_LAST_HIDDEN = 1
 RESIZE_SHORTEST = 1
@@ -389,12 +401,48 @@ def align(x, a):
     return (x + a - 1) // a * a
 
 
+def panel_floats(shape):
+    """Floats of a panel64 tensor: ceil(N / 64) panels of [K][64]."""
+    n, k = shape[0], 1
+    for d in shape[1:]:
+        k *= d
+    return (n + PANEL - 1) // PANEL * PANEL * k
+
+
+_panel_buffer = bytearray()
+
+
+def to_panels(data, shape):
+    """Row-major float32 bytes of an [N, K...] weight -> its panels: element (n, k) at
+    (n // 64) * K * 64 + k * 64 + n % 64, zeros past N. Each row is moved by one strided
+    memoryview assignment (no per-float Python loop); the 4-byte elements are moved, not
+    interpreted. The result is a view of one buffer reused from tensor to tensor (fresh pages
+    for every tensor tripled the conversion time), valid until the next call."""
+    global _panel_buffer
+    n = shape[0]
+    k = len(data) // 4 // n
+    size = panel_floats(shape) * 4
+    if len(_panel_buffer) < size:
+        _panel_buffer = bytearray(size)
+    out = memoryview(_panel_buffer)[:size]
+    dst = out.cast("f")
+    if n % PANEL:  # the last panel's slots past N: zeros (the buffer holds an older tensor)
+        last = n // PANEL * k * PANEL
+        dst[last:] = memoryview(bytes((len(dst) - last) * 4)).cast("f")
+    src = memoryview(data).cast("B").cast("f")
+    for row in range(n):
+        base = row // PANEL * k * PANEL + row % PANEL
+        dst[base:base + k * PANEL:PANEL] = src[row * k:(row + 1) * k]
+    return out
+
+
 def write_bmc(out_path, config_bytes, items):
-    """items: [(name, dtype, shape, nbytes, produce)] where produce() returns the bytes."""
+    """items: [(name, dtype, shape, nbytes, produce, layout)] where produce() returns the bytes
+    as stored."""
     n = len(items)
     data_offset = align(HEADER_SIZE + n * DIR_ENTRY_SIZE, DATA_ALIGN)
     offsets, pos = [], data_offset
-    for _, _, _, nbytes, _ in items:
+    for _, _, _, nbytes, _, _ in items:
         offsets.append(pos)
         pos = align(pos + nbytes, TENSOR_ALIGN)
     file_size = pos
@@ -404,7 +452,7 @@ def write_bmc(out_path, config_bytes, items):
         with os.fdopen(fd, "wb") as f:
             f.write(bytes(data_offset))
             entries = []
-            for (name, dtype, shape, nbytes, produce), off in zip(items, offsets):
+            for (name, dtype, shape, nbytes, produce, layout), off in zip(items, offsets):
                 data = produce()
                 if len(data) != nbytes:
                     raise ConvertError("tensor %s: produced %d bytes, expected %d" % (name, len(data), nbytes))
@@ -418,7 +466,7 @@ def write_bmc(out_path, config_bytes, items):
                 dims = list(shape) + [0] * (MAX_DIMS - len(shape))
                 entries.append(nb + bytes(NAME_MAX - len(nb)) +
                                struct.pack("<II4QQQII", dtype, len(shape), *dims, off, nbytes,
-                                           zlib.crc32(data) & 0xFFFFFFFF, 0))
+                                           zlib.crc32(data) & 0xFFFFFFFF, layout))
                 del data
             directory = b"".join(entries)
             head = MAGIC + struct.pack("<IIIIQQIIQQII", FORMAT_VERSION, HEADER_SIZE, ENDIAN_TAG, TENSOR_ALIGN,
@@ -470,10 +518,16 @@ def convert(snapshot, out_path, args):
         for name, shape in shapes:
             t = sd[name]
             n_params += t.numel
-            items.append((name, DT_F32, shape, t.numel * 4, lambda t=t, name=name: to_f32_bytes(t, name)))
+            if PANEL_TENSORS.match(name):
+                items.append((name, DT_F32, shape, panel_floats(shape) * 4,
+                              lambda t=t, name=name, shape=shape: to_panels(to_f32_bytes(t, name), shape),
+                              LAYOUT_PANEL64))
+            else:
+                items.append((name, DT_F32, shape, t.numel * 4, lambda t=t, name=name: to_f32_bytes(t, name),
+                              LAYOUT_ROWS))
         offs, blob = vocab_tensors(tokens)
-        items.append(("tokenizer.vocab.offsets", DT_U32, (len(tokens) + 1,), len(offs), lambda: offs))
-        items.append(("tokenizer.vocab.bytes", DT_U8, (len(blob),), len(blob), lambda: blob))
+        items.append(("tokenizer.vocab.offsets", DT_U32, (len(tokens) + 1,), len(offs), lambda: offs, LAYOUT_ROWS))
+        items.append(("tokenizer.vocab.bytes", DT_U8, (len(blob),), len(blob), lambda: blob, LAYOUT_ROWS))
         size = write_bmc(out_path, pack_config(cfg, tokens, ids, tok), items)
     finally:
         close()

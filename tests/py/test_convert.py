@@ -50,13 +50,43 @@ def check(cond, what):
 
 # ---- an independent .bmc reader (docs/FORMAT.md) ----------------------------------------------
 
+def is_linear_weight(name):
+    """The tensors docs/FORMAT.md stores as 64-output panels (layout 1): every Linear weight and
+    the patch convolution."""
+    if name in ("visual.trunk.patch_embed.proj.weight", "visual.head.proj.weight", "text.proj.weight",
+                "text.proj.0.weight", "text.proj.2.weight"):
+        return True
+    m = re.match(r"visual\.trunk\.blocks\.\d+\.(.*)$", name)
+    if m:
+        return m.group(1) in ("attn.qkv.weight", "attn.proj.weight", "mlp.fc1.weight", "mlp.fc2.weight")
+    m = re.match(r"text\.transformer\.encoder\.layer\.\d+\.(.*)$", name)
+    if m:
+        return m.group(1) in ("attention.self.query.weight", "attention.self.key.weight",
+                              "attention.self.value.weight", "attention.output.dense.weight",
+                              "intermediate.dense.weight", "output.dense.weight")
+    return False
+
+
+def unpanel(data, n, k):
+    """Panels [ceil(n/64)][k][64] -> row-major [n, k] bytes; the slots past n must be zero."""
+    f = struct.unpack("<%df" % (len(data) // 4), data)
+    rows = []
+    for row in range(n):
+        base = row // 64 * k * 64 + row % 64
+        rows.append(struct.pack("<%df" % k, *f[base:base + k * 64:64]))
+    pad = [f[p * k * 64 + kk * 64 + j] for p in range(n // 64, (n + 63) // 64) for kk in range(k)
+           for j in range(64) if p * 64 + j >= n]
+    assert all(v == 0.0 for v in pad), "panel padding is zero"
+    return b"".join(rows)
+
+
 def read_bmc(path):
     with open(path, "rb") as f:
         b = f.read()
     assert b[:8] == b"BMCLIP\x00\x01", "magic"
     (version, header_size, tag, align, file_size, dir_off, n, entry_size, data_off, data_size, flags,
      dir_crc) = struct.unpack_from("<IIIIQQIIQQII", b, 8)
-    assert (version, header_size, tag, align, entry_size, flags) == (1, 512, 0x01020304, 64, 160, 0)
+    assert (version, header_size, tag, align, entry_size, flags) == (2, 512, 0x01020304, 64, 160, 0)
     assert file_size == len(b) and dir_off == 512 and data_off % 4096 == 0 and data_size == file_size - data_off
     assert struct.unpack_from("<I", b, 508)[0] == zlib.crc32(b[:508]), "header crc"
     assert dir_crc == zlib.crc32(b[512:512 + n * 160]), "dir crc"
@@ -75,17 +105,25 @@ def read_bmc(path):
         e = b[512 + i * 160: 512 + (i + 1) * 160]
         name = e[:96].split(b"\0")[0].decode()
         assert e[len(name):96] == bytes(96 - len(name)), "name NUL-padded"
-        dtype, ndim, s0, s1, s2, s3, off, nbytes, crc, _ = struct.unpack_from("<II4QQQII", e, 96)
+        dtype, ndim, s0, s1, s2, s3, off, nbytes, crc, layout = struct.unpack_from("<II4QQQII", e, 96)
         shape = (s0, s1, s2, s3)[:ndim]
         assert (s0, s1, s2, s3)[ndim:] == (0,) * (4 - ndim)
         numel = 1
         for d in shape:
             numel *= d
-        assert nbytes == numel * sizes[dtype], name
+        assert layout == (1 if is_linear_weight(name) else 0), "layout %d of %s" % (layout, name)
+        if layout == 1:
+            assert dtype == 0 and ndim >= 2, name
+            stored = (shape[0] + 63) // 64 * 64 * (numel // shape[0])
+        else:
+            stored = numel
+        assert nbytes == stored * sizes[dtype], name
         assert off % 64 == 0 and off >= prev_end and off + nbytes <= file_size, name
         prev_end = off + nbytes
         data = b[off:off + nbytes]
         assert zlib.crc32(data) == crc, "data crc " + name
+        if layout == 1:
+            data = unpanel(data, shape[0], numel // shape[0])
         tensors[name] = (dtype, shape, data)
     return cfg, tensors
 

@@ -1,18 +1,12 @@
-/* gemm_packed.c - the compute-bound half of bmc__gemm (gemm.c): many rows of X against a block
- * of W packed into slivers, with outer-product tiles (kernels.h). AVX-512 only.
+/* tiles.c - the outer-product tiles every product runs on (kernels.h), and the packing of a
+ * row-major matrix into slivers (attention's keys). AVX-512 only.
  *
- * A pool task owns a block of PNC = 64 outputs (rows of W). For each K slice of up to 768 it
- * packs the block's weights into a sliver [k][64] (16 x 16 transposes), then runs 6 x 64 tiles
- * over every 6 rows of X: per step of k, 4 vector loads of the sliver, 6 broadcasts of X and 24
- * FMAs into 24 accumulators, ~85-88% of the FMA peak here on one thread (12 x 32 tiles, with
- * twice the broadcasts per FMA, measured 5-8% slower). The sliver (192 KB) stays in L2 while
- * X streams through. A tile of fewer columns (a last, partial sliver) runs only the vectors
- * it needs.
- *
- * The weights come from the file mapping, so packing reads them from memory: to hide that,
- * the last tiles of a block prefetch the next slice or the block this thread takes next (a
- * line every 4 steps of k; a burst would be dropped, and an earlier prefetch pushed out of L2
- * again by X). */
+ * A 6 x 64 tile: per step of k, 4 vector loads of the sliver, 6 broadcasts of X and 24 FMAs
+ * into 24 accumulators, ~85-88% of the FMA peak here on one thread (12 x 32 tiles, with twice
+ * the broadcasts per FMA, measured 5-8% slower). A tile of fewer columns (a last, partial
+ * sliver) runs only the vectors it needs. While it runs, a tile prefetches memory it is given
+ * (gemm.c hands out the weights that come next), spread over its steps: a burst would be
+ * dropped. */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,10 +19,6 @@
 #define PMR BMC__KERN_MR /* rows of X per tile */
 #define PNR BMC__KERN_NR /* columns per tile */
 #define PNV (PNR / 16)   /* vectors per tile row */
-#define PNC BMC__GEMM_NC /* columns per task (a packed block) */
-#define PKC BMC__GEMM_KC /* K slice */
-_Static_assert(PNC % PNR == 0, "a block is whole slivers");
-_Static_assert(PNC * PKC <= BMC__GEMM_SCRATCH, "pack buffer larger than the pool's scratch");
 
 /* 16 rows of 16 floats -> 16 columns (r[c] = column c), in place. */
 static inline void transpose16(__m512 r[16]) {
@@ -128,19 +118,31 @@ static inline __attribute__((always_inline)) void outer_tile(const int mr, const
                 _mm512_fmadd_ps(a, bv[v], acc[i][v]);                                      \
         }                                                                                  \
     } while (0)
-    /* one line of o->pf every 4 steps: spread out, so that the prefetches are not dropped */
+    /* o->pf_per4 lines of o->pf every 4 steps, one per step as far as they go: spread out, so
+     * that the prefetches are not dropped */
     const char *pf = o->pf, *pf_end = o->pf_end;
+    const int per4 = o->pf_per4 > 1 ? o->pf_per4 : 1, l1 = o->pf_l1;
+#define PREFETCH_ONE()                                                                     \
+    do {                                                                                   \
+        if (pf < pf_end) {                                                                 \
+            if (l1) _mm_prefetch(pf, _MM_HINT_T0);                                         \
+            else _mm_prefetch(pf, _MM_HINT_T1);                                            \
+            pf += 64;                                                                      \
+        }                                                                                  \
+    } while (0)
     int k = 0;
     for (; k + 4 <= kc; k += 4) {
-        if (pf < pf_end) {
-            _mm_prefetch(pf, _MM_HINT_T1);
-            pf += 64;
-        }
+        PREFETCH_ONE();
         OUTER_STEP(k);
+        if (per4 > 1) PREFETCH_ONE();
         OUTER_STEP(k + 1);
+        if (per4 > 2) PREFETCH_ONE();
         OUTER_STEP(k + 2);
+        if (per4 > 3) PREFETCH_ONE();
         OUTER_STEP(k + 3);
+        for (int q = 4; q < per4; q++) PREFETCH_ONE();
     }
+#undef PREFETCH_ONE
     for (; k < kc; k++) OUTER_STEP(k);
 #undef OUTER_STEP
     int first = o->first, last = o->last, accflag = o->acc;
@@ -208,79 +210,6 @@ static outer_fn outer_for(int mr, int ncols) { return outers[mr - 1][(ncols + 15
 void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                 const bmc__tile_out *o) {
     outer_for(mr, o->ncols)(x, ldx, bp, ldb, kc, o);
-}
-
-/* The weights the next pack will read, handed out to the tiles of the current block as
- * contiguous pieces to prefetch (a tile takes one line every 4 steps of k). */
-typedef struct prefetch_walk {
-    const char *base; /* start of the current row */
-    size_t stride;    /* bytes between rows */
-    int lines;        /* 64-byte lines per row (the whole block when it is contiguous) */
-    int col;          /* lines of this row already handed out */
-    int rows;         /* rows left, this one included */
-} prefetch_walk;
-
-/* The next piece of at most `cap` lines, within one row, into o->pf / o->pf_end. */
-static void prefetch_piece(prefetch_walk *w, int cap, bmc__tile_out *o) {
-    o->pf = o->pf_end = NULL;
-    if (w->rows <= 0) return;
-    int n = w->lines - w->col < cap ? w->lines - w->col : cap;
-    o->pf = w->base + (size_t)w->col * 64;
-    o->pf_end = o->pf + (size_t)n * 64;
-    if ((w->col += n) == w->lines) w->col = 0, w->base += w->stride, w->rows--;
-}
-
-void bmc__gemm_packed_task(const bmc__gemm_job *g, int task, float *bp) {
-    int M = g->M, K = g->K;
-    int n0 = task * g->nc, n1 = n0 + g->nc < g->N ? n0 + g->nc : g->N, nb = n1 - n0;
-    size_t ldx = (size_t)g->ldx, ldw = (size_t)g->ldw, ldy = (size_t)g->ldy;
-    /* the block this thread is likely to take next (tasks are claimed in order) */
-    int nn0 = n0 + g->threads * g->nc;
-    bmc__tile_out o;
-    o.ldy = ldy;
-    o.acc = (g->flags & BMC__GEMM_ACC) != 0;
-    for (int k0 = 0; k0 < K; k0 += PKC) {
-        int kc = K - k0 < PKC ? K - k0 : PKC;
-        o.first = k0 == 0;
-        o.last = k0 + kc == K;
-        bmc__pack_w(g->w + (size_t)n0 * ldw + k0, ldw, nb, kc, bp);
-        /* What to fetch meanwhile: the next slice, or the next block's first slice, by the last
-         * tiles of this block (fetched earlier, the lines would be pushed out of L2 again by the
-         * rows of X streaming through it). */
-        prefetch_walk pf = {NULL, ldw * sizeof(float), 0, 0, 0};
-        int pn0 = o.last ? nn0 : n0, pk0 = o.last ? 0 : k0 + kc;
-        if (pn0 < g->N) {
-            int pkc = K - pk0 < PKC ? K - pk0 : PKC, pnb = g->N - pn0 < g->nc ? g->N - pn0 : g->nc;
-            pf.base = (const char *)(g->w + (size_t)pn0 * ldw + pk0);
-            if ((size_t)pkc == ldw) { /* whole rows, one after another: one piece */
-                pf.rows = 1;
-                pf.lines = (int)(((size_t)pnb * ldw * sizeof(float) + 63) / 64);
-            } else {
-                pf.rows = pnb;
-                pf.lines = (int)(((size_t)pkc * sizeof(float) + 63) / 64);
-            }
-        }
-        int cap = kc / 4 > 0 ? kc / 4 : 1, calls = ((M + PMR - 1) / PMR) * ((nb + PNR - 1) / PNR);
-        int per_call = pf.lines < cap ? pf.lines : cap;
-        int need = (pf.rows * pf.lines + per_call - 1) / (per_call > 0 ? per_call : 1);
-        int start = calls - need > 0 ? calls - need : 0, call = 0;
-        for (int m = 0; m < M; m += PMR) {
-            int mr = M - m < PMR ? M - m : PMR;
-            for (int j = 0; j < nb; j += PNR, call++) {
-                if (call >= start) prefetch_piece(&pf, cap, &o);
-                else o.pf = o.pf_end = NULL;
-                o.ncols = nb - j < PNR ? nb - j : PNR;
-                o.y = g->y + (size_t)m * ldy + n0 + j;
-                o.b = g->b ? g->b + n0 + j : NULL;
-                outer_for(mr, o.ncols)(g->x + (size_t)m * ldx + k0, ldx,
-                                       bp + (size_t)(j / PNR) * kc * PNR, PNR, kc, &o);
-            }
-        }
-    }
-    /* GELU once the block is final, a row at a time: in each tile's epilogue instead it cost
-     * 7% of the MLP's first product at 197 rows on 2 threads (28 Nov, microbenchmark) */
-    if (g->flags & BMC__GEMM_GELU)
-        bmc__gelu_rows(g->y + n0, ldy, M, (size_t)nb);
 }
 
 #endif
