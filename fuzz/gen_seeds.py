@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Writes the fuzz seed corpora under fuzz/corpus/ (committed; rerun only to regenerate them).
 
-  loader/    micro.bmc, a complete valid .bmc model with microscopic widths (about 10 KB, so
-             libFuzzer can mutate it whole), micro2_mlp.bmc (2 layers per tower, MLP text
-             projection), plus truncated/edited variants
+  loader/    micro.bmc, a complete valid .bmc model (format version 2) with microscopic widths
+             (about 25 KB, so libFuzzer can mutate it whole; most of it is the zero padding of
+             the Linear weights' 64-output panels), micro2_mlp.bmc (2 layers per tower, MLP
+             text projection), plus truncated/edited variants
   image/     tiny PNG/BMP/GIF/TGA/PPM/PGM/JPEG files (a few hundred bytes), via PIL
   tokenize/  short texts: ASCII, accents, CJK, punctuation, control characters, invalid UTF-8
   cli/       argument vectors (NUL-separated) for fuzz_cli

@@ -94,7 +94,7 @@ typedef struct bmc__header {
     uint32_t dir_entry_size;    /* 160 */
     uint64_t data_offset;       /* start of tensor data, multiple of 4096 */
     uint64_t data_size;         /* file_size - data_offset */
-    uint32_t flags;             /* 0 in version 1 */
+    uint32_t flags;             /* 0 in versions 1 and 2 */
     uint32_t dir_crc32;         /* CRC-32 (zlib) of the n_tensors * 160 directory bytes */
     bmc__config config;         /* at offset 72 */
     uint8_t reserved[512 - 72 - 256 - 4];

@@ -194,9 +194,11 @@ static bmc_status check_entries(const char *path, const bmc__header *h, const bm
             /* stored as ceil(N / 64) panels of [K][64]: the count rounded up to whole panels */
             if (e->dtype != BMC__F32 || e->ndim < 2 || e->shape[0] == 0)
                 return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout panel64 needs an F32 tensor of 2 or more "
-                                 "dimensions, not %s with %u", path, e->name, dtype_name(e->dtype), e->ndim);
-            size_t k = count / (size_t)e->shape[0], panels = ((size_t)e->shape[0] + BMC__PANEL - 1) / BMC__PANEL;
-            if (!bmc__mul_size(panels * BMC__PANEL, k, &count))
+                                 "dimensions (the first > 0), not %s with %u", path, e->name,
+                                 dtype_name(e->dtype), e->ndim);
+            size_t n = (size_t)e->shape[0], k = count / n;
+            if (n > SIZE_MAX - BMC__PANEL ||
+                !bmc__mul_size((n + BMC__PANEL - 1) / BMC__PANEL * BMC__PANEL, k, &count))
                 return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: element count overflows", path, e->name);
         } else if (e->layout != BMC__LAYOUT_ROWS) {
             return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: unknown layout %u (0 rows, 1 panel64)", path, e->name,

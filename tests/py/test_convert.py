@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """test_convert.py - tools/convert.py against checkpoints written by the real torch.save (and by
-hand as safetensors): every tensor of the .bmc equals torch's values (fp16/bf16 widened exactly
-as torch does), all container variants give the same file, bad inputs fail with a message and
+hand as safetensors): the file is format version 2, the Linear weights (exactly those) are
+stored as 64-output panels (layout 1, nbytes counting whole panels, padding slots +0.0) and every
+tensor of the .bmc, un-panelled, equals torch's values (fp16/bf16 widened exactly as torch does),
+all container variants give the same file, bad inputs fail with a message and
 leave no output, a hostile pickle is refused without running, and the C loader accepts what the
 converter writes (`biomedclip info`), including the full-size model ($BMC_TESTDATA/full.bmc).
 
@@ -67,17 +69,14 @@ def is_linear_weight(name):
     return False
 
 
-def unpanel(data, n, k):
-    """Panels [ceil(n/64)][k][64] -> row-major [n, k] bytes; the slots past n must be zero."""
-    f = struct.unpack("<%df" % (len(data) // 4), data)
-    rows = []
-    for row in range(n):
-        base = row // 64 * k * 64 + row % 64
-        rows.append(struct.pack("<%df" % k, *f[base:base + k * 64:64]))
-    pad = [f[p * k * 64 + kk * 64 + j] for p in range(n // 64, (n + 63) // 64) for kk in range(k)
-           for j in range(64) if p * 64 + j >= n]
-    assert all(v == 0.0 for v in pad), "panel padding is zero"
-    return b"".join(rows)
+def unpanel(data, N, K, name="?"):
+    """Panels [ceil(N/64)][K][64] -> row-major [N, K] bytes (element (n, k) is the float at
+    (n // 64) * K * 64 + k * 64 + n % 64); the last panel's slots past N must be +0.0."""
+    P = (N + 63) // 64
+    t = torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(P, K, 64)
+    rows = t.permute(0, 2, 1).reshape(P * 64, K)  # row 64 * panel + slot
+    assert not rows[N:].view(torch.int32).any(), "panel padding of %s is not all +0.0" % name
+    return rows[:N].contiguous().numpy().tobytes()
 
 
 def read_bmc(path):
@@ -112,7 +111,7 @@ def read_bmc(path):
         for d in shape:
             numel *= d
         assert layout == (1 if is_linear_weight(name) else 0), "layout %d of %s" % (layout, name)
-        if layout == 1:
+        if layout == 1:  # panel64: nbytes counts whole panels, padding included
             assert dtype == 0 and ndim >= 2, name
             stored = (shape[0] + 63) // 64 * 64 * (numel // shape[0])
         else:
@@ -123,9 +122,92 @@ def read_bmc(path):
         data = b[off:off + nbytes]
         assert zlib.crc32(data) == crc, "data crc " + name
         if layout == 1:
-            data = unpanel(data, shape[0], numel // shape[0])
+            data = unpanel(data, shape[0], numel // shape[0], name)
         tensors[name] = (dtype, shape, data)
     return cfg, tensors
+
+
+def panel_entries(path):
+    """{name: (shape, nbytes, stored bytes)} of the layout-1 (panel64) directory entries."""
+    with open(path, "rb") as f:
+        b = f.read()
+    n = struct.unpack_from("<I", b, 40)[0]
+    out = collections.OrderedDict()
+    for i in range(n):
+        e = b[512 + i * 160: 512 + (i + 1) * 160]
+        dtype, ndim, s0, s1, s2, s3, off, nbytes, crc, layout = struct.unpack_from("<II4QQQII", e, 96)
+        if layout == 1:
+            out[e[:96].split(b"\0")[0].decode()] = ((s0, s1, s2, s3)[:ndim], nbytes, b[off:off + nbytes])
+    return out
+
+
+def tiny_panel_checks(bmc, sd, what):
+    """The panel64 tensors of a tiny conversion, spelled out (2 blocks, 2 layers, mlp projection),
+    and element by element with the formula of docs/FORMAT.md, on the tensors whose N is not a
+    multiple of 64 (visual.head.proj [32,64], text.proj.0 [48,64], text.proj.2 [32,48]) and on
+    the 4-d patch convolution."""
+    want = ["visual.trunk.patch_embed.proj.weight"]
+    for i in range(2):
+        want += ["visual.trunk.blocks.%d.%s.weight" % (i, x) for x in ("attn.qkv", "attn.proj", "mlp.fc1", "mlp.fc2")]
+    want += ["visual.head.proj.weight"]
+    for i in range(2):
+        want += ["text.transformer.encoder.layer.%d.%s.weight" % (i, x) for x in (
+            "attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+            "intermediate.dense", "output.dense")]
+    want += ["text.proj.0.weight", "text.proj.2.weight"]
+    panels = panel_entries(bmc)
+    check(list(panels) == want, "%s: panel64 tensors %s, wanted %s" % (what, list(panels), want))
+    odd = 0
+    for name in ("visual.head.proj.weight", "text.proj.0.weight", "text.proj.2.weight",
+                 "visual.trunk.patch_embed.proj.weight", "visual.trunk.blocks.0.mlp.fc1.weight"):
+        if name not in panels:
+            continue
+        shape, nbytes, data = panels[name]
+        ref = sd[name].detach().float().reshape(shape[0], -1)
+        N, K = ref.shape
+        P = (N + 63) // 64
+        check(shape == tuple(sd[name].shape), "%s: %s shape %s" % (what, name, shape))
+        check(nbytes == P * 64 * K * 4 and len(data) == nbytes, "%s: %s nbytes %d, wanted %d panels of [%d][64] = %d"
+              % (what, name, nbytes, P, K, P * 64 * K * 4))
+        rb = ref.contiguous().numpy().tobytes()
+        at = lambda i: data[4 * i:4 * i + 4]  # noqa: E731  (the stored float i, as bytes)
+        bad = [(i, k) for i in range(N) for k in range(K)
+               if at((i // 64) * K * 64 + k * 64 + i % 64) != rb[4 * (i * K + k):4 * (i * K + k) + 4]]
+        check(not bad, "%s: %s elements (n, k) not at (n // 64) * K * 64 + k * 64 + n %% 64: %s" % (what, name, bad[:5]))
+        pad = [at((P - 1) * K * 64 + k * 64 + j) for k in range(K) for j in range(N - (P - 1) * 64, 64)]
+        check(pad == [bytes(4)] * ((P * 64 - N) * K), "%s: %s padding slots are not all +0.0" % (what, name))
+        odd += N % 64 != 0
+    check(odd == 3, "%s: %d panel tensors with N not a multiple of 64 checked (wanted 3)" % (what, odd))
+
+
+def to_panels_unit_checks():
+    """tools/convert.py's to_panels (imported; it is standard library only) on shapes the tiny
+    model lacks: two panels, the second partial (N = 70, K = 5), a 4-d [130, 3, 2, 2] right after
+    a larger tensor (the converter reuses one buffer: its padding must be zeroed again), N = 64
+    exactly, and a NaN payload and -0.0 moved bit for bit."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import convert  # noqa: E402
+    gen_ = torch.Generator().manual_seed(3)
+    cases = [(200, 7), (70, 5), (300, 9), (130, 3, 2, 2), (64, 3), (1, 4)]
+    for shape in cases:
+        t = torch.randn(shape, generator=gen_)
+        flat = t.reshape(shape[0], -1)
+        flat[0, 0] = -0.0
+        flat.view(torch.int32)[-1, -1] = 0x7FA00001  # a signalling NaN with a payload
+        N, K = flat.shape
+        P = (N + 63) // 64
+        want = torch.zeros(P * 64, K)
+        want[:N] = flat
+        want = want.reshape(P, 64, K).permute(0, 2, 1).contiguous().numpy().tobytes()
+        got = bytes(convert.to_panels(t.numpy().tobytes(), shape))
+        check(got == want and convert.panel_floats(shape) * 4 == len(want),
+              "convert.to_panels %s: %d bytes, %s the panels" % (shape, len(got), "equals" if got == want else "differs from"))
+        # the formula, literally, on a few elements (bytes: the NaN must not go through a float)
+        for i, k in ((0, 0), (N - 1, K - 1), (N // 2, K // 2), (min(N - 1, 65), 1 % K)):
+            j = (i // 64) * K * 64 + k * 64 + i % 64
+            check(got[4 * j:4 * j + 4] == flat[i, k].numpy().tobytes(),
+                  "convert.to_panels %s: element (%d, %d)" % (shape, i, k))
+    print("  convert.to_panels: %d shapes (N = 70, 130, 300, 1: partial last panels) equal the formula" % len(cases))
 
 
 # ---- running the converter ------------------------------------------------------------------
@@ -241,6 +323,7 @@ def run(work):
 
     out = lambda name: os.path.join(work, name + ".bmc")  # noqa: E731
     sd = gen.make_state_dict("tiny", seed=7)
+    to_panels_unit_checks()
 
     # 1. torch.save, with a storage offset and two tensors sharing one storage
     sd_views = collections.OrderedDict(sd)
@@ -254,6 +337,7 @@ def run(work):
     if expect_ok(snap("base", sd_views), base, "torch.save fp32 (offsets, shared storage)"):
         cfg, tensors = compare(base, sd, "torch.save fp32")
         tiny_cfg_checks(cfg, "torch.save fp32")
+        tiny_panel_checks(base, sd, "torch.save fp32")
         check(tensors["logit_scale"][1] == () and struct.unpack("<f", tensors["logit_scale"][2])[0] ==
               torch.tensor(4.605170185988092).item(), "logit_scale is a 0-dim ln(100)")
         print("  torch.save fp32: %d tensors equal torch's bytes" % len(tensors))
