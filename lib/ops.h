@@ -24,8 +24,9 @@ void bmc__panel_pack(const float *w, int N, int K, size_t ldw, float *panels);
 /* Y[M, N] = X[M, K] W[n0 .. n0+N-1, :]^T (+ b[N] if b): outputs n0 .. n0 + N - 1 of w, with
  * b and y pointing at output n0's bias and column. The tasks are spread over `pool` (NULL:
  * the caller alone). Every Linear layer goes through here (gemm.c: an AVX-512 kernel, else
- * OpenBLAS). The summation order depends on nothing but K, so a row's result is the same
- * whatever M, the rows around it and the number of threads. ldx, ldy are row strides. flags: */
+ * OpenBLAS). With AVX-512 the summation order depends on nothing but K, so a row's result is
+ * the same whatever M, the rows around it and the number of threads. ldx, ldy are row
+ * strides. flags: */
 #define BMC__GEMM_ACC 1  /* y = y + (X W^T + b): add into what y holds (a residual)        */
 #define BMC__GEMM_GELU 2 /* y = GELU(X W^T + b) (not with BMC__GEMM_ACC)                    */
 void bmc__gemm(bmc__pool *pool, const float *x, int M, int ldx, bmc__panels w, int n0, int N,
