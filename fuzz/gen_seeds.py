@@ -18,6 +18,9 @@ import struct
 import sys
 import zlib
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+import convert  # noqa: E402  (the converter's list of panel tensors and its panel layout)
+
 OUT = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus")
 
 F32, U8, U32 = 0, 64, 65
@@ -108,31 +111,6 @@ def data_for(name, dtype, shape, k):
     return struct.pack("<%df" % n, *[((i * 7 + k * 13) % 17 - 8) / 16.0 for i in range(n)])
 
 
-def is_linear_weight(name):
-    """Stored as 64-output panels (docs/FORMAT.md, layout panel64)."""
-    return name.endswith(".weight") and (
-        name in ("visual.trunk.patch_embed.proj.weight", "visual.head.proj.weight", "text.proj.weight",
-                 "text.proj.0.weight", "text.proj.2.weight")
-        or any(name.endswith(s) for s in ("attn.qkv.weight", "attn.proj.weight", "mlp.fc1.weight", "mlp.fc2.weight",
-                                           "attention.self.query.weight", "attention.self.key.weight",
-                                           "attention.self.value.weight", "attention.output.dense.weight",
-                                           "intermediate.dense.weight"))
-        or (name.startswith("text.transformer.encoder.") and name.endswith(".output.dense.weight")))
-
-
-def to_panels(data, shape):
-    """Row-major float32 [N, K...] -> ceil(N/64) panels [K][64], zeros past N."""
-    n = shape[0]
-    k = len(data) // 4 // n
-    f = struct.unpack("<%df" % (n * k), data)
-    p = (n + 63) // 64
-    out = [0.0] * (p * 64 * k)
-    for row in range(n):
-        base = row // 64 * k * 64 + row % 64
-        out[base:base + k * 64:64] = f[row * k:(row + 1) * k]
-    return struct.pack("<%df" % len(out), *out)
-
-
 def build_bmc(c):
     vocab = [b"[PAD]", b"[UNK]", b"[CLS]", b"[SEP]", b"[MASK]", b"a", b"b", b"##c", b"."]
     ts = tensors(c, vocab)
@@ -144,9 +122,9 @@ def build_bmc(c):
     for k, t in enumerate(ts):
         name, dtype, shape = t[:3]
         data = t[3] if len(t) > 3 else data_for(name, dtype, shape, k)
-        layout = 1 if is_linear_weight(name) else 0
+        layout = 1 if convert.PANEL_TENSORS.match(name) else 0
         if layout:
-            data = to_panels(data, shape)
+            data = bytes(convert.to_panels(data, shape))
         pos = (pos + 63) // 64 * 64
         entries.append((name, dtype, shape, pos, data, layout))
         pos += len(data)

@@ -25,12 +25,13 @@
 
 #include <cblas.h>
 
+#include "format.h"
 #include "kernels.h"
 #include "ops.h"
 #include "pool.h"
 #include "profile.h"
 
-#define PANEL 64 /* outputs per panel (format.h BMC__PANEL) */
+#define PANEL BMC__PANEL /* outputs per panel */
 
 /* One bmc__gemm call, shared by its tasks (one per panel it touches). */
 typedef struct gemm_job {

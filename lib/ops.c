@@ -14,6 +14,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "format.h"
 #include "ops.h"
 #include "profile.h"
 
@@ -40,13 +41,16 @@ void bmc__linear(const float *x, int M, int ldx, bmc__panels w, const float *b, 
     bmc__gemm(NULL, x, M, ldx, w, 0, w.N, b, y, ldy, 0);
 }
 
-size_t bmc__panel_floats(int N, int K) { return (size_t)(N + 63) / 64 * 64 * (size_t)K; }
+size_t bmc__panel_floats(int N, int K) {
+    return (size_t)(N + BMC__PANEL - 1) / BMC__PANEL * BMC__PANEL * (size_t)K;
+}
 
 void bmc__panel_pack(const float *w, int N, int K, size_t ldw, float *panels) {
     memset(panels, 0, bmc__panel_floats(N, K) * sizeof(float));
     for (int n = 0; n < N; n++)
         for (int k = 0; k < K; k++)
-            panels[(size_t)(n / 64) * K * 64 + (size_t)k * 64 + n % 64] = w[(size_t)n * ldw + k];
+            panels[(size_t)(n / BMC__PANEL) * K * BMC__PANEL + (size_t)k * BMC__PANEL + n % BMC__PANEL] =
+                w[(size_t)n * ldw + k];
 }
 
 /* sum of r[0..n) in double over 8 fixed lanes (vectorisable, the same order anywhere) */

@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include "kernels.h"
-#include "ops.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
