@@ -434,6 +434,7 @@ static bmc_status bind_tensors(bmc_model *m, const float **logit_scale, const ui
 bmc_model_params bmc_model_default_params(void) {
     bmc_model_params p;
     memset(&p, 0, sizeof p);
+    p.huge_pages = 1;
     return p;
 }
 
@@ -512,6 +513,16 @@ bmc_status bmc_model_load(const char *path, const bmc_model_params *params, bmc_
     int err = errno;
     close(fd);
     if (map == MAP_FAILED) return bmc__fail(BMC_E_IO, "%s: cannot map %zu bytes: %s", path, size, strerror(err));
+#ifdef MADV_HUGEPAGE
+    /* A pass reads every weight of a tower (340 MB for the text, 344 MB for the image): with
+     * 4 KB pages that is ~85,000 TLB misses a pass, each a two-level walk in a virtual machine.
+     * With 2 MB pages, alternating runs (28 Nov, ms per item): 8 texts of 24 tokens 13.2 -> 11.5
+     * at 2 threads and 24.1 -> 21.6 at 1; one 24-token text 14.4 -> 13.6. Advice only: the
+     * kernel uses it for what it reads into the page cache from now on (a file still cached in
+     * small pages, e.g. just written, keeps them until evicted: tools/convert.py evicts its
+     * output) and ignores it where it cannot. */
+    if (p.huge_pages) (void)madvise(map, size, MADV_HUGEPAGE);
+#endif
     bmc_model *m = bmc__calloc(1, sizeof *m);
     if (!m) {
         munmap(map, size);

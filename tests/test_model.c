@@ -208,6 +208,54 @@ static void test_good_file(void **state) {
     assert_int_equal(bmc_model_n_params(NULL), 0);
 }
 
+/* Whether this process's mapping of path has VmFlag flag ("hg": MADV_HUGEPAGE) in
+ * /proc/self/smaps: 1 yes, 0 no, -1 no such mapping or no smaps. */
+static int mapping_flag(const char *path, const char *flag) {
+    char real[4096], line[8192], want[64];
+    if (!realpath(path, real)) return -1;
+    FILE *f = fopen("/proc/self/smaps", "r");
+    if (!f) return -1;
+    snprintf(want, sizeof want, " %s", flag);
+    int in = 0, found = -1;
+    while (found < 0 && fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = 0;
+        if (!strncmp(line, "VmFlags:", 8)) {
+            if (in) {
+                size_t n = strlen(want);
+                const char *at = strstr(line + 7, want);
+                found = at && (at[n] == ' ' || at[n] == 0);
+            }
+            in = 0;
+        } else if (strchr(line, '-') && strchr(line, '-') < strchr(line, ' ')) { /* a header */
+            size_t n = strlen(line), r = strlen(real);
+            in = n >= r && !strcmp(line + n - r, real);
+        }
+    }
+    fclose(f);
+    return found;
+}
+
+/* huge_pages (default 1) advises MADV_HUGEPAGE on the mapping, 0 leaves it alone. The flag is
+ * only there where the kernel has transparent huge pages. */
+static void test_huge_pages(void **state) {
+    (void)state;
+    bmc_model_params p = bmc_model_default_params();
+    assert_int_equal(p.huge_pages, 1);
+    FILE *f = fopen("/proc/self/smaps", "r");
+    int have_smaps = f != NULL, have_thp = access("/sys/kernel/mm/transparent_hugepage", F_OK) == 0;
+    if (f) fclose(f);
+    for (int hp = 0; hp <= 1; hp++) {
+        p.huge_pages = hp;
+        bmc_model *m = NULL;
+        assert_int_equal(bmc_model_load(g_good, &p, &m), BMC_OK);
+        int flag = mapping_flag(g_good, "hg");
+        if (have_smaps) assert_int_not_equal(flag, -1); /* the mapping is found */
+        if (have_smaps && have_thp) assert_int_equal(flag, hp);
+        if (have_smaps && !hp) assert_int_equal(flag, 0);
+        bmc_model_free(m);
+    }
+}
+
 static void test_bad_arguments(void **state) {
     bmc_model *m = NULL;
     assert_int_equal(bmc_model_load(NULL, NULL, &m), BMC_E_INVALID_ARG);
@@ -579,7 +627,8 @@ static void test_fuzz_directory(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_good_file),      cmocka_unit_test(test_bad_arguments),
+        cmocka_unit_test(test_good_file),      cmocka_unit_test(test_huge_pages),
+        cmocka_unit_test(test_bad_arguments),
         cmocka_unit_test(test_truncated),      cmocka_unit_test(test_header_bytes),
         cmocka_unit_test(test_config),         cmocka_unit_test(test_directory_bytes),
         cmocka_unit_test(test_entries),        cmocka_unit_test(test_data),

@@ -480,6 +480,11 @@ def write_bmc(out_path, config_bytes, items):
             f.write(directory)
             f.flush()
             os.fsync(f.fileno())
+            # Drop the written pages from the page cache: the library asks for 2 MB pages
+            # (MADV_HUGEPAGE), which the kernel can only give to pages it reads back from disk;
+            # pages cached by these writes would stay 4 KB until evicted.
+            if hasattr(os, "posix_fadvise"):
+                os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         os.chmod(tmp, 0o644)
         os.replace(tmp, out_path)
     except BaseException:
