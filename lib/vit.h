@@ -56,13 +56,13 @@ void bmc__vit_final_norm(const bmc_model *model, const float *scratch, const bmc
 void bmc__vit_pool_project(const bmc_model *model, float *scratch, const bmc__vit_plan *plan,
                            float *out);
 
-/* The whole tower on n images in one batch: out[n, E] raw (unnormalised) embeddings. scratch
- * holds plan.total floats of bmc__vit_plan_for(cfg, n). The work runs on pool (NULL: the
- * caller alone). */
+/* The whole tower on n images, one image a pass: out[n, E] raw (unnormalised) embeddings.
+ * scratch holds plan.total floats of bmc__vit_plan_for(cfg, 1). The work runs on pool (NULL:
+ * the caller alone). */
 void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out,
                       bmc__pool *pool);
 
-/* Images per forward pass in bmc__vit_encode: max(max_batch, 16). Larger calls run in chunks. */
+/* Images per call of the tower in bmc__vit_encode: max(max_batch, 16). Larger calls run in chunks. */
 int bmc__vit_chunk(const bmc_ctx *ctx);
 
 /* Scratch floats bmc__vit_run needs for n images on a context of `threads` threads. */
