@@ -183,12 +183,12 @@ void bmc__vit_pool_project(const bmc_model *model, float *scratch, const bmc__vi
               (int)c->embed_dim, 0);
 }
 
-/* One image a pass: its activations (197 rows; the MLP hidden layer 2.4 MB) stay in cache,
- * where 8 images' 1,576 rows (19 MB) would stream from memory at every product, and the
- * weights are read once per 35 GFLOP either way. Medians of alternating runs, ms per image
- * (28 Nov): 8 images at 1 thread 182 one a pass against 192 all in one pass (5 rounds) and
- * 191 / 219 (3 rounds), 4 images 202 / 211; at 2 threads (a group of 4 per thread) 99.0 /
- * 99.6, the same. The results are identical either way: a row's products and an image's
+/* One image a pass: its activations (197 rows; the MLP hidden layer 2.4 MB) stay in cache, where 8
+ * images' 1,576 rows (19 MB) would stream from memory at every product, and the weights are read
+ * once per 35 GFLOP either way. Medians of alternating runs, ms per image (28 Nov): 8 images at 1
+ * thread 182 one a pass against 192 all in one pass (5 rounds) and 191 / 219 (3 rounds), 4 images
+ * 202 / 211; at 2 threads (a group of 4 per thread) 99.0 / 99.6 (7 rounds) and 91.2 / 89.8 (5),
+ * the same within the noise. The results are identical either way: a row's products and an image's
  * attention do not depend on the other rows. */
 void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out,
                       bmc__pool *pool) {
@@ -210,12 +210,13 @@ int bmc__vit_chunk(const bmc_ctx *ctx) {
     return chunk > BMC__VIT_MIN_CHUNK ? chunk : BMC__VIT_MIN_CHUNK;
 }
 
-/* A chunk of n images runs as one sub-batch per thread, each on its own thread from start to
- * end, when the images split evenly and each thread gets at least two: no thread then waits for another between the ~60 steps of a pass, which on a
- * busy machine, where a thread is often descheduled, costs more than what sharing each product
- * saves (the weights are read once per thread instead of once; 8 images on 2 threads: 93.4
- * against 98.5 ms an image, medians of alternating runs, 28 Nov). Otherwise, and for a single
- * image, every product and attention is spread over the threads. */
+/* A chunk of n images runs as one sub-batch per thread, each on its own thread from start to end,
+ * when the images split evenly and each thread gets at least two: no thread then waits for another
+ * between the ~60 steps of a pass, which on a busy machine, where a thread is often descheduled,
+ * costs more than what sharing each product saves (the weights are read once per thread instead of
+ * once; 8 images on 2 threads: 93.4 against 98.5 ms an image, medians of alternating runs, 28
+ * Nov). Otherwise, and for a single image, every product and attention is spread over the
+ * threads. */
 static int vit_groups(int n, int threads) {
     return threads <= 1 || n < 2 * threads || n % threads ? 1 : threads;
 }
@@ -248,7 +249,8 @@ void bmc__vit_run(const bmc_ctx *ctx, const float *chw, int n, float *scratch, f
         bmc__vit_forward(ctx->model, chw, n, scratch, out, ctx->pool);
         return;
     }
-    vit_group_job j = {ctx, chw, scratch, out, n / g, bmc__vit_plan_for(&ctx->model->config, 1).total};
+    vit_group_job j = {ctx, chw, scratch, out, n / g,
+                       bmc__vit_plan_for(&ctx->model->config, 1).total};
     bmc__pool_run(ctx->pool, vit_group_task, &j, g);
 }
 

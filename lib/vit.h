@@ -62,7 +62,8 @@ void bmc__vit_pool_project(const bmc_model *model, float *scratch, const bmc__vi
 void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out,
                       bmc__pool *pool);
 
-/* Images per call of the tower in bmc__vit_encode: max(max_batch, 16). Larger calls run in chunks. */
+/* Images per call of the tower in bmc__vit_encode: max(max_batch, 16). Larger calls run in
+ * chunks. */
 int bmc__vit_chunk(const bmc_ctx *ctx);
 
 /* Scratch floats bmc__vit_run needs for n images on a context of `threads` threads. */
