@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "ftfy.h"
 #include "text_clean.h"
 #include "unicode.h"
 
@@ -362,13 +363,15 @@ static bmc_status ftfy_segment(bmc__clean_work *w, const uint32_t *in, size_t n,
             if ((st = ftfy_unescape(cur->p, cur->n, x)) != BMC_OK) return st;
             src = x;
         }
-        if ((st = ftfy_char_fixes(src->p, src->n, y)) != BMC_OK) return st;
+        if ((st = bmc__ftfy_fix_encoding(src->p, src->n, y)) != BMC_OK) return st;
         x->n = 0;
-        if ((st = ftfy_removals(y->p, y->n, x)) != BMC_OK) return st;
+        if ((st = ftfy_char_fixes(y->p, y->n, x)) != BMC_OK) return st;
         y->n = 0;
-        if ((st = nfc(x->p, x->n, y)) != BMC_OK) return st;
-        int same = y->n == cur->n && !memcmp(y->p, cur->p, y->n * sizeof *y->p);
-        swap_buf(cur, y);
+        if ((st = ftfy_removals(x->p, x->n, y)) != BMC_OK) return st;
+        x->n = 0;
+        if ((st = nfc(y->p, y->n, x)) != BMC_OK) return st;
+        int same = x->n == cur->n && !memcmp(x->p, cur->p, x->n * sizeof *x->p);
+        swap_buf(cur, x);
         if (same) break;
     }
     if ((st = bmc__cpbuf_reserve(out, cur->n)) != BMC_OK) return st;
