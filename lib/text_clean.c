@@ -414,6 +414,46 @@ bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc
     return BMC_OK;
 }
 
+/* ftfy.fix_text(text) alone (no html.unescape, no whitespace step), for tests. */
+bmc_status bmc__ftfy_fix_text(const char *utf8, size_t len, char **out, size_t *out_len) {
+    if (!out || (!utf8 && len)) return bmc__fail(BMC_E_INVALID_ARG, "fix_text: NULL argument");
+    *out = NULL;
+    bmc__clean_work w;
+    bmc__clean_work_init(&w);
+    bmc__cpbuf line, res;
+    bmc__cpbuf_init(&line, NULL, 0);
+    bmc__cpbuf_init(&res, NULL, 0);
+    bmc_status st = BMC_OK;
+    for (size_t pos = 0; pos < len && st == BMC_OK;) {
+        const char *nl = memchr(utf8 + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - utf8) + 1 : len;
+        line.n = 0;
+        if ((st = bmc__decode_utf8(utf8 + pos, end - pos, &line)) != BMC_OK) break;
+        for (size_t p = 0; p < line.n && st == BMC_OK; p += FTFY_MAX_SEGMENT) {
+            size_t seg = line.n - p < FTFY_MAX_SEGMENT ? line.n - p : FTFY_MAX_SEGMENT;
+            st = ftfy_segment(&w, line.p + p, seg, &res);
+        }
+        pos = end;
+    }
+    char *s = NULL;
+    size_t n = 0, bytes;
+    if (st == BMC_OK) {
+        if (!bmc__mul_size(res.n, 4, &bytes) || !(s = bmc__malloc(bytes + 1))) {
+            st = bmc__fail(BMC_E_NOMEM, "fix_text: out of memory");
+        } else {
+            for (size_t i = 0; i < res.n; i++) n += (size_t)bmc__utf8_put(res.p[i], s + n);
+            s[n] = 0;
+        }
+    }
+    bmc__cpbuf_free(&line);
+    bmc__cpbuf_free(&res);
+    bmc__clean_work_free(&w);
+    if (st != BMC_OK) return st;
+    *out = s;
+    if (out_len) *out_len = n;
+    return BMC_OK;
+}
+
 bmc_status bmc__clean_text(const char *utf8, size_t len, char **out, size_t *out_len) {
     if (!out || (!utf8 && len)) return bmc__fail(BMC_E_INVALID_ARG, "clean_text: NULL argument");
     *out = NULL;

@@ -57,6 +57,10 @@ bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc
  * Invalid UTF-8 is read as U+FFFD per maximal subpart. */
 bmc_status bmc__clean_text(const char *utf8, size_t len, char **out, size_t *out_len);
 
+/* ftfy.fix_text(text) with its default configuration, alone (what bmc__clean_text does before
+ * html.unescape and the whitespace step), as a NUL-terminated UTF-8 string (bmc__malloc). */
+bmc_status bmc__ftfy_fix_text(const char *utf8, size_t len, char **out, size_t *out_len);
+
 /* Decode utf8[0..len) into b (appending). */
 bmc_status bmc__decode_utf8(const char *utf8, size_t len, bmc__cpbuf *b);
 
