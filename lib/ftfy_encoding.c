@@ -20,18 +20,8 @@
 
 static const bmc__ftfy_char NO_CHAR; /* a character no table mentions */
 
-static const bmc__ftfy_char *char_info(uint32_t c, bmc__ftfy_char *ascii) {
-    if (c < 0x80) {
-        ascii->cp = c;
-        ascii->bad[0] = bmc__ftfy_ascii_bad[c][0];
-        ascii->bad[1] = bmc__ftfy_ascii_bad[c][1];
-        ascii->clue = bmc__ftfy_ascii_clue[c];
-        /* chardata.ENCODING_REGEXES: [\x00-\x19\x1b-\x7f] in every codec; U+001A only where
-         * byte 0x1A decodes to it (not in the sloppy codecs, where 0x1A stands for U+FFFD) */
-        for (int e = 0; e < bmc__ftfy_n_enc; e++)
-            ascii->enc[e] = c == 0x1A ? (bmc__ftfy_enc_sloppy[e] ? 0 : 0x1A) : (uint8_t)c;
-        return ascii;
-    }
+static const bmc__ftfy_char *char_info(uint32_t c) {
+    if (c < 0x80) return &bmc__ftfy_ascii[c];
     int lo = 0, hi = bmc__ftfy_n_chars - 1;
     while (lo <= hi) {
         int mid = lo + (hi - lo) / 2;
@@ -42,10 +32,7 @@ static const bmc__ftfy_char *char_info(uint32_t c, bmc__ftfy_char *ascii) {
     return &NO_CHAR;
 }
 
-static uint8_t clue_of(uint32_t c) {
-    bmc__ftfy_char tmp;
-    return c < 0x80 ? bmc__ftfy_ascii_clue[c] : char_info(c, &tmp)->clue;
-}
+static uint8_t clue_of(uint32_t c) { return char_info(c)->clue; }
 
 /* Python's \w for str patterns */
 static int is_word(uint32_t c) {
@@ -62,24 +49,24 @@ static int is_word(uint32_t c) {
 /* ------------------------------------------------------------------------------------------ */
 /* badness.is_bad: BADNESS_RE.search(text)                                                      */
 
-/* Character information of s[pos], cached for the few positions an alternative spans. */
+/* Character information of s[pos], cached for the few (<= 8) positions an alternative spans. */
 typedef struct scan {
     const uint32_t *s;
     size_t n;
     size_t tag[8]; /* pos + 1 of the cached slot */
     const bmc__ftfy_char *ci[8];
-    bmc__ftfy_char tmp[8];
 } scan;
 
 static const bmc__ftfy_char *scan_info(scan *sc, size_t pos) {
     size_t k = pos & 7;
     if (sc->tag[k] != pos + 1) {
-        sc->ci[k] = char_info(sc->s[pos], &sc->tmp[k]);
+        sc->ci[k] = char_info(sc->s[pos]);
         sc->tag[k] = pos + 1;
     }
     return sc->ci[k];
 }
 
+/* Is c (with its information ci) in BADNESS_RE's set k? */
 static int in_set(int k, const bmc__ftfy_char *ci, uint32_t c) {
     int member = (int)((ci->bad[k >> 6] >> (k & 63)) & 1);
     unsigned f = bmc__ftfy_bad_set_flags[k];
@@ -114,11 +101,21 @@ int bmc__ftfy_is_bad(const uint32_t *s, size_t n) {
     sc.n = n;
     memset(sc.tag, 0, sizeof sc.tag);
     for (size_t pos = 0; pos < n; pos++) {
-        const uint16_t *e = bmc__ftfy_bad_alts;
+        const bmc__ftfy_char *ci = scan_info(&sc, pos);
+        if (!(ci->bad[0] & bmc__ftfy_bad_first[0]) && !(ci->bad[1] & bmc__ftfy_bad_first[1])) {
+            /* only the alternatives that begin with \s or ^ can match here */
+            for (int i = 0; i < bmc__ftfy_n_bad_other; i++)
+                if (alt_match(bmc__ftfy_bad_alts + bmc__ftfy_bad_alt_start[bmc__ftfy_bad_other[i]],
+                              &sc, pos))
+                    return 1;
+            continue;
+        }
         for (int a = 0; a < bmc__ftfy_n_bad_alts; a++) {
+            const uint16_t *e = bmc__ftfy_bad_alts + bmc__ftfy_bad_alt_start[a];
+            int k = *e & 0xFF;
+            if (*e >> 8 == 0 && !bmc__ftfy_bad_set_flags[k] && !((ci->bad[k >> 6] >> (k & 63)) & 1))
+                continue; /* its first set does not hold this character */
             if (alt_match(e, &sc, pos)) return 1;
-            while (*e != 0xFFFF) e++;
-            e++;
         }
     }
     return 0;
@@ -348,8 +345,7 @@ static bmc_status one_step(const uint32_t *s, size_t n, bmc__cpbuf *out, int dep
     /* chardata.possible_encoding for each codec at once */
     unsigned possible = (1u << bmc__ftfy_n_enc) - 1, c1 = 0;
     for (i = 0; i < n && possible; i++) {
-        bmc__ftfy_char tmp;
-        const bmc__ftfy_char *ci = char_info(s[i], &tmp);
+        const bmc__ftfy_char *ci = char_info(s[i]);
         if (s[i] < 0x80 && s[i] != 0x1A) continue; /* [\x00-\x19\x1b-\x7f]: any codec */
         for (int e = 0; e < bmc__ftfy_n_enc; e++)
             if (!ci->enc[e]) possible &= ~(1u << e);
@@ -367,10 +363,7 @@ static bmc_status one_step(const uint32_t *s, size_t n, bmc__cpbuf *out, int dep
             if (!(possible & (1u << e))) continue;
             bytes *cur = &x;
             x.n = 0;
-            for (i = 0; i < n; i++) {
-                bmc__ftfy_char tmp;
-                x.p[x.n++] = char_info(s[i], &tmp)->enc[e];
-            }
+            for (i = 0; i < n; i++) x.p[x.n++] = char_info(s[i])->enc[e];
             if (e != bmc__ftfy_enc_macroman) {
                 int altered = 0; /* ALTERED_UTF8_RE.search(encoded_bytes) */
                 for (i = 0; i < x.n && !altered; i++)

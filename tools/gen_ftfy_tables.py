@@ -264,16 +264,18 @@ def emit(path, d, ftfy_version, ucd):
     w("/* Windows-1252 of bytes 0x80..0x9F (0: undefined in Python's strict cp1252) */\n")
     w("const uint16_t bmc__ftfy_cp1252[32] = {%s};\n\n"
       % ", ".join("0x%04X" % c for c in d["cp1252"]))
-    w("/* Per ASCII character: BADNESS_RE set bits, UTF8_CLUES class bits */\n")
-    w("const uint64_t bmc__ftfy_ascii_bad[128][2] = {\n")
-    for i in range(0, 128, 2):
-        w("    %s,\n" % ", ".join("{0x%016XULL, 0x%016XULL}" % (v & (2**64 - 1), v >> 64)
-                                  for v in d["ascii_bad"][i:i + 2]))
-    w("};\nconst uint8_t bmc__ftfy_ascii_clue[128] = {\n")
-    for i in range(0, 128, 16):
-        w("    %s,\n" % ", ".join("%d" % v for v in d["ascii_clue"][i:i + 16]))
+    w("/* ASCII: BADNESS_RE set bits, UTF8_CLUES class bits, bytes ([\\x00-\\x19\\x1b-\\x7f] are\n"
+      " * themselves in every codec; U+001A only where byte 1A decodes to it, not in the sloppy\n"
+      " * codecs, which read 1A as U+FFFD) */\n")
+    w("const bmc__ftfy_char bmc__ftfy_ascii[128] = {\n")
+    for c in range(128):
+        v = d["ascii_bad"][c]
+        enc = [c] * len(d["encs"]) if c != 0x1A else \
+            [d["chars"][0x1A]["enc"][k] for k in range(len(d["encs"]))]
+        w("    {0x%02X, {0x%016XULL, 0x%016XULL}, %d, {%s}},\n"
+          % (c, v & (2**64 - 1), v >> 64, d["ascii_clue"][c], ", ".join("0x%02X" % b for b in enc)))
     w("};\n\n")
-    chars = sorted(d["chars"].items())
+    chars = sorted((cp, r) for cp, r in d["chars"].items() if cp >= 0x80)
     w("/* Every other character that some table mentions, sorted: BADNESS_RE set bits,\n"
       " * UTF8_CLUES class bits, and its byte in each codec (0: the codec cannot encode it). */\n")
     w("const int bmc__ftfy_n_chars = %d;\n" % len(chars))
@@ -292,7 +294,24 @@ def emit(path, d, ftfy_version, ucd):
     codes = []
     for alt in d["alts"]:
         codes += ["0x%03X" % (k << 8 | s) for k, s in alt] + ["0xFFFF"]
+    starts, pos = [], 0
+    for alt in d["alts"]:
+        starts.append(pos)
+        pos += len(alt) + 1
+    plain = lambda code: code[0] == E_SET and d["sets"][code[1]][1] == 0
+    first_mask = 0
+    for alt in d["alts"]:
+        if plain(alt[0]):
+            first_mask |= 1 << alt[0][1]
+    others = [i for i, alt in enumerate(d["alts"]) if not plain(alt[0])]
     w("const int bmc__ftfy_n_bad_alts = %d;\n" % len(d["alts"]))
+    w("const uint16_t bmc__ftfy_bad_alt_start[] = {%s};\n" % ", ".join(str(x) for x in starts))
+    w("/* The sets that begin an alternative, where that set has no flag: a character in none of\n"
+      " * them can begin only the alternatives listed next. */\n")
+    w("const uint64_t bmc__ftfy_bad_first[2] = {0x%016XULL, 0x%016XULL};\n"
+      % (first_mask & (2**64 - 1), first_mask >> 64))
+    w("const int bmc__ftfy_n_bad_other = %d;\n" % len(others))
+    w("const uint8_t bmc__ftfy_bad_other[] = {%s};\n" % ", ".join(str(x) for x in others))
     w("const uint16_t bmc__ftfy_bad_alts[] = {\n")
     for i in range(0, len(codes), 16):
         w("    %s,\n" % ", ".join(codes[i:i + 16]))
