@@ -9,11 +9,12 @@
 
 #include "text_clean.h"
 
-/* A character that some table mentions: the BADNESS_RE sets it belongs to, its UTF8_CLUES
- * classes, and its byte in each of ftfy's single-byte codecs (0: not encodable). */
+/* A character that some table mentions: the BADNESS_RE sets it belongs to, the alternatives
+ * of BADNESS_RE it can begin, its UTF8_CLUES classes, and its byte in each of ftfy's single-byte codecs (0: not encodable). */
 typedef struct bmc__ftfy_char {
     uint32_t cp;
     uint64_t bad[2]; /* bit k of the 128: member of set k */
+    uint64_t alts;   /* bit a: alternative a begins with a set (without flags) holding it */
     uint8_t clue;
     uint8_t enc[10];
 } bmc__ftfy_char;
@@ -50,9 +51,8 @@ extern const uint8_t bmc__ftfy_bad_set_flags[];
 extern const int bmc__ftfy_n_bad_alts;
 extern const uint16_t bmc__ftfy_bad_alts[];
 extern const uint16_t bmc__ftfy_bad_alt_start[];
-extern const uint64_t bmc__ftfy_bad_first[2];
-extern const int bmc__ftfy_n_bad_other;
-extern const uint8_t bmc__ftfy_bad_other[];
+extern const uint64_t bmc__ftfy_bad_other;
+extern const int bmc__ftfy_bad_span;
 extern const int bmc__ftfy_n_altered;
 extern const bmc__ftfy_byte_alt bmc__ftfy_altered[];
 extern const int bmc__ftfy_n_lossy;

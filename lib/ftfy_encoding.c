@@ -95,27 +95,35 @@ static int alt_match(const uint16_t *e, scan *sc, size_t pos) {
     }
 }
 
+static int lowest_bit(uint64_t m) {
+#if defined(__GNUC__)
+    return __builtin_ctzll(m);
+#else
+    int k = 0;
+    while (!(m & 1)) m >>= 1, k++;
+    return k;
+#endif
+}
+
 int bmc__ftfy_is_bad(const uint32_t *s, size_t n) {
     scan sc;
     sc.s = s;
     sc.n = n;
     memset(sc.tag, 0, sizeof sc.tag);
+    size_t next = 0; /* the first character >= 0x80 at or after pos */
     for (size_t pos = 0; pos < n; pos++) {
-        const bmc__ftfy_char *ci = scan_info(&sc, pos);
-        if (!(ci->bad[0] & bmc__ftfy_bad_first[0]) && !(ci->bad[1] & bmc__ftfy_bad_first[1])) {
-            /* only the alternatives that begin with \s or ^ can match here */
-            for (int i = 0; i < bmc__ftfy_n_bad_other; i++)
-                if (alt_match(bmc__ftfy_bad_alts + bmc__ftfy_bad_alt_start[bmc__ftfy_bad_other[i]],
-                              &sc, pos))
-                    return 1;
-            continue;
-        }
-        for (int a = 0; a < bmc__ftfy_n_bad_alts; a++) {
-            const uint16_t *e = bmc__ftfy_bad_alts + bmc__ftfy_bad_alt_start[a];
-            int k = *e & 0xFF;
-            if (*e >> 8 == 0 && !bmc__ftfy_bad_set_flags[k] && !((ci->bad[k >> 6] >> (k & 63)) & 1))
-                continue; /* its first set does not hold this character */
-            if (alt_match(e, &sc, pos)) return 1;
+        /* Every alternative needs a non-ASCII character within bmc__ftfy_bad_span of its
+         * start: a stretch of ASCII is skipped (most text is ASCII around a few symbols). */
+        if (next < pos)
+            for (next = pos; next < n && s[next] < 0x80; next++) {}
+        if (next == n) break;
+        if (next - pos >= (size_t)bmc__ftfy_bad_span) pos = next + 1 - (size_t)bmc__ftfy_bad_span;
+        /* only the alternatives this character can begin, and those beginning with \s or ^ */
+        uint64_t m = scan_info(&sc, pos)->alts | bmc__ftfy_bad_other;
+        while (m) {
+            int a = lowest_bit(m);
+            m &= m - 1;
+            if (alt_match(bmc__ftfy_bad_alts + bmc__ftfy_bad_alt_start[a], &sc, pos)) return 1;
         }
     }
     return 0;

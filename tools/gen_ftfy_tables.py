@@ -210,6 +210,18 @@ def build(ftfy, ucd):
             code.append((kind, set_index[key]))
         alt_codes.append(code)
     assert len(sets) <= 128, len(sets)
+    assert len(alt_codes) <= 64, len(alt_codes)
+    # Per character: the alternatives whose first element is a set without flags holding it
+    def plain_first(code):
+        return code[0][0] == E_SET and sets[code[0][1]][1] == 0
+    ascii_alts = [0] * 128
+    for a, code in enumerate(alt_codes):
+        if plain_first(code):
+            for cp in sets[code[0][1]][0]:
+                if cp < 0x80:
+                    ascii_alts[cp] |= 1 << a
+                else:
+                    rec(cp)["alts"] = rec(cp).get("alts", 0) | 1 << a
     ascii_bad = [0] * 128
     for i, (members, flags) in enumerate(sets):
         for cp in members:
@@ -242,7 +254,7 @@ def build(ftfy, ucd):
     altered = byte_alts(chardata.ALTERED_UTF8_RE)
     lossy = byte_alts(chardata.LOSSY_UTF8_RE)
     return dict(encs=encs, chars=chars, cp1252=cp1252, sets=sets, alts=alt_codes,
-                ascii_bad=ascii_bad, ascii_clue=ascii_clue, altered=altered, lossy=lossy,
+                ascii_bad=ascii_bad, ascii_clue=ascii_clue, ascii_alts=ascii_alts, altered=altered, lossy=lossy,
                 word=word_ranges(ucd))
 
 
@@ -272,17 +284,19 @@ def emit(path, d, ftfy_version, ucd):
         v = d["ascii_bad"][c]
         enc = [c] * len(d["encs"]) if c != 0x1A else \
             [d["chars"][0x1A]["enc"][k] for k in range(len(d["encs"]))]
-        w("    {0x%02X, {0x%016XULL, 0x%016XULL}, %d, {%s}},\n"
-          % (c, v & (2**64 - 1), v >> 64, d["ascii_clue"][c], ", ".join("0x%02X" % b for b in enc)))
+        w("    {0x%02X, {0x%016XULL, 0x%016XULL}, 0x%016XULL, %d, {%s}},\n"
+          % (c, v & (2**64 - 1), v >> 64, d["ascii_alts"][c], d["ascii_clue"][c],
+             ", ".join("0x%02X" % b for b in enc)))
     w("};\n\n")
     chars = sorted((cp, r) for cp, r in d["chars"].items() if cp >= 0x80)
-    w("/* Every other character that some table mentions, sorted: BADNESS_RE set bits,\n"
-      " * UTF8_CLUES class bits, and its byte in each codec (0: the codec cannot encode it). */\n")
+    w("/* Every other character that some table mentions, sorted: BADNESS_RE set bits, the\n"
+      " * alternatives it can begin, UTF8_CLUES class bits, and its byte in each codec (0: the\n"
+      " * codec cannot encode it). */\n")
     w("const int bmc__ftfy_n_chars = %d;\n" % len(chars))
     w("const bmc__ftfy_char bmc__ftfy_chars[] = {\n")
     for cp, r in chars:
-        w("    {0x%04X, {0x%016XULL, 0x%016XULL}, %d, {%s}},\n"
-          % (cp, r["bad"] & (2**64 - 1), r["bad"] >> 64, r["clue"], ", ".join("0x%02X" % b for b in r["enc"])))
+        w("    {0x%04X, {0x%016XULL, 0x%016XULL}, 0x%016XULL, %d, {%s}},\n"
+          % (cp, r["bad"] & (2**64 - 1), r["bad"] >> 64, r.get("alts", 0), r["clue"], ", ".join("0x%02X" % b for b in r["enc"])))
     w("};\n\n")
     w("/* BADNESS_RE: its sets' flags (1: \\s, 2: \\w, 4: any but newline,\n"
       " * 8: negated, [^...], its members being the characters it excludes) */\n")
@@ -299,19 +313,25 @@ def emit(path, d, ftfy_version, ucd):
         starts.append(pos)
         pos += len(alt) + 1
     plain = lambda code: code[0] == E_SET and d["sets"][code[1]][1] == 0
-    first_mask = 0
-    for alt in d["alts"]:
-        if plain(alt[0]):
-            first_mask |= 1 << alt[0][1]
-    others = [i for i, alt in enumerate(d["alts"]) if not plain(alt[0])]
+    others = 0
+    for i, alt in enumerate(d["alts"]):
+        if not plain(alt[0]):
+            others |= 1 << i
     w("const int bmc__ftfy_n_bad_alts = %d;\n" % len(d["alts"]))
     w("const uint16_t bmc__ftfy_bad_alt_start[] = {%s};\n" % ", ".join(str(x) for x in starts))
-    w("/* The sets that begin an alternative, where that set has no flag: a character in none of\n"
-      " * them can begin only the alternatives listed next. */\n")
-    w("const uint64_t bmc__ftfy_bad_first[2] = {0x%016XULL, 0x%016XULL};\n"
-      % (first_mask & (2**64 - 1), first_mask >> 64))
-    w("const int bmc__ftfy_n_bad_other = %d;\n" % len(others))
-    w("const uint8_t bmc__ftfy_bad_other[] = {%s};\n" % ", ".join(str(x) for x in others))
+    # lib/ftfy_encoding.c skips the stretches of ASCII text: that is right only if every
+    # alternative needs a character outside ASCII, within its span.
+    def ascii_free(code):
+        members, flags = d["sets"][code[1]]
+        return code[0] == E_SET and flags == 0 and all(c >= 0x80 for c in members)
+    for alt in d["alts"]:
+        assert any(ascii_free(code) for code in alt), alt
+    span = max(sum(1 for code in alt if code[0] != E_BOL) for alt in d["alts"])
+    w("/* Every alternative needs a character outside ASCII (checked by the generator), and\n"
+      " * spans at most this many characters */\n")
+    w("const int bmc__ftfy_bad_span = %d;\n" % span)
+    w("/* The alternatives that begin with \\\\s or ^ (the others are in each character's `alts`) */\n")
+    w("const uint64_t bmc__ftfy_bad_other = 0x%016XULL;\n" % others)
     w("const uint16_t bmc__ftfy_bad_alts[] = {\n")
     for i in range(0, len(codes), 16):
         w("    %s,\n" % ", ".join(codes[i:i + 16]))
