@@ -52,7 +52,7 @@ extern const int bmc__ftfy_n_bad_alts;
 extern const uint16_t bmc__ftfy_bad_alts[];
 extern const uint16_t bmc__ftfy_bad_alt_start[];
 extern const uint64_t bmc__ftfy_bad_other;
-extern const int bmc__ftfy_bad_span;
+extern const int bmc__ftfy_bad_lookback;
 extern const int bmc__ftfy_n_altered;
 extern const bmc__ftfy_byte_alt bmc__ftfy_altered[];
 extern const int bmc__ftfy_n_lossy;

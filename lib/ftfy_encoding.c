@@ -112,12 +112,12 @@ int bmc__ftfy_is_bad(const uint32_t *s, size_t n) {
     memset(sc.tag, 0, sizeof sc.tag);
     size_t next = 0; /* the first character >= 0x80 at or after pos */
     for (size_t pos = 0; pos < n; pos++) {
-        /* Every alternative needs a non-ASCII character within bmc__ftfy_bad_span of its
-         * start: a stretch of ASCII is skipped (most text is ASCII around a few symbols). */
+        /* Every alternative needs a non-ASCII character at most bmc__ftfy_bad_lookback after
+         * its start: a stretch of ASCII is skipped (most text is ASCII around a few symbols). */
         if (next < pos)
             for (next = pos; next < n && s[next] < 0x80; next++) {}
         if (next == n) break;
-        if (next - pos >= (size_t)bmc__ftfy_bad_span) pos = next + 1 - (size_t)bmc__ftfy_bad_span;
+        if (next - pos > (size_t)bmc__ftfy_bad_lookback) pos = next - (size_t)bmc__ftfy_bad_lookback;
         /* only the alternatives this character can begin, and those beginning with \s or ^ */
         uint64_t m = scan_info(&sc, pos)->alts | bmc__ftfy_bad_other;
         while (m) {

@@ -644,9 +644,9 @@ const uint8_t bmc__ftfy_bad_set_flags[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1
  * 2 start of text; each alternative ends with 0xFFFF. */
 const int bmc__ftfy_n_bad_alts = 37;
 const uint16_t bmc__ftfy_bad_alt_start[] = {0, 2, 5, 9, 12, 15, 18, 21, 25, 28, 32, 36, 39, 43, 46, 49, 52, 56, 59, 62, 65, 68, 73, 76, 79, 82, 86, 90, 93, 97, 105, 108, 113, 117, 121, 125, 129};
-/* Every alternative needs a character outside ASCII (checked by the generator), and
- * spans at most this many characters */
-const int bmc__ftfy_bad_span = 7;
+/* Every alternative needs a character outside ASCII (checked by the generator), at most
+ * this many characters after its start */
+const int bmc__ftfy_bad_lookback = 2;
 /* The alternatives that begin with \\s or ^ (the others are in each character's `alts`) */
 const uint64_t bmc__ftfy_bad_other = 0x0000000100000080ULL;
 const uint16_t bmc__ftfy_bad_alts[] = {

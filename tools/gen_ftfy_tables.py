@@ -324,12 +324,13 @@ def emit(path, d, ftfy_version, ucd):
     def ascii_free(code):
         members, flags = d["sets"][code[1]]
         return code[0] == E_SET and flags == 0 and all(c >= 0x80 for c in members)
+    lookback = 0
     for alt in d["alts"]:
-        assert any(ascii_free(code) for code in alt), alt
-    span = max(sum(1 for code in alt if code[0] != E_BOL) for alt in d["alts"])
-    w("/* Every alternative needs a character outside ASCII (checked by the generator), and\n"
-      " * spans at most this many characters */\n")
-    w("const int bmc__ftfy_bad_span = %d;\n" % span)
+        k = next(i for i, code in enumerate(alt) if ascii_free(code))  # StopIteration: broken
+        lookback = max(lookback, sum(1 for code in alt[:k] if code[0] != E_BOL))
+    w("/* Every alternative needs a character outside ASCII (checked by the generator), at most\n"
+      " * this many characters after its start */\n")
+    w("const int bmc__ftfy_bad_lookback = %d;\n" % lookback)
     w("/* The alternatives that begin with \\\\s or ^ (the others are in each character's `alts`) */\n")
     w("const uint64_t bmc__ftfy_bad_other = 0x%016XULL;\n" % others)
     w("const uint16_t bmc__ftfy_bad_alts[] = {\n")
