@@ -1,6 +1,7 @@
-/* text_clean.c - open_clip's cleaning (ftfy.fix_text without mojibake repair, html.unescape
- * twice, whitespace) on code points. Each function reproduces one Python function; the name of
- * that function and its source are given above it. See text_clean.h and docs/TOKENIZER.md. */
+/* text_clean.c - open_clip's cleaning (ftfy.fix_text with its defaults, html.unescape twice,
+ * whitespace) on code points. Each function reproduces one Python function; the name of that
+ * function and its source are given above it. ftfy's mojibake repair (fix_encoding) is in
+ * lib/ftfy_encoding.c. See text_clean.h and docs/TOKENIZER.md. */
 #include <string.h>
 
 #include "error.h"
@@ -325,6 +326,9 @@ static bmc_status nfc(const uint32_t *in, size_t n, bmc__cpbuf *out) {
     return BMC_OK;
 }
 
+/* Printable ASCII (tabs and newlines allowed), without '&' when entities are decoded: no fix
+ * changes it. fix_encoding in particular returns ASCII text at once (ftfy's
+ * possible_encoding(text, 'ascii') test), so the mojibake repair costs ASCII text nothing. */
 static int ftfy_trivial(const uint32_t *s, size_t n, int html) {
     for (size_t i = 0; i < n; i++) {
         uint32_t c = s[i];
@@ -339,7 +343,7 @@ static void swap_buf(bmc__cpbuf *x, bmc__cpbuf *y) {
     *y = t;
 }
 
-/* ftfy.fix_and_explain(segment, fix_encoding=False): repeat the fixes until nothing changes.
+/* ftfy.fix_and_explain(segment): repeat the fixes until nothing changes.
  * The result is appended to out. */
 static bmc_status ftfy_segment(bmc__clean_work *w, const uint32_t *in, size_t n, bmc__cpbuf *out) {
     for (size_t i = 0; i < n && w->ftfy_html; i++)

@@ -1,9 +1,9 @@
 /* text_clean.h - open_clip's text cleaning before BERT tokenization:
  *     whitespace_clean(basic_clean(text)) = " ".join(html.unescape(html.unescape(
  *                                               ftfy.fix_text(text))).split())
- * with the deterministic part of ftfy.fix_text (everything but its mojibake heuristics, i.e.
- * ftfy.fix_text(text, fix_encoding=False)), Python's html.unescape, and Python's str.split()
- * whitespace. docs/TOKENIZER.md lists exactly what is and is not reproduced.
+ * with ftfy.fix_text's defaults (ftfy 6.3.1; its mojibake repair, fix_encoding, is in
+ * lib/ftfy_encoding.c), Python's html.unescape, and Python's str.split() whitespace.
+ * docs/TOKENIZER.md describes exactly what is reproduced.
  *
  * Every step is local to a line (up to and including '\n'): ftfy works line by line, and no
  * HTML character reference can span a '\n'. So a text is cleaned one line at a time, and a
