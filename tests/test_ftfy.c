@@ -144,11 +144,54 @@ static void test_ascii_untouched(void **state) {
     bmc__cpbuf_free(&out);
 }
 
+/* Every allocation of the repair failing in turn (lib/error.h bmc__alloc_fail_after): each
+ * attempt returns BMC_E_NOMEM or succeeds with ftfy's result, and leaks nothing (the sanitizer
+ * build checks that). Texts that go through each codec path, restore_byte_a0, lossy bytes,
+ * the nested decode_inconsistent_utf8 and the C1 fixes. */
+static void test_alloc_failure(void **state) {
+    (void)state;
+    static const struct {
+        const char *text, *fixed;
+    } cases[] = {
+        {"\xc3\x83\xc2\xa9t\xc3\x83\xc2\xa9", "\xc3\xa9t\xc3\xa9"},          /* Ã©tÃ© -> été */
+        {"Caf\xc3\xa9 and \xc3\x83\xc2\xa9t\xc3\x83\xc2\xa9 \xc2\x93x\xc2\x94",
+         "Caf\xc3\xa9 and \xc3\xa9t\xc3\xa9 \"x\""},                            /* mixed, C1 */
+        {"\xc3\xa2\xe2\x82\xac\xc5\x93hi\xc3\xa2\xe2\x82\xac\xef\xbf\xbd", "\"hi\xef\xbf\xbd"}, /* lossy */
+        {"\xc3\x83 la mode", "\xc3\xa0 la mode"},                                   /* byte A0 */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char *out = NULL;
+        size_t n = 0, len = strlen(cases[k].text);
+        bmc__alloc_fail_after(0);
+        assert_int_equal(bmc__ftfy_fix_text(cases[k].text, len, &out, &n), BMC_OK);
+        long total = bmc__alloc_fail_after(0);
+        assert_int_equal(n, strlen(cases[k].fixed));
+        assert_memory_equal(out, cases[k].fixed, n);
+        bmc__free(out);
+        assert_true(total >= 2);
+        for (long f = 1; f <= total; f++) {
+            out = NULL;
+            bmc__alloc_fail_after(f);
+            bmc_status st = bmc__ftfy_fix_text(cases[k].text, len, &out, &n);
+            bmc__alloc_fail_after(0);
+            if (st == BMC_OK) {
+                assert_int_equal(n, strlen(cases[k].fixed));
+                assert_memory_equal(out, cases[k].fixed, n);
+                bmc__free(out);
+            } else {
+                assert_int_equal(st, BMC_E_NOMEM);
+                assert_null(out);
+            }
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_vectors),
         cmocka_unit_test(test_is_bad),
         cmocka_unit_test(test_ascii_untouched),
+        cmocka_unit_test(test_alloc_failure),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
