@@ -419,7 +419,7 @@ def normalize_keys(sd, notes=None):
 
 def _key_range(keys, pat):
     """'blocks.0-11' style summary of the numbered keys matching pat (with one (\\d+) group)."""
-    ids = sorted({int(m.group(1)) for m in (re.match(pat, k) for k in keys) if m})
+    ids = sorted({int(m.group(1)) for m in (re.search(pat, k) for k in keys) if m})
     return "%d-%d" % (ids[0], ids[-1]) if len(ids) > 1 else str(ids[0]) if ids else ""
 
 

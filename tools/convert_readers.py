@@ -231,10 +231,11 @@ def find_state_dict(obj, path, tensor_type):
     if key is None:
         found = [k for k, v in obj.items() if _holds_tensors(v, tensor_type)]
         if len(found) != 1:
-            raise ConvertError("%s: cannot find the model's state_dict: the file holds a dict with keys %s "
-                               "and %s of them is a dict of tensors" % (
-                                   path, ", ".join(repr(k) for k in list(obj)[:12]),
-                                   "none" if not found else "several (%s)" % ", ".join(map(repr, found))))
+            raise ConvertError("%s: cannot find the model's state_dict: the file holds a dict with keys %s, "
+                               "and %s" % (path, ", ".join(repr(k) for k in list(obj)[:12]),
+                                           "none of them is a dict of tensors" if not found else
+                                           "several are: %s (save the one to convert alone)"
+                                           % ", ".join(map(repr, found))))
         key = found[0]
     info["container"] = ("open_clip training checkpoint" if key == "state_dict" and "epoch" in obj
                          else "checkpoint dict, weights under %r" % key)

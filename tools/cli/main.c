@@ -16,6 +16,7 @@ static const struct {
     {"classify", cli_classify, "zero-shot classification of images over labels"},
     {"index", cli_index, "embed every image under directories into an index directory"},
     {"search", cli_search, "search an index by text or by image"},
+    {"compare", cli_compare, "compare two models' embeddings of the same images and texts"},
 };
 
 static void usage(FILE *f) {
