@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""convert.py - turn a Hugging Face snapshot of BiomedCLIP into one .bmc model file.
+"""convert.py - turn BiomedCLIP weights into one .bmc model file: a Hugging Face snapshot, or a
+checkpoint file (a fine-tune) with the configuration and vocabulary of the model it started from.
 
     python3 tools/convert.py SNAPSHOT_DIR -o biomedclip.bmc [--vision-heads N] [--text-heads N]
+    python3 tools/convert.py CHECKPOINT -o finetuned.bmc (--base SNAPSHOT_DIR | --config F --vocab F)
 
 SNAPSHOT_DIR holds open_clip_config.json, the weights (open_clip_model.safetensors, else
 open_clip_pytorch_model.bin in torch.save's zip format) and the tokenizer vocabulary (vocab.txt,
-else tokenizer.json). The output layout is docs/FORMAT.md (= lib/format.h).
+else tokenizer.json). CHECKPOINT is a torch.save zip (.pt/.pth/.bin/.ckpt: a state_dict, or a
+training checkpoint dict holding one, as open_clip's {"epoch", "name", "state_dict",
+"optimizer"}) or a safetensors file, told apart by their first bytes. 'module.' (DDP) and
+'_orig_mod.' (torch.compile) prefixes are removed; storages the state_dict does not reference
+(optimizer moments) are never read. The output layout is docs/FORMAT.md (= lib/format.h).
 
 Python 3.8+ standard library only: no torch, no numpy. The pickle inside the .bin is read with a
 restricted unpickler that admits only the handful of globals a state_dict needs, so a hostile

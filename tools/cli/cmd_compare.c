@@ -584,10 +584,10 @@ int cli_compare(int argc, char **argv) {
             printf("\nThe embedding sizes differ: no per-input cosine; rankings are still compared.\n");
         } else {
             printf("\ncosine between A's and B's embedding of each input (1 = same direction):\n");
-            for (int k = 0; k < nv; k++) printf("  image  %.6f  %s\n", img_cos[k], images.v[valid[k]]);
-            for (int k = 0; k < n_txt; k++) printf("  text   %.6f  %s\n", txt_cos[k], texts.v[k]);
-            if (nv) printf("  images: %d, min %.6f, mean %.6f\n", si.n, si.min, si.mean);
-            if (n_txt) printf("  texts: %d, min %.6f, mean %.6f\n", st.n, st.min, st.mean);
+            for (int k = 0; k < nv; k++) printf("  image  %.8f  %s\n", img_cos[k], images.v[valid[k]]);
+            for (int k = 0; k < n_txt; k++) printf("  text   %.8f  %s\n", txt_cos[k], texts.v[k]);
+            if (nv) printf("  images: %d, min %.8f, mean %.8f\n", si.n, si.min, si.mean);
+            if (n_txt) printf("  texts: %d, min %.8f, mean %.8f\n", st.n, st.min, st.mean);
         }
         if (n_lab > 0 && nv > 0) {
             printf("\nzero-shot over %d labels (template \"%s\"): top-1 agreement %d/%d (%.1f%%), "
