@@ -149,6 +149,11 @@ float bmc_model_logit_scale(const bmc_model *model);  /* exp(logit_scale) from t
 int64_t bmc_model_n_params(const bmc_model *model);   /* float parameters (195,902,721) */
 int bmc_model_n_tensors(const bmc_model *model);
 uint64_t bmc_model_file_size(const bmc_model *model);
+/* The identity of the model file's contents as text, "bmc<version>-<file size>-<CRC-32>", where
+ * the CRC-32 is the header's own, which covers the configuration and the directory CRC-32, which
+ * covers every tensor's CRC-32: two files with the same fingerprint hold the same model. Written
+ * into buf (always NUL-terminated when size > 0); returns the full length (snprintf semantics). */
+int bmc_model_fingerprint(const bmc_model *model, char *buf, size_t size);
 /* The token string of id (NULL if out of range); the pointer lives as long as the model. */
 const char *bmc_model_token(const bmc_model *model, int id, size_t *len);
 /* Multi-line human-readable description (configuration, counts, sizes) written into buf;
