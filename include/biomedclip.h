@@ -259,12 +259,12 @@ typedef struct bmc_load_params {
     int window_index;         /* for BMC_WINDOW_FILE                                              */
     double window_center, window_width; /* for BMC_WINDOW_CENTER_WIDTH (width > 0)                */
 } bmc_load_params;
-bmc_load_params bmc_load_default_params(void);
+BMC_API bmc_load_params bmc_load_default_params(void);
 
 /* Like bmc_image_load / _memory, with frame, page and window choices. params NULL = defaults.
  * bmc_image_load(path, flags, out) equals bmc_image_load_ex with the default params and flags. */
-bmc_status bmc_image_load_ex(const char *path, const bmc_load_params *params, bmc_image *out);
-bmc_status bmc_image_load_memory_ex(const void *data, size_t size, const bmc_load_params *params,
+BMC_API bmc_status bmc_image_load_ex(const char *path, const bmc_load_params *params, bmc_image *out);
+BMC_API bmc_status bmc_image_load_memory_ex(const void *data, size_t size, const bmc_load_params *params,
                                     bmc_image *out);
 
 /* What the decoder saw (for `biomedclip info-image`, frame enumeration). */
@@ -282,7 +282,7 @@ typedef struct bmc_image_info {
                                   8-bit sources                                                  */
 } bmc_image_info;
 /* Fill info for an image from bmc_image_load*; BMC_E_INVALID_ARG for caller-made views. */
-bmc_status bmc_image_get_info(const bmc_image *image, bmc_image_info *info);
+BMC_API bmc_status bmc_image_get_info(const bmc_image *image, bmc_image_info *info);
 
 /* Resize (shorter side to 224, PIL bicubic) and centre-crop an 8-bit image view.
  * rgb224 receives 224*224*3 bytes, row-major RGB. */
