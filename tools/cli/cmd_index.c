@@ -227,48 +227,34 @@ static int finish(const char *dir, shard_info *shard, long n_failed) {
 }
 
 int cli_index(int argc, char **argv) {
-    const char *model_opt = NULL, *output = NULL, *v;
-    int threads = 0, batch = 8, progress = isatty(2), rc = CLI_EXIT_USAGE, only_args = 0;
+    const char *model_opt = NULL, *output = NULL;
+    int threads = 0, batch = 8, progress = isatty(2), rc = CLI_EXIT_FAILURE;
+    cli_list roots;
+    const char *shard_spec = NULL;
     int shard_k = 0, shard_n = 0;
-    const char **roots = calloc((size_t)argc, sizeof *roots);
-    int n_roots = 0, walk_errors = 0;
+    int walk_errors = 0;
     strlist found = {0};
     const char **todo = NULL;
     bmc_model *model = NULL;
     bmc_ctx *ctx = NULL;
     idx_store ix;
     memset(&ix, 0, sizeof ix);
-    if (!roots) goto oom;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_args || a[0] != '-' || !a[1]) {
-            roots[n_roots++] = a;
-        } else if (!strcmp(a, "--")) {
-            only_args = 1;
-        } else if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "-m", &v) || cli_opt(argc, argv, &i, "--model", &v)) {
-            if (!(model_opt = v)) goto missing;
-        } else if (cli_opt(argc, argv, &i, "-o", &v) || cli_opt(argc, argv, &i, "--output", &v)) {
-            if (!(output = v)) goto missing;
-        } else if (cli_opt(argc, argv, &i, "--shard", &v)) {
-            if (shard_parse_spec("index", v, &shard_k, &shard_n)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-            if (cli_parse_int("index", "--threads", v, &threads)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--batch", &v)) {
-            if (cli_parse_int("index", "--batch", v, &batch)) goto done;
-        } else if (!strcmp(a, "--progress")) {
-            progress = 1;
-        } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-            progress = 0;
-        } else {
-            fprintf(stderr, "biomedclip index: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
+    if (cli_list_init(&roots, argc)) goto oom;
+    const cli_option opts[] = {
+        CLI_OPT_MODEL(&model_opt),
+        {"--output", "-o", CLI_STRING, &output, 0, NULL, NULL},
+        {"--shard", NULL, CLI_STRING, &shard_spec, 0, NULL, NULL},
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_BATCH(&batch),
+        {"--progress", NULL, CLI_SET, &progress, 1, NULL, NULL},
+        {"--quiet", "-q", CLI_SET, &progress, 0, NULL, NULL},
+        CLI_ARGS(&roots),
+        {0},
+    };
+    if ((rc = cli_parse("index", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
+    if (shard_spec && shard_parse_spec("index", shard_spec, &shard_k, &shard_n)) goto done;
+    int n_roots = roots.n;
     if (!output || !*output) {
         fprintf(stderr, "biomedclip index: no index: pass -o INDEX (see --help)\n");
         goto done;
@@ -282,12 +268,12 @@ int cli_index(int argc, char **argv) {
     rc = CLI_EXIT_FAILURE;
     for (int i = 0; i < n_roots; i++) {
         struct stat st;
-        if (stat(roots[i], &st) != 0) {
-            fprintf(stderr, "biomedclip index: %s: no such file or directory\n", roots[i]);
+        if (stat(roots.v[i], &st) != 0) {
+            fprintf(stderr, "biomedclip index: %s: no such file or directory\n", roots.v[i]);
             walk_errors++;
         } else if (S_ISDIR(st.st_mode)) {
-            if (walk(roots[i], &found, &walk_errors)) goto oom;
-        } else if (strlist_push(&found, strdup(roots[i]))) {
+            if (walk(roots.v[i], &found, &walk_errors)) goto oom;
+        } else if (strlist_push(&found, strdup(roots.v[i]))) {
             goto oom;
         }
     }
@@ -327,13 +313,7 @@ int cli_index(int argc, char **argv) {
         else todo[n_todo++] = found.v[i];
     }
 
-    bmc_ctx_params cp = bmc_ctx_default_params();
-    if (threads > 0) cp.n_threads = threads;
-    if (batch > cp.max_batch) cp.max_batch = batch;
-    if (bmc_ctx_new(model, &cp, &ctx) != BMC_OK) {
-        fprintf(stderr, "biomedclip index: %s\n", bmc_last_error());
-        goto done;
-    }
+    if (cli_new_ctx("index", model, threads, batch > 8 ? batch : 0, &ctx)) goto done;
     run r = {&ix, todo, n_todo, batch, progress, 0, 0, 0, now()};
     if (progress) show_progress(&r);
     int failed = cli_encode_image_files(ctx, todo, n_todo, batch, on_image, &r);
@@ -357,16 +337,14 @@ int cli_index(int argc, char **argv) {
     }
     goto done;
 
-missing:
-    fprintf(stderr, "biomedclip index: %s needs a value\n", argv[argc - 1]);
-    goto done;
 oom:
     fprintf(stderr, "biomedclip index: out of memory\n");
     rc = CLI_EXIT_FAILURE;
 done:
     idx_close(&ix);
     for (int i = 0; i < found.n; i++) free(found.v[i]);
-    free(found.v), free(todo), free(roots);
+    free(found.v), free(todo);
+    cli_list_free(&roots);
     bmc_ctx_free(ctx);
     bmc_model_free(model);
     return rc;

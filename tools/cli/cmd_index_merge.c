@@ -49,7 +49,7 @@ static int append_file(FILE *f, const char *src) {
 }
 
 /* Check the set of shards: one listing, one model, each K of 1..N exactly once, all complete. */
-static int check_shards(char **dirs, int n_dirs, shard_info *info, int **by_k) {
+static int check_shards(const char *const *dirs, int n_dirs, shard_info *info, int **by_k) {
     const char *why;
     for (int i = 0; i < n_dirs; i++) {
         if (shard_read(dirs[i], &info[i], &why)) return fail("%s: %s", dirs[i], why);
@@ -100,39 +100,28 @@ static int check_shards(char **dirs, int n_dirs, shard_info *info, int **by_k) {
 }
 
 int cli_index_merge(int argc, char **argv) {
-    const char *output = NULL, *v;
-    int rc = CLI_EXIT_USAGE, n_dirs = 0, only_args = 0, *by_k = NULL;
-    char **dirs = calloc((size_t)argc, sizeof *dirs);
+    const char *output = NULL;
+    int rc = CLI_EXIT_FAILURE, *by_k = NULL;
     shard_info *info = calloc((size_t)argc, sizeof *info);
     FILE *npy = NULL, *txt = NULL, *failed = NULL;
     char *prev_copy = NULL; /* the last path of the shards before, kept past their idx_close */
     idx_store part;
     memset(&part, 0, sizeof part);
-    if (!dirs || !info) {
+    cli_list shards;
+    if (!info || cli_list_init(&shards, argc)) {
+        free(info);
         fprintf(stderr, "biomedclip index-merge: out of memory\n");
-        rc = CLI_EXIT_FAILURE;
-        goto done;
+        return CLI_EXIT_FAILURE;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_args || a[0] != '-' || !a[1]) {
-            dirs[n_dirs++] = argv[i];
-        } else if (!strcmp(a, "--")) {
-            only_args = 1;
-        } else if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "-o", &v) || cli_opt(argc, argv, &i, "--output", &v)) {
-            if (!(output = v)) {
-                fprintf(stderr, "biomedclip index-merge: %s needs a value\n", a);
-                goto done;
-            }
-        } else {
-            fprintf(stderr, "biomedclip index-merge: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
+    const cli_option opts[] = {
+        {"--output", "-o", CLI_STRING, &output, 0, NULL, NULL},
+        CLI_ARGS(&shards),
+        {0},
+    };
+    if ((rc = cli_parse("index-merge", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
+    const char *const *dirs = shards.v;
+    int n_dirs = shards.n;
     if (!output || !*output || n_dirs == 0) {
         fprintf(stderr, "biomedclip index-merge: need -o INDEX and at least one shard directory (see --help)\n");
         goto done;
@@ -229,6 +218,7 @@ done:
     if (npy) fclose(npy);
     if (txt) fclose(txt);
     if (failed) fclose(failed);
-    free(dirs), free(info), free(by_k), free(prev_copy);
+    cli_list_free(&shards);
+    free(info), free(by_k), free(prev_copy);
     return rc;
 }
