@@ -413,6 +413,10 @@ def run(work):
     j = json.loads(o) if o.strip() else {}
     check(rc == 1 and "no-such.png" in e and [d["file"] for d in j.get("images", [])] ==
           [os.path.join(IMAGES, "pie_chart.png")], "compare with an unreadable image: named, others compared, exit 1")
+    rc, o, e = cli("compare", base, base, "--text", "x", "--bogus")
+    check(rc == 2 and "--bogus" in e, "compare with an unknown option: exit 2 (%s)" % e.strip())
+    rc, o, e = cli("compare", base, base, "--texts", p("no-texts.txt"))
+    check(rc == 2 and "no-texts.txt" in e, "compare with a missing --texts file: exit 2 (%s)" % e.strip())
     rc, o, e = cli("compare", "--help")
     check(rc == 0 and "usage: biomedclip compare" in o, "compare --help")
 

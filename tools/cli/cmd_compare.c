@@ -85,24 +85,6 @@ static int split_labels(strlist *l, const char *list) {
     }
 }
 
-/* One item per line of path; returns -1 (message printed) when it cannot be read. */
-static int read_lines(strlist *l, const char *path, int trim) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    int rc = 0;
-    while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) rc = strlist_add(l, line, (size_t)len, trim);
-    free(line);
-    fclose(f);
-    if (rc) fprintf(stderr, "biomedclip compare: out of memory\n");
-    return rc;
-}
-
 static int is_image_name(const char *name) {
     const char *dot = strrchr(name, '.');
     if (!dot) return 0;
@@ -160,6 +142,53 @@ static int add_images(strlist *out, const char *arg, int *errors) {
         return 0;
     }
     return strlist_add(out, arg, strlen(arg), 0);
+}
+
+/* ---- the command line (cli_parse's table) ------------------------------------------------- */
+
+typedef struct inputs {
+    const char *paths[2]; /* the two models: the first two arguments */
+    int n_paths;
+    strlist images, texts, labels;
+    int errors;           /* directories that could not be read */
+} inputs;
+
+static int oom(void) {
+    fprintf(stderr, "biomedclip compare: out of memory\n");
+    return CLI_EXIT_FAILURE;
+}
+
+static int add_arg(void *p, const char *a) {
+    inputs *in = p;
+    if (in->n_paths < 2) {
+        in->paths[in->n_paths++] = a;
+        return CLI_GO_ON;
+    }
+    return add_images(&in->images, a, &in->errors) ? oom() : CLI_GO_ON;
+}
+
+static int add_images_opt(void *p, const char *v) {
+    inputs *in = p;
+    return add_images(&in->images, v, &in->errors) ? oom() : CLI_GO_ON;
+}
+
+static int add_text(void *p, const char *v) {
+    return strlist_add(&((inputs *)p)->texts, v, strlen(v), 0) ? oom() : CLI_GO_ON;
+}
+
+static int text_line(void *l, char *line, size_t len) { return strlist_add(l, line, len, 0); }
+static int label_line(void *l, char *line, size_t len) { return strlist_add(l, line, len, 1); }
+
+static int add_texts_file(void *p, const char *path) {
+    return cli_read_lines("compare", path, text_line, &((inputs *)p)->texts) ? CLI_EXIT_USAGE : CLI_GO_ON;
+}
+
+static int add_labels(void *p, const char *list) {
+    return split_labels(&((inputs *)p)->labels, list) ? oom() : CLI_GO_ON;
+}
+
+static int add_labels_file(void *p, const char *path) {
+    return cli_read_lines("compare", path, label_line, &((inputs *)p)->labels) ? CLI_EXIT_USAGE : CLI_GO_ON;
 }
 
 /* ---- one model ------------------------------------------------------------------------------ */
@@ -328,10 +357,12 @@ static void json_summary(const char *key, summary s) {
 }
 
 int cli_compare(int argc, char **argv) {
-    const char *template = DEFAULT_TEMPLATE, *v, *paths[2] = {NULL, NULL};
-    int threads = 0, batch = 8, json = 0, only_args = 0, n_paths = 0, input_errors = 0;
+    const char *template = DEFAULT_TEMPLATE;
+    int threads = 0, batch = 8, json = 0;
     int rc = CLI_EXIT_USAGE;
-    strlist images = {0}, texts = {0}, labels = {0}, label_texts = {0};
+    inputs in;
+    memset(&in, 0, sizeof in);
+    strlist label_texts = {0};
     side m[2];
     memset(m, 0, sizeof m);
     unsigned char *ok = NULL;
@@ -341,47 +372,24 @@ int cli_compare(int argc, char **argv) {
     retrieval ret[2];
     int n_ret = 0;
 
-    const char *a = NULL;
-    for (int i = 1; i < argc; i++) {
-        a = argv[i];
-        if (only_args || a[0] != '-' || !a[1]) {
-            if (n_paths < 2) paths[n_paths++] = a;
-            else if (add_images(&images, a, &input_errors)) goto oom;
-        } else if (!strcmp(a, "--")) {
-            only_args = 1;
-        } else if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "--images", &v)) {
-            if (!v) goto missing;
-            if (add_images(&images, v, &input_errors)) goto oom;
-        } else if (cli_opt(argc, argv, &i, "--texts", &v)) {
-            if (!v) goto missing;
-            if (read_lines(&texts, v, 0)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--text", &v)) {
-            if (!v) goto missing;
-            if (strlist_add(&texts, v, strlen(v), 0)) goto oom;
-        } else if (cli_opt(argc, argv, &i, "--labels", &v)) {
-            if (!v) goto missing;
-            if (split_labels(&labels, v)) goto oom;
-        } else if (cli_opt(argc, argv, &i, "--labels-file", &v)) {
-            if (!v) goto missing;
-            if (read_lines(&labels, v, 1)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--template", &v)) {
-            if (!v) goto missing;
-            template = v;
-        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-            if (cli_parse_int("compare", "--threads", v, &threads)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--batch", &v)) {
-            if (cli_parse_int("compare", "--batch", v, &batch)) goto done;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            fprintf(stderr, "biomedclip compare: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
+    const cli_option opts[] = {
+        {"--images", NULL, CLI_CALL, &in, 0, NULL, add_images_opt},
+        {"--texts", NULL, CLI_CALL, &in, 0, NULL, add_texts_file},
+        {"--text", NULL, CLI_CALL, &in, 0, NULL, add_text},
+        {"--labels", NULL, CLI_CALL, &in, 0, NULL, add_labels},
+        {"--labels-file", NULL, CLI_CALL, &in, 0, NULL, add_labels_file},
+        {"--template", NULL, CLI_STRING, &template, 0, NULL, NULL},
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_BATCH(&batch),
+        CLI_OPT_JSON(&json),
+        {NULL, NULL, CLI_CALL, &in, 0, NULL, add_arg},
+        {0},
+    };
+    if ((rc = cli_parse("compare", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
+    const char *const *paths = in.paths;
+    int n_paths = in.n_paths, input_errors = in.errors;
+    strlist images = in.images, texts = in.texts, labels = in.labels;
     if (n_paths < 2) {
         fprintf(stderr, "biomedclip compare: two model files are needed: compare A.bmc B.bmc ... (see --help)\n");
         goto done;
@@ -422,13 +430,7 @@ int cli_compare(int argc, char **argv) {
     if (!ok) goto oom;
     memset(ok, 1, (size_t)(n_img ? n_img : 1));
     for (int s = 0; s < 2; s++) {
-        bmc_ctx_params cp = bmc_ctx_default_params();
-        if (threads > 0) cp.n_threads = threads;
-        if (batch > cp.max_batch) cp.max_batch = batch;
-        if (bmc_ctx_new(m[s].model, &cp, &m[s].ctx) != BMC_OK) {
-            fprintf(stderr, "biomedclip compare: %s: %s\n", m[s].path, bmc_last_error());
-            goto done;
-        }
+        if (cli_new_ctx("compare", m[s].model, threads, batch, &m[s].ctx)) goto done;
         size_t d = (size_t)m[s].dim;
         m[s].img = calloc((size_t)n_img * d + 1, sizeof(float));
         m[s].txt = calloc((size_t)n_txt * d + 1, sizeof(float));
@@ -612,9 +614,6 @@ int cli_compare(int argc, char **argv) {
     rc = input_errors ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
     goto done;
 
-missing:
-    fprintf(stderr, "biomedclip compare: %s needs a value\n", a);
-    goto done;
 oom:
     fprintf(stderr, "biomedclip compare: out of memory\n");
     rc = CLI_EXIT_FAILURE;
@@ -624,7 +623,7 @@ done:
         bmc_ctx_free(m[s].ctx);
         bmc_model_free(m[s].model);
     }
-    strlist_free(&images), strlist_free(&texts), strlist_free(&labels), strlist_free(&label_texts);
+    strlist_free(&in.images), strlist_free(&in.texts), strlist_free(&in.labels), strlist_free(&label_texts);
     free(ok), free(valid), free(img_cos), free(txt_cos), free(simA), free(simB);
     return rc;
 }
