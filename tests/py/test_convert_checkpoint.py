@@ -400,6 +400,19 @@ def run(work):
     check([(x["query"], x["gallery"], x["candidates"]) for x in j.get("retrieval", [])] ==
           [("image", "image", len(j.get("images", [])) - 1)] and j.get("zero_shot", 0) is None,
           "compare with images only: image->image retrieval, each query against the others")
+    # texts only, and models of different embedding sizes: no cosines, the rankings still compared
+    full = os.path.join(TESTDATA, "full.bmc")
+    if os.path.exists(full):
+        rc, o, e = cli("compare", base, full, "--text", "pleural effusion", "--text", "brain MRI", "--text", "pie chart",
+                       "--text", "bone fracture", "--json", "--threads", "2")
+        j = json.loads(o) if rc == 0 else {}
+        r = j.get("retrieval", [{}])
+        check(rc == 0 and j["a"]["embed_dim"] == 32 and j["b"]["embed_dim"] == 512 and
+              all(t["cosine"] is None for t in j["texts"]) and j["cosine"]["texts"]["min"] is None and
+              [(x["query"], x["gallery"], x["queries"], x["candidates"]) for x in r] == [("text", "text", 4, 3)] and
+              -1 <= r[0]["spearman_mean"] <= 1,
+              "compare tiny (32-d) vs full (512-d), texts only: cosines null, text->text ranking compared (%s)"
+              % (o.strip()[-300:] or e.strip()))
     rc, o, e = cli("compare", base)
     check(rc == 2 and "two model files" in e, "compare with one model: exit 2 (%s)" % e.strip())
     rc, o, e = cli("compare", base, base)
