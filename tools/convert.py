@@ -599,7 +599,7 @@ def read_checkpoint(path):
                        "safetensors file" % path)
 
 
-def describe_read(path, info, sd_raw, sd, notes):
+def describe_read(path, info, sd, notes):
     """The lines saying what was read: format, container, epoch/name, dtypes, tensors, skips."""
     lines = ["read %s: %s, %s" % (path, info["format"], info["container"])]
     meta = ["%s %s" % (k, info[k] if k != "name" else repr(info[k])) for k in ("epoch", "name", "step", "global_step")
@@ -661,7 +661,7 @@ def convert(source, out_path, args):
         what = identify(sd)
         if what is not None:
             raise ConvertError("%s is not a BiomedCLIP checkpoint: it looks like %s" % (weights_path, what))
-        report = describe_read(weights_path, info, sd_raw, sd, notes)
+        report = describe_read(weights_path, info, sd, notes)
         cfg, shapes = plan(sd, model_cfg, pre_cfg, args, config_path)
         check_tensors(sd, shapes)
         if len(tokens) > cfg["vocab_rows"]:

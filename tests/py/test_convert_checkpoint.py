@@ -18,7 +18,6 @@ byte for byte, in bounded time and memory.
 import argparse
 import collections
 import json
-import math
 import os
 import re
 import shutil
