@@ -237,8 +237,11 @@ def find_state_dict(obj, path, tensor_type):
                                            "several are: %s (save the one to convert alone)"
                                            % ", ".join(map(repr, found))))
         key = found[0]
-    info["container"] = ("open_clip training checkpoint" if key == "state_dict" and "epoch" in obj
-                         else "checkpoint dict, weights under %r" % key)
+    # open_clip's training script saves exactly these keys (scaler with AMP); Lightning's own
+    # "epoch" + "state_dict" come with many more
+    open_clip = key == "state_dict" and "epoch" in obj and set(obj) <= {"epoch", "name", "state_dict", "optimizer",
+                                                                          "scaler"}
+    info["container"] = "open_clip training checkpoint" if open_clip else "checkpoint dict, weights under %r" % key
     info["key"] = key
     for k in ("epoch", "name", "step", "global_step"):
         v = obj.get(k)

@@ -284,8 +284,10 @@ def run(work):
     torch.save(train, p("epoch_7.pt"))
     torch.save(sd, p("plain.pth"))
     gen.write_safetensors(p("weights.safetensors"), sd)
-    torch.save({"state_dict": collections.OrderedDict(("model." + k, v) for k, v in sd.items()), "global_step": 120},
-               p("lightning.ckpt"))
+    torch.save({"epoch": 4, "global_step": 120, "pytorch-lightning_version": "2.1.0",
+                "state_dict": collections.OrderedDict(("model." + k, v) for k, v in sd.items()),
+                "optimizer_states": [adamw_state(sd, only={"logit_scale"})], "lr_schedulers": [],
+                "hyper_parameters": {"lr": 1e-5, "model_name": "biomedclip"}}, p("lightning.ckpt"))
     torch.save({"model_state_dict": sd, "optimizer_state_dict": adamw_state(sd, only={"logit_scale"}), "epoch": 2},
                p("tutorial.pt"))
     formats = [("open_clip training checkpoint (DDP module., AdamW, scaler)", "epoch_7.pt",
@@ -293,7 +295,9 @@ def run(work):
                  "skipped: optimizer, scaler", "never read", "float32 x 71"]),
                ("plain state_dict", "plain.pth", ["torch.save zip, plain state_dict", "71 tensors (float32 x 71)"]),
                ("safetensors", "weights.safetensors", ["safetensors, plain state_dict"]),
-               ("Lightning-style model. prefix", "lightning.ckpt", ["'model.' prefix removed", "global_step 120"]),
+               ("Lightning checkpoint (model. prefix)", "lightning.ckpt",
+                ["checkpoint dict, weights under 'state_dict' (epoch 4, global_step 120)", "'model.' prefix removed",
+                 "skipped: pytorch-lightning_version, optimizer_states, lr_schedulers, hyper_parameters"]),
                ("model_state_dict (PyTorch tutorials)", "tutorial.pt", ["weights under 'model_state_dict'", "epoch 2",
                                                                          "skipped: optimizer_state_dict"])]
     for what, name, pieces in formats:
