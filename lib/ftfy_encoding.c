@@ -10,9 +10,9 @@
 #include "ftfy.h"
 #include "unicode.h"
 
-/* fix_encoding_and_explain repeats its step until the text stops changing. Every step that
- * changes the text shortens it or removes C1 controls, so ftfy itself needs few steps; this
- * bound only guards against a cycle we have not foreseen (docs/TOKENIZER.md). */
+/* fix_encoding_and_explain repeats its step until the text stops changing. A repairing step
+ * decodes UTF-8 (the text does not grow) or clears C1 controls, so ftfy itself needs few steps;
+ * this bound only guards against a cycle we have not foreseen (docs/TOKENIZER.md). */
 #define FIX_MAX_STEPS 64
 /* decode_inconsistent_utf8 calls fix_encoding on shorter pieces, which may call it again; the
  * nesting is bounded by the length in Python, here by this depth (the piece is then kept). */
