@@ -124,16 +124,18 @@ def test_encode_text_vs_torch(name, request):
     # checked through encode_ids below)
     texts = [c for c in cases if c[2] is not None and "\ufb01" not in c[2]]
     assert len(texts) >= 20
+    # (the full-size model: normalised only, and ids of the random cases, to save time)
     got = m.encode_text([c[2] for c in texts])
-    raw = m.encode_text([c[2] for c in texts], normalize=False)
-    for (cname, ids, text, proj, norm), g, r in zip(texts, got, raw):
-        assert T.rel_l2(g, norm) <= REF_TOL, (cname, T.rel_l2(g, norm))
-        assert T.rel_l2(r, proj) <= REF_TOL, (cname, T.rel_l2(r, proj))
+    raw = m.encode_text([c[2] for c in texts], normalize=False) if name == "tiny" else None
+    for i, (cname, ids, text, proj, norm) in enumerate(texts):
+        assert T.rel_l2(got[i], norm) <= REF_TOL, (cname, T.rel_l2(got[i], norm))
+        assert raw is None or T.rel_l2(raw[i], proj) <= REF_TOL, (cname, T.rel_l2(raw[i], proj))
         assert m.tokenize(text) == ids, cname
     assert len(cases) - len(texts) == sum(c[2] is None for c in cases) + 1
     # token ids straight in, every length up to the context length
-    got = m.encode_ids([c[1] for c in cases])
-    for (cname, ids, text, proj, norm), g in zip(cases, got):
+    some = cases if name == "tiny" else [c for c in cases if c[2] is None or "\ufb01" in c[2]]
+    got = m.encode_ids([c[1] for c in some])
+    for (cname, ids, text, proj, norm), g in zip(some, got):
         assert T.rel_l2(g, norm) <= REF_TOL, (cname, T.rel_l2(g, norm))
     one = m.encode_ids(cases[2][1], normalize=False)
     assert one.shape == (m.embed_dim,) and T.rel_l2(one, cases[2][3]) <= REF_TOL
@@ -156,22 +158,24 @@ def test_encode_text_vs_cli(tiny):
 def test_encode_image_vs_torch(name, request):
     m = request.getfixturevalue(name)
     names, px, proj, norm = T.vision_golden(name)
-    got = m.encode_pixels(px)
     raw = m.encode_pixels(px, normalize=False)
     for i, n in enumerate(names):
-        assert T.rel_l2(got[i], norm[i]) <= REF_TOL, (n, T.rel_l2(got[i], norm[i]))
         assert T.rel_l2(raw[i], proj[i]) <= REF_TOL, (n, T.rel_l2(raw[i], proj[i]))
-    # the same crops as files, file bytes, arrays and PIL images (224 x 224: no resize)
+    got = m.encode_pixels(px[0])
+    assert got.shape == (m.embed_dim,) and T.rel_l2(got, norm[0]) <= REF_TOL
+    # the same crops as files, file bytes, arrays and PIL images (224 x 224: no resize); one
+    # image each on the full-size model
     files = [os.path.join(T.CROPS, n + ".ppm") for n in names if n != "random_normal"]
-    arrays = [np.asarray(Image.open(f).convert("RGB")) for f in files]
-    for how, items in (("paths", files), ("bytes", [open(f, "rb").read() for f in files]),
-                       ("arrays", arrays), ("PIL", [Image.open(f) for f in files])):
-        e = m.encode_image(items)
-        for i, f in enumerate(files):
-            assert T.rel_l2(e[i], norm[i]) <= REF_TOL, (how, f, T.rel_l2(e[i], norm[i]))
+    for k, (how, make) in enumerate((("paths", lambda f: f),
+                                     ("bytes", lambda f: open(f, "rb").read()),
+                                     ("arrays", lambda f: np.asarray(Image.open(f).convert("RGB"))),
+                                     ("PIL", Image.open))):
+        idx = list(range(len(files))) if name == "tiny" else [k % len(files)]
+        e = m.encode_image([make(files[i]) for i in idx])
+        for j, i in enumerate(idx):
+            assert T.rel_l2(e[j], norm[i]) <= REF_TOL, (how, files[i], T.rel_l2(e[j], norm[i]))
     e1 = m.encode_image(files[0])
     assert e1.shape == (m.embed_dim,) and T.rel_l2(e1, norm[0]) <= REF_TOL
-    assert T.rel_l2(m.encode_pixels(px[0]), norm[0]) <= REF_TOL
 
 
 def test_encode_image_vs_cli(tiny, pngs):
@@ -180,11 +184,11 @@ def test_encode_image_vs_cli(tiny, pngs):
     want = cli_embed("image", T.TINY, files)
     assert np.abs(tiny.encode_image(files) - want).max() <= EMB_TOL
     import pathlib
-    assert np.abs(tiny.encode_image([pathlib.Path(f) for f in files]) - want).max() <= EMB_TOL
-    blobs = [open(f, "rb").read() for f in files]
-    assert np.abs(tiny.encode_image(blobs) - want).max() <= EMB_TOL
-    assert np.abs(tiny.encode_image([bytearray(b) for b in blobs]) - want).max() <= EMB_TOL
-    assert np.abs(tiny.encode_image([memoryview(b) for b in blobs]) - want).max() <= EMB_TOL
+    two = [files.index(os.path.join(T.IMAGES, "bone_X-ray.jpg")), len(files) - 1]
+    blobs = [open(files[i], "rb").read() for i in two]
+    for items in ([pathlib.Path(files[i]) for i in two], blobs, [bytearray(b) for b in blobs],
+                  [memoryview(b) for b in blobs]):
+        assert np.abs(tiny.encode_image(items) - want[two]).max() <= EMB_TOL, type(items[0])
     raw = cli_embed("image", T.TINY, files, "--raw")
     assert np.abs(tiny.encode_image(files, normalize=False) - raw).max() <= EMB_TOL
     # lossless files as arrays (PIL's pixels) and as PIL images of their own mode
