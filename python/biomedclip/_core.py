@@ -388,6 +388,8 @@ def _texts(texts, what):
     """(list of UTF-8 bytes, single)."""
     single = isinstance(texts, (str, bytes))
     items = [texts] if single else texts
+    if isinstance(items, (dict, set, frozenset)):  # no order to give the rows
+        raise _invalid("%s: want a str or a list of str, got %s" % (what, type(texts).__name__))
     if not isinstance(items, (list, tuple)):
         try:
             items = list(items)
