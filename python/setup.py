@@ -33,6 +33,8 @@ class BuildPyWithLibrary(build_py):
             self.announce("biomedclip: bundling %s" % lib, level=2)
             shutil.copyfile(os.path.realpath(lib), dest)
         else:
+            if os.path.exists(dest):  # a copy left by an earlier build in the same tree
+                os.remove(dest)
             print("biomedclip: no built libbiomedclip.so found (run make, or set BIOMEDCLIP_LIB);"
                   " the package will load the system's library")
 
