@@ -8,7 +8,7 @@ loads the system's library at import (`make install`). pyproject.toml holds the 
 import os
 import shutil
 
-from setuptools import setup
+from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -39,4 +39,11 @@ class BuildPyWithLibrary(build_py):
                   " the package will load the system's library")
 
 
-setup(cmdclass={"build_py": BuildPyWithLibrary})
+class BinaryDistribution(Distribution):
+    """A wheel that carries a shared library is tagged for its platform, not 'any'."""
+
+    def has_ext_modules(self):
+        return built_library() is not None
+
+
+setup(cmdclass={"build_py": BuildPyWithLibrary}, distclass=BinaryDistribution)
