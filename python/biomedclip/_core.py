@@ -449,11 +449,13 @@ class Model:
         self.logit_scale = float(_lib.bmc_model_logit_scale(m))
 
     # -- lifetime --
-    def _model(self):
+    def _live(self):
+        """The model handle; callers hold it in a local for the length of a library call, so
+        that a close() in another thread cannot unmap the model under that call."""
         h = self._handle
         if h is None:
             raise _invalid("Model %s is closed" % self.path)
-        return h.ptr
+        return h
 
     def _ctx(self):
         """This thread's context (made on first use)."""
@@ -488,7 +490,8 @@ class Model:
         """The configuration as a dict (embed_dim, image_size, context_length, vocab_size,
         logit_scale, n_params, n_tensors, file_size, path, library, description: the text of
         `biomedclip info`, and its lines as 'fields')."""
-        m = self._model()
+        h = self._live()
+        m = h.ptr
         n = _lib.bmc_model_describe(m, None, 0)
         buf = ctypes.create_string_buffer(n + 1)
         _lib.bmc_model_describe(m, buf, n + 1)
@@ -518,7 +521,8 @@ class Model:
     def token(self, id):
         """The vocabulary string of a token id (None when out of range)."""
         n = ctypes.c_size_t()
-        p = _lib.bmc_model_token(self._model(), int(id), ctypes.byref(n))
+        h = self._live()
+        p = _lib.bmc_model_token(h.ptr, int(id), ctypes.byref(n))
         return None if not p else ctypes.string_at(p, n.value).decode("utf-8", "replace")
 
     # -- text --
@@ -526,7 +530,8 @@ class Model:
         """Token ids of a text as the text tower gets them ([CLS] ... [SEP], truncated to the
         context length): a list of int. A list of texts gives a list of lists."""
         items, single = _texts(text, "tokenize")
-        m = self._model()
+        h = self._live()
+        m = h.ptr
         cap = max(self.context_length, L.BMC_MAX_TOKENS)
         ids = np.empty(cap, np.int32)
         n = ctypes.c_int()
@@ -627,8 +632,9 @@ class Model:
         if not _is_image_item(image):
             raise _invalid("%s: want one image (path, bytes, numpy uint8 array, PIL image), got "
                            "%s" % (what, type(image).__name__))
+        h = self._live()
         with _Images([image], opts, what) as im:
-            _check(fn(self._model(), im.arr, out.ctypes.data))
+            _check(fn(h.ptr, im.arr, out.ctypes.data))
         return out
 
     def preprocess(self, image, pil_16bit=False, frame=None, window=None):
@@ -656,7 +662,8 @@ class Model:
                 raise _invalid("zero_shot_probs: %s embeddings have %d numbers, the model %d"
                                % (what, arr.shape[1], self.embed_dim))
         out = np.empty((img.shape[0], txt.shape[0]), np.float32)
-        _check(_lib.bmc_zero_shot_probs(self._model(), img.ctypes.data, img.shape[0],
+        h = self._live()
+        _check(_lib.bmc_zero_shot_probs(h.ptr, img.ctypes.data, img.shape[0],
                                         txt.ctypes.data, txt.shape[0], out.ctypes.data))
         return out[0] if img1 else out
 

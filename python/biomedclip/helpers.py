@@ -7,7 +7,7 @@ import os
 import numpy as np
 
 from . import _lib as L
-from ._core import Error, _error, _invalid, similarity
+from ._core import Error, _as_items, _error, _invalid, similarity
 
 NOTEBOOK_TEMPLATE = "this is a photo of "
 
@@ -127,8 +127,8 @@ def zero_shot(model, images, labels, template=NOTEBOOK_TEMPLATE, **decode):
     labels = list(labels)
     if not labels:
         raise _invalid("zero_shot: no labels")
-    img = model.encode_image(list(images) if not isinstance(images, np.ndarray) or
-                             images.ndim == 4 else [images], **decode)
+    items, _ = _as_items(images, "zero_shot")
+    img = model.encode_image(items, **decode)
     txt = model.encode_text([template + x for x in labels])
     return model.zero_shot_probs(img, txt)
 

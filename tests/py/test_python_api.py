@@ -236,6 +236,7 @@ def test_classify_and_zero_shot_vs_cli_and_torch(tiny, pngs):
     probs = biomedclip.zero_shot(tiny, pngs, T.LABELS)
     assert probs.shape == (len(pngs), len(T.LABELS))
     assert np.abs(probs - want).max() <= EMB_TOL
+    assert np.array_equal(biomedclip.zero_shot(tiny, pngs[1], T.LABELS), probs[1:2])
     res = tiny.classify(pngs, T.LABELS)
     for d, w in zip(res, want):
         assert sorted(d) == sorted(T.LABELS)
