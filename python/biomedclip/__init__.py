@@ -11,12 +11,12 @@ numpy is the only dependency; the C library is loaded with ctypes (docs/PYTHON.m
 """
 from ._core import (ChecksumError, Error, FileError, FormatError, ImageError, InternalError,
                     InvalidArgumentError, Model, OutOfMemoryError, TooLongError, VersionError,
-                    library_path, library_version, similarity, system_info)
+                    image_info, library_path, library_version, similarity, system_info)
 from .helpers import NOTEBOOK_TEMPLATE, Hit, Index, zero_shot, zero_shot_table
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "Index", "Hit", "similarity", "zero_shot", "zero_shot_table",
+__all__ = ["Model", "Index", "Hit", "similarity", "image_info", "zero_shot", "zero_shot_table",
            "NOTEBOOK_TEMPLATE", "library_path", "library_version", "system_info", "Error",
            "InvalidArgumentError", "FileError", "FormatError", "VersionError", "ChecksumError",
            "OutOfMemoryError", "ImageError", "TooLongError", "InternalError"]

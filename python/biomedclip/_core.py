@@ -240,7 +240,7 @@ def _load_params(opts):
     p.flags = opts["flags"]
     frame, window = opts["frame"], opts["window"]
     if frame is not None:
-        if not isinstance(frame, int) or frame < 0 or frame > _INT_MAX:
+        if not isinstance(frame, int) or isinstance(frame, bool) or not 0 <= frame <= _INT_MAX:
             raise _invalid("frame must be an int >= 0, got %r" % (frame,))
         p.frame = frame
     if window is None or window == "auto":
@@ -263,11 +263,14 @@ def _load_params(opts):
 
 
 def _decode_opts(pil_16bit, frame, window):
+    """The decoding options of files and bytes, checked now (arrays do not use them)."""
     opts = {"flags": L.BMC_DECODE_PIL_16BIT if pil_16bit else L.BMC_DECODE_DEFAULT,
             "frame": frame, "window": window}
-    if (frame is not None or window is not None) and not L.has(_lib, "bmc_image_load_ex"):
-        raise _invalid("frame / window options need a libbiomedclip with bmc_image_load_ex "
-                       "(%s has none)" % library_path)
+    if frame is not None or window is not None:
+        if not L.has(_lib, "bmc_image_load_ex"):
+            raise _invalid("frame / window options need a libbiomedclip with bmc_image_load_ex "
+                           "(%s has none)" % library_path)
+        _load_params(opts)
     return opts
 
 
@@ -322,6 +325,28 @@ def _fill_image(img, item, where, opts, keep):
         return False
     raise _invalid("%s: want a path, bytes, a numpy uint8 array or a PIL image, got %s"
                    % (where, type(item).__name__))
+
+
+def image_info(image, pil_16bit=False, frame=None, window=None):
+    """What the decoder saw in a file (path or bytes), as a dict (bmc_image_get_info): format,
+    mode (PIL's), width, height, bits_stored, n_frames (DICOM frames / TIFF pages), frame,
+    photometric, transfer_syntax, window (the rule that made it 8-bit). Needs a library with
+    bmc_image_get_info."""
+    if not L.has(_lib, "bmc_image_get_info"):
+        raise _invalid("image_info needs a libbiomedclip with bmc_image_get_info (%s has none)"
+                       % library_path)
+    if not isinstance(image, (str, os.PathLike, bytes, bytearray, memoryview)):
+        raise _invalid("image_info: want a file path or the bytes of a file, got %s"
+                       % type(image).__name__)
+    opts = _decode_opts(pil_16bit, frame, window)
+    info = L.ImageInfo()
+    with _Images([image], opts, "image_info") as im:
+        _check(_lib.bmc_image_get_info(im.arr, ctypes.byref(info)))
+    out = {}
+    for name, _ in L.ImageInfo._fields_:
+        v = getattr(info, name)
+        out[name] = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+    return out
 
 
 class _Images:

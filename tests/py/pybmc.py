@@ -112,3 +112,7 @@ def main(file):
     import pytest
     reexec_under_asan()
     return pytest.main([file, "-q", "-p", "no:cacheprovider"])
+
+
+# before any test module imports biomedclip (which loads the library)
+reexec_under_asan()

@@ -200,6 +200,41 @@ def test_bytes_like(m):
     assert np.array_equal(m.encode_image(nc), want)
 
 
+# ---- decoding options (bmc_image_load_ex, bmc_image_get_info) ----------------------------------
+
+HAS_EX = _core.L.has(_core._lib, "bmc_image_load_ex")
+
+
+@pytest.mark.skipif(not HAS_EX, reason="library without bmc_image_load_ex")
+def test_image_info_and_load_options(m, tmp):
+    cases = [os.path.join(T.IMAGES, n) for n in ("covid_line_chart.png", "pie_chart.png",
+                                                 "bone_X-ray.jpg")]
+    g = os.path.join(tmp, "gray.png")
+    Image.open(cases[2]).convert("L").save(g)
+    cases.append(g)
+    for p in cases:
+        info = biomedclip.image_info(p)
+        im = Image.open(p)
+        assert (info["width"], info["height"]) == im.size, p
+        assert info["format"] == im.format and info["mode"] == im.mode, (p, info)
+        assert info["n_frames"] == 1 and info["frame"] == 0 and info["bits_stored"] in (1, 8)
+        assert biomedclip.image_info(open(p, "rb").read()) == info
+        # 8-bit sources: no window applies, frame 0 is the image
+        want = m.encode_image(p)
+        for kw in ({"frame": 0}, {"window": "minmax"}, {"window": (40, 400)}, {"window": "auto"}):
+            assert np.array_equal(m.encode_image(p, **kw), want), (p, kw)
+    with pytest.raises(biomedclip.Error) as e:
+        m.encode_image(cases[0], frame=1)  # one image: no frame 1
+    assert e.value.status < 0 and str(e.value)
+    with pytest.raises(biomedclip.InvalidArgumentError, match="width") as e:
+        m.encode_image(cases[0], window=(40, 0))  # the library's check
+    for bad in ({"window": "bogus"}, {"window": "file:x"}, {"frame": -1}, {"frame": 1.5}):
+        with pytest.raises(biomedclip.InvalidArgumentError):
+            m.encode_image(cases[0], **bad)
+    with pytest.raises(biomedclip.InvalidArgumentError):
+        biomedclip.image_info(np.zeros((4, 4), np.uint8))  # a view has no decoder information
+
+
 # ---- errors -----------------------------------------------------------------------------------
 
 def cli_message(*args):
@@ -302,8 +337,7 @@ def test_argument_errors(m):
     with pytest.raises(E):
         biomedclip.similarity(["x"], [1.0])
     with pytest.raises(E):
-        m.encode_image(rgb(), frame=-1) if _core.L.has(_core._lib, "bmc_image_load_ex") \
-            else m.encode_image(rgb(), frame=1)
+        m.encode_image(rgb(), frame=-1) if HAS_EX else m.encode_image(rgb(), frame=1)
 
 
 def test_error_objects():
