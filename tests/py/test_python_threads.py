@@ -48,7 +48,7 @@ def test_threads_share_a_model():
     def run(i):
         try:
             start.wait()
-            for _ in range(3):
+            for _ in range(1 if T.under_asan() else 3):
                 results[i] = work(m, arrays, texts, files)
             ctxs.add(m._local.ctx.ptr)
         except BaseException as e:  # noqa: B902  (reported below)
@@ -73,14 +73,15 @@ def test_threads_share_a_model():
 
 
 def test_gil_released_during_library_calls():
-    m = biomedclip.Model(T.FULL, threads=1)
-    imgs = np.random.default_rng(0).integers(0, 256, (2, 224, 224, 3), dtype=np.uint8)
-    m.encode_image(imgs[0])  # warm: context made, pages mapped
+    n = 16 if T.under_asan() else 64
+    m = biomedclip.Model(T.TINY, threads=1, batch=n)
+    imgs = np.random.default_rng(0).integers(0, 256, (n, 224, 224, 3), dtype=np.uint8)
+    m.encode_image(imgs)  # warm: context at its size, pages mapped
     span = {}
 
     def encode():
         span["t0"] = time.monotonic()
-        m.encode_image(imgs)  # one library call, several tenths of a second
+        m.encode_image(imgs)  # one library call (batch = n), a few tenths of a second
         span["t1"] = time.monotonic()
 
     t = threading.Thread(target=encode)
@@ -95,7 +96,7 @@ def test_gil_released_during_library_calls():
     print("encode call %.3f s; this thread ran %d times inside it" % (t1 - t0, len(inside)))
     assert t1 - t0 > 0.1, "the call is too short to tell"
     # with the GIL held for the whole call this thread could not run at all inside it
-    assert len(inside) >= 10
+    assert len(inside) >= 5
 
 
 def rss_bytes():
@@ -164,15 +165,21 @@ def test_no_leak_over_10000_calls():
                 k += 1
         return k
 
-    round_(1500)  # warm-up: contexts at their size, allocator pools filled
+    asan = T.under_asan()
+    round_(300 if asan else 1500)  # warm-up: contexts at their size, allocator pools filled
     gc.collect()
     r0 = rss_bytes()
     t0 = time.monotonic()
-    k = round_(10000)
+    k = round_(1000 if asan else 10000)
     gc.collect()
     r1 = rss_bytes()
     print("%d calls in %.1f s; RSS %.1f MB -> %.1f MB (%+.0f kB)" % (
         k, time.monotonic() - t0, r0 / 2 ** 20, r1 / 2 ** 20, (r1 - r0) / 1024))
+    if asan:
+        # ASan holds freed memory in quarantine, so the RSS grows without a leak; these calls
+        # are checked for memory errors here, and for leaks by the plain build's run
+        print("ASan build: RSS not compared")
+        return
     assert k >= 10000
     # a leak of even 100 bytes a call would show as 1 MB
     assert r1 - r0 < 1 * 2 ** 20
