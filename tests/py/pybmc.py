@@ -55,7 +55,8 @@ def reexec_under_asan():
     if rt:
         env = dict(os.environ, BMC_PY_ASAN_REEXEC="1", LD_PRELOAD=rt,
                    ASAN_OPTIONS="detect_leaks=0:" + os.environ.get("ASAN_OPTIONS", ""))
-        print("pybmc: %s is an ASan build: running again with LD_PRELOAD=%s" % (LIB, rt), flush=True)
+        print("pybmc: %s is an ASan build: running again with LD_PRELOAD=%s" % (LIB, rt),
+              flush=True)
         rc = subprocess.run([sys.executable] + sys.argv, env=env).returncode
         sys.stdout.flush()
         os._exit(rc)  # (not SystemExit: under `python3 -m pytest` that would be a test error)

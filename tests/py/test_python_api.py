@@ -10,7 +10,6 @@ preprocess and crop (PIL + torch preprocessing), classify and zero_shot (the ref
 zero-shot probabilities), similarity, Index (an index written by `biomedclip index`, searched
 as `biomedclip search` does).
 """
-import io
 import json
 import os
 import shutil
@@ -293,7 +292,8 @@ def test_index_vs_cli_search(tiny, pngs):
         os.makedirs(os.path.join(imgs, "sub"))
         srcs = pngs + [os.path.join(T.IMAGES, n) for n in ("chest_X-ray.jpg", "brain_MRI.jpg")]
         for i, p in enumerate(srcs):
-            shutil.copy(p, os.path.join(imgs, "sub" if i % 2 else "", "%02d_%s" % (i, os.path.basename(p))))
+            name = "%02d_%s" % (i, os.path.basename(p))
+            shutil.copy(p, os.path.join(imgs, "sub" if i % 2 else "", name))
         shutil.copy(srcs[0], os.path.join(imgs, "dup.png"))  # equal scores keep index order
         idx_dir = os.path.join(tmp, "idx")
         p = T.cli("index", "-m", T.TINY, "-o", idx_dir, "--quiet", imgs)

@@ -91,7 +91,8 @@ def test_example_with_installed_package(tmp):
     ex = os.path.join(tmp, "zero_shot_notebook.py")
     shutil.copy(os.path.join(T.ROOT, "examples", "zero_shot_notebook.py"), ex)
     p = subprocess.run([PY, ex, "--model", T.TINY, "--images", T.IMAGES, "--threads", "1"],
-                       capture_output=True, text=True, cwd=tmp, env=env_without_lib(PYTHONPATH=target))
+                       capture_output=True, text=True, cwd=tmp,
+                       env=env_without_lib(PYTHONPATH=target))
     assert p.returncode == 0, p.stderr[-2000:]
     sys.path.insert(0, os.path.join(T.ROOT, "examples"))
     import zero_shot_notebook as nb

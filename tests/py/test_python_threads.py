@@ -16,7 +16,6 @@ import time
 import pybmc as T  # noqa: I100  (sets sys.path and $BIOMEDCLIP_LIB first)
 
 import numpy as np
-import pytest
 
 import biomedclip
 from biomedclip import _core
