@@ -25,6 +25,9 @@ from PIL import Image
 import biomedclip
 
 EMB_TOL = 1e-6   # package vs command line: the same library
+# Under ASan (make sanitize) the full-size model gets a few items only: its kernels are checked
+# there by test_vit_parity / test_bert_parity, the binding's memory use by the tiny-model tests.
+LIGHT = T.under_asan()
 REF_TOL = 1e-5   # vs PyTorch, relative L2
 
 
@@ -123,6 +126,8 @@ def test_encode_text_vs_torch(name, request):
     # checked through encode_ids below)
     texts = [c for c in cases if c[2] is not None and "\ufb01" not in c[2]]
     assert len(texts) >= 20
+    if LIGHT and name == "full":
+        texts = texts[:3]
     # (the full-size model: normalised only, and ids of the random cases, to save time)
     got = m.encode_text([c[2] for c in texts])
     raw = m.encode_text([c[2] for c in texts], normalize=False) if name == "tiny" else None
@@ -130,9 +135,11 @@ def test_encode_text_vs_torch(name, request):
         assert T.rel_l2(got[i], norm) <= REF_TOL, (cname, T.rel_l2(got[i], norm))
         assert raw is None or T.rel_l2(raw[i], proj) <= REF_TOL, (cname, T.rel_l2(raw[i], proj))
         assert m.tokenize(text) == ids, cname
-    assert len(cases) - len(texts) == sum(c[2] is None for c in cases) + 1
+    assert LIGHT or len(cases) - len(texts) == sum(c[2] is None for c in cases) + 1
     # token ids straight in, every length up to the context length
     some = cases if name == "tiny" else [c for c in cases if c[2] is None or "\ufb01" in c[2]]
+    if LIGHT and name == "full":
+        some = [c for c in some if c[0] in ("rand008", "rand077") or "\ufb01" in (c[2] or "")]
     got = m.encode_ids([c[1] for c in some])
     for (cname, ids, text, proj, norm), g in zip(some, got):
         assert T.rel_l2(g, norm) <= REF_TOL, (cname, T.rel_l2(g, norm))
@@ -157,11 +164,13 @@ def test_encode_text_vs_cli(tiny):
 def test_encode_image_vs_torch(name, request):
     m = request.getfixturevalue(name)
     names, px, proj, norm = T.vision_golden(name)
-    raw = m.encode_pixels(px, normalize=False)
-    for i, n in enumerate(names):
+    some = len(names) if not (LIGHT and name == "full") else 1
+    raw = m.encode_pixels(px[:some], normalize=False)
+    for i, n in enumerate(names[:some]):
         assert T.rel_l2(raw[i], proj[i]) <= REF_TOL, (n, T.rel_l2(raw[i], proj[i]))
-    got = m.encode_pixels(px[0])
-    assert got.shape == (m.embed_dim,) and T.rel_l2(got, norm[0]) <= REF_TOL
+    if some > 1:
+        got = m.encode_pixels(px[0])
+        assert got.shape == (m.embed_dim,) and T.rel_l2(got, norm[0]) <= REF_TOL
     # the same crops as files, file bytes, arrays and PIL images (224 x 224: no resize); one
     # image each on the full-size model
     files = [os.path.join(T.CROPS, n + ".ppm") for n in names if n != "random_normal"]
@@ -170,11 +179,14 @@ def test_encode_image_vs_torch(name, request):
                                      ("arrays", lambda f: np.asarray(Image.open(f).convert("RGB"))),
                                      ("PIL", Image.open))):
         idx = list(range(len(files))) if name == "tiny" else [k % len(files)]
+        if LIGHT and name == "full" and how != "arrays":
+            continue
         e = m.encode_image([make(files[i]) for i in idx])
         for j, i in enumerate(idx):
             assert T.rel_l2(e[j], norm[i]) <= REF_TOL, (how, files[i], T.rel_l2(e[j], norm[i]))
-    e1 = m.encode_image(files[0])
-    assert e1.shape == (m.embed_dim,) and T.rel_l2(e1, norm[0]) <= REF_TOL
+    if not (LIGHT and name == "full"):
+        e1 = m.encode_image(files[0])
+        assert e1.shape == (m.embed_dim,) and T.rel_l2(e1, norm[0]) <= REF_TOL
 
 
 def test_encode_image_vs_cli(tiny, pngs):
