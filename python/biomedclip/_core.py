@@ -251,11 +251,16 @@ def _load_params(opts):
         p.window = 1
         try:
             p.window_index = int(window[5:]) if window != "file" else 0
+            if not 0 <= p.window_index <= _INT_MAX:
+                raise ValueError
         except ValueError:
             raise _invalid("window %r: want 'file' or 'file:K'" % window) from None
     elif isinstance(window, (tuple, list)) and len(window) == 2:
         p.window = 3
-        p.window_center, p.window_width = float(window[0]), float(window[1])
+        try:
+            p.window_center, p.window_width = float(window[0]), float(window[1])
+        except (TypeError, ValueError):
+            raise _invalid("window %r: want (center, width) numbers" % (window,)) from None
     else:
         raise _invalid("window %r: want None, 'auto', 'minmax', 'file', 'file:K' or "
                        "(center, width)" % (window,))

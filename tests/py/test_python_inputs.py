@@ -228,7 +228,8 @@ def test_image_info_and_load_options(m, tmp):
     assert e.value.status < 0 and str(e.value)
     with pytest.raises(biomedclip.InvalidArgumentError, match="width") as e:
         m.encode_image(cases[0], window=(40, 0))  # the library's check
-    for bad in ({"window": "bogus"}, {"window": "file:x"}, {"frame": -1}, {"frame": 1.5}):
+    for bad in ({"window": "bogus"}, {"window": "file:x"}, {"window": "file:-2"},
+                {"window": ("a", 3)}, {"frame": -1}, {"frame": 1.5}, {"frame": True}):
         with pytest.raises(biomedclip.InvalidArgumentError):
             m.encode_image(cases[0], **bad)
     with pytest.raises(biomedclip.InvalidArgumentError):
