@@ -404,12 +404,12 @@ class _Context:
         out = ctypes.c_void_p()
         _check(_lib.bmc_ctx_new(handle.ptr, ctypes.byref(params), ctypes.byref(out)))
         self.ptr, self.handle, self.pid = out.value, handle, os.getpid()
-        self._free = _lib.bmc_ctx_free
+        self._free, self._getpid = _lib.bmc_ctx_free, os.getpid  # usable at interpreter exit
 
     def __del__(self):
         # A context inherited through fork() is not freed: its worker threads do not exist in
         # the child, and the parent still owns it.
-        if self.ptr and self.pid == os.getpid():
+        if self.ptr and self.pid == self._getpid():
             self._free(self.ptr)
         self.ptr = None
 

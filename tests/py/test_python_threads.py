@@ -5,6 +5,7 @@
   thread's, and each thread's context is freed when the thread ends;
 * the library runs without the GIL: another Python thread keeps running while one is inside a
   long encode call;
+* a child made by fork() gets a context of its own (the parent's workers do not exist in it);
 * no leak: 10,000 calls of every kind (texts, token ids, arrays, file bytes, paths, preprocess,
   similarity, failing calls, threads made and ended) leave the RSS flat (tiny model)."""
 import gc
@@ -96,6 +97,18 @@ def test_gil_released_during_library_calls():
     assert t1 - t0 > 0.1, "the call is too short to tell"
     # with the GIL held for the whole call this thread could not run at all inside it
     assert len(inside) >= 5
+
+
+def test_fork_child_makes_its_own_context():
+    m = biomedclip.Model(T.TINY, threads=2)
+    want = m.encode_text(["pleural effusion", "x"])  # the parent's context and its workers
+    pid = os.fork()
+    if pid == 0:  # the parent's worker threads do not exist here: a new context is made
+        ok = np.array_equal(m.encode_text(["pleural effusion", "x"]), want)
+        os._exit(0 if ok and m._local.ctx.pid == os.getpid() else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    assert np.array_equal(m.encode_text(["pleural effusion", "x"]), want)
 
 
 def rss_bytes():
