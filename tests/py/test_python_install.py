@@ -20,6 +20,10 @@ import numpy as np
 import pytest
 
 PY = sys.executable
+# Packaging does not change with the sanitizers: the plain build's run covers it, and pip under
+# the ASan runtime would only be slow.
+pytestmark = pytest.mark.skipif(T.under_asan(), reason="ASan build: packaging is tested by the "
+                                "plain build's run")
 PROBE = ("import json, biomedclip; m = biomedclip.Model(%r, threads=1); "
          "print(json.dumps({'lib': biomedclip.library_path, 'file': biomedclip.__file__, "
          "'emb': m.encode_text('pleural effusion').tolist()}))" % T.TINY)
