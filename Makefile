@@ -81,7 +81,7 @@ CLI    = $(BUILD)/biomedclip
 all: $(STATIC) $(SHLIB) $(CLI)
 lib: $(STATIC) $(SHLIB)
 cli: $(CLI)
-tests: $(TEST_BIN) $(TOOL_BIN) $(CLI)
+tests: $(TEST_BIN) $(TOOL_BIN) $(CLI) $(SHLIB)
 
 $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
@@ -111,8 +111,10 @@ $(BUILD)/bench/%: bench/%.c $(STATIC)
 	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 
 # Every test: unit tests (cmocka), converter tests, parity against the PyTorch reference.
+# The Python package's tests (tests/py/test_python_*.py) load $(SHLIB) through $BIOMEDCLIP_LIB.
 test: tests
-	BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) bash tests/run_all.sh
+	BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) BIOMEDCLIP_LIB=$(abspath $(SHLIB)) \
+	    bash tests/run_all.sh
 
 # The same test data as the plain build (no second generation of the random checkpoints).
 # BMC_THREADS_FULL=0: test_threads and test_parallel leave the full-size model to the plain build
@@ -125,7 +127,16 @@ bench: $(BENCH_BIN) $(CLI)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/run.sh
 
 clean:
-	rm -rf build build-*
+	rm -rf build build-* python/build python/*.egg-info
+
+# ---- Python package (python/, docs/PYTHON.md) ------------------------------------------------
+# `pip install ./python` bundles ../build/libbiomedclip.so (or $BIOMEDCLIP_LIB); `make python`
+# builds a wheel with this build's library inside, for any BUILD (build-turbo, ...):
+#   pip install $(BUILD)/python/biomedclip-*.whl
+.PHONY: python
+python: $(SHLIB)
+	BIOMEDCLIP_LIB=$(abspath $(SHLIB)) $(PYTHON) -m pip wheel --no-build-isolation --no-index \
+	    --no-deps -w $(BUILD)/python ./python
 
 # ---- install, weights, demo (README.md, docs/API.md) ------------------------------------------
 # make install PREFIX=/opt/bmc [DESTDIR=...]: header, static + shared library (with a soname),
