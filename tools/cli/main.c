@@ -16,6 +16,7 @@ static const struct {
     {"classify", cli_classify, "zero-shot classification of images over labels"},
     {"index", cli_index, "embed every image under directories into an index directory"},
     {"search", cli_search, "search an index by text or by image"},
+    {"serve", cli_serve, "HTTP service: embeddings, zero-shot, search, a page (docs/SERVER.md)"},
 };
 
 static void usage(FILE *f) {
