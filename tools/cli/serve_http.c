@@ -21,6 +21,7 @@ typedef struct conn_req {
     unsigned char *buf; /* the body received so far */
     size_t len, cap;
     double t0;
+    int in_flight; /* counted in srv.in_flight until MHD reports the response sent */
 } conn_req;
 
 static const struct {
@@ -203,7 +204,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     /* the whole request is here */
     pthread_mutex_lock(&s->lock);
     int draining = s->draining;
-    if (!draining) s->in_flight++;
+    if (!draining) s->in_flight++, r->in_flight = 1;
     pthread_mutex_unlock(&s->lock);
     if (draining) return send_error(c, s, r, 503, NULL, 1, "shutting down");
 
@@ -222,25 +223,36 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     case EP_HEALTH: srv_api_health(s, &rs); break;
     case EP_METRICS: srv_api_metrics(s, &rs); break;
     case EP_MODELS: srv_api_models(s, &rs); break;
-    case EP_THUMBNAIL:
-        srv_api_thumbnail(s, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "file"), &rs);
+    case EP_THUMBNAIL: {
+        const char *file = NULL;
+        size_t flen = 0;
+        /* a name with a NUL byte in it (%00) names no file of the index */
+        if (MHD_lookup_connection_value_n(c, MHD_GET_ARGUMENT_KIND, "file", 4, &file, &flen) != MHD_YES ||
+            !file || strlen(file) != flen)
+            file = NULL;
+        srv_api_thumbnail(s, file, &rs);
         break;
+    }
     case EP_PAGE:
         rs.status = 200, rs.body = (char *)serve_page_html, rs.len = serve_page_html_len;
         rs.type = "text/html; charset=utf-8";
         break;
     }
-    enum MHD_Result ret = send_response(c, s, r, &rs, NULL);
-    pthread_mutex_lock(&s->lock);
-    s->in_flight--;
-    pthread_cond_broadcast(&s->done_cv);
-    pthread_mutex_unlock(&s->lock);
-    return ret;
+    return send_response(c, s, r, &rs, NULL);
 }
 
+/* Called once the response has been sent (or the connection failed): only then may a draining
+ * server stop, or it would close connections with their responses still unsent. */
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode code) {
+    srv *s = cls;
     conn_req *r = *con_cls;
+    if (r && r->in_flight) {
+        pthread_mutex_lock(&s->lock);
+        s->in_flight--;
+        pthread_cond_broadcast(&s->done_cv);
+        pthread_mutex_unlock(&s->lock);
+    }
     if (r) free(r->buf), free(r);
     *con_cls = NULL;
 }
