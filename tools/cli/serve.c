@@ -1,6 +1,7 @@
 /* serve.c - `biomedclip serve`: options, loading, the job queue and its worker threads, and the
  * SIGTERM drain. HTTP is in serve_http.c, the endpoints in serve_api.c (docs/SERVER.md). */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -368,6 +369,11 @@ int cli_serve(int argc, char **argv) {
         if (l > 4 && !strcmp(s->model_id + l - 4, ".bmc")) s->model_id[l - 4] = '\0';
     }
 
+    /* Request bodies, decoded images and responses are large and short-lived, and each connection
+     * has its own thread: with glibc's default the mmap threshold rises after the first large free,
+     * and later large blocks are then kept in per-thread arenas, so the resident size would grow
+     * with the number of concurrent connections. A fixed threshold maps and unmaps them. */
+    mallopt(M_MMAP_THRESHOLD, 256 * 1024);
     /* Signals go to the thread that waits for them below, never to a worker or connection. */
     sigset_t sigs;
     sigemptyset(&sigs);
