@@ -19,6 +19,15 @@ TESTDATA = os.environ.get("BMC_TESTDATA", os.path.join(BUILD_DIR, "testdata"))
 SHARED = os.environ.get("SHARED_DATA", os.path.join(ROOT, "..", "shared", "data"))
 
 
+def built_with_asan():
+    """AddressSanitizer keeps freed memory in quarantine: RSS checks mean nothing under it."""
+    try:
+        with open(BIN, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
 class Server:
     """`biomedclip serve --port 0 ...` in a child process; stderr is collected in a thread."""
 
