@@ -39,7 +39,8 @@ class Server:
         self.port = None
         self._ready = threading.Event()
         self._listening = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
         if not self._listening.wait(30):
             self.proc.kill()
             raise RuntimeError("server did not start listening: %r" % self.lines)
@@ -78,10 +79,12 @@ class Server:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
         try:
-            return self.proc.wait(timeout)
+            rc = self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            return self.proc.wait()
+            rc = self.proc.wait()
+        self._reader.join(10)  # the last lines of stderr
+        return rc
 
 
 def request(srv, method, path, body=None, headers=None, timeout=60):

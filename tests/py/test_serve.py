@@ -490,7 +490,7 @@ def test_concurrency(tmp):
         # the first request keeps the worker busy while the 12 others queue up
         busy = threading.Thread(target=post_json, args=(srv, "/v1/embeddings", big))
         busy.start()
-        time.sleep(0.15)
+        check(wait_busy(srv), "  the worker is busy with the large request")
         ts = [threading.Thread(target=one, args=(t,)) for t in many]
         # with --queue 2, only two can wait: send them two at a time
         for i in range(0, len(ts), 2):
@@ -518,7 +518,7 @@ def test_concurrency(tmp):
                 hdr.append((hdrs.get("retry-after"), body["error"]["type"]))
         busy = threading.Thread(target=post_json, args=(srv, "/v1/embeddings", big))
         busy.start()
-        time.sleep(0.15)
+        check(wait_busy(srv), "  the worker is busy with the large request")
         ts = [threading.Thread(target=short_req, args=(i,)) for i in range(5)]
         for t in ts:
             t.start()
@@ -534,7 +534,7 @@ def test_concurrency(tmp):
         res = []
         t = threading.Thread(target=lambda: res.append(post_json(srv, "/v1/embeddings", big)[0]))
         t.start()
-        time.sleep(0.15)
+        wait_busy(srv)
         srv.proc.send_signal(15)
         t.join()
         rc = srv.proc.wait(60)
@@ -547,6 +547,18 @@ def test_concurrency(tmp):
         check(refused, "after the drain the port is closed")
     finally:
         srv.stop()
+
+
+def wait_busy(srv, limit=60):
+    """Wait until the worker runs the busy request (its body is parsed and decoded first, which
+    takes a while under ASan), so that what is sent next finds the worker occupied."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit:
+        st, hdrs, raw = request(srv, "GET", "/metrics")
+        if "\nbiomedclip_workers_busy 1\n" in raw.decode():
+            return True
+        time.sleep(0.02)
+    return False
 
 
 def metrics(srv):

@@ -271,11 +271,13 @@ static void *worker_main(void *arg) {
         while (!s->head && !s->stopping) pthread_cond_wait(&s->work_cv, &s->lock);
         if (!s->head) break; /* stopping and nothing left */
         int n = take_jobs(s, got, cap);
+        s->busy++;
         pthread_mutex_unlock(&s->lock);
         if (got[0]->kind == JOB_TEXTS) run_texts(w, got, n);
         else run_images(w, got, n);
         pthread_mutex_lock(&s->lock);
         for (int i = 0; i < n; i++) got[i]->state = JOB_DONE;
+        s->busy--;
         pthread_cond_broadcast(&s->done_cv);
     }
     pthread_mutex_unlock(&s->lock);

@@ -87,6 +87,7 @@ typedef struct srv {
     srv_job *head, *tail;
     int queued;              /* jobs in the queue */
     int in_flight;           /* requests past their body (for draining) */
+    int busy;                /* workers running jobs */
     int draining, stopping;
     pthread_t *worker_threads;
     int n_started;

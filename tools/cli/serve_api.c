@@ -610,7 +610,7 @@ void srv_api_metrics(srv *s, srv_response *rs) {
 #define OUT(...) (len += (size_t)snprintf(b + len, len < cap ? cap - len : 0, __VA_ARGS__))
     pthread_mutex_lock(&s->lock);
     srv_metrics m = s->m;
-    int queued = s->queued, in_flight = s->in_flight;
+    int queued = s->queued, in_flight = s->in_flight, busy = s->busy;
     pthread_mutex_unlock(&s->lock);
     OUT("# HELP biomedclip_requests_total HTTP requests answered, by endpoint and status.\n"
         "# TYPE biomedclip_requests_total counter\n");
@@ -651,11 +651,13 @@ void srv_api_metrics(srv *s, srv_response *rs) {
         m.items[JOB_TEXTS], m.items[JOB_IMAGES], m.batches[JOB_TEXTS], m.batches[JOB_IMAGES]);
     OUT("# HELP biomedclip_workers Worker contexts.\n# TYPE biomedclip_workers gauge\n"
         "biomedclip_workers %d\n"
+        "# HELP biomedclip_workers_busy Workers encoding now.\n# TYPE biomedclip_workers_busy gauge\n"
+        "biomedclip_workers_busy %d\n"
         "# HELP biomedclip_ready 1 once the model is loaded.\n# TYPE biomedclip_ready gauge\n"
         "biomedclip_ready %d\n"
         "# HELP biomedclip_uptime_seconds Seconds since the start.\n# TYPE biomedclip_uptime_seconds gauge\n"
         "biomedclip_uptime_seconds %.3f\n",
-        s->workers, __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE), srv_now() - s->t_start);
+        s->workers, busy, __atomic_load_n(&s->ready, __ATOMIC_ACQUIRE), srv_now() - s->t_start);
 #undef OUT
     if (len >= cap) { /* cannot happen with the fixed tables above; say so rather than cut */
         free(b);
