@@ -87,7 +87,7 @@ class Server:
         return rc
 
 
-def request(srv, method, path, body=None, headers=None, timeout=60):
+def request(srv, method, path, body=None, headers=None, timeout=300):
     """(status, headers dict with lowercase names, body bytes); HTTP errors are returned too."""
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()

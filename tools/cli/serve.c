@@ -301,7 +301,8 @@ static int parse_ll(const char *opt, const char *v, long long min, long long *ou
 }
 
 int cli_serve(int argc, char **argv) {
-    const char *model_opt = NULL, *host = "127.0.0.1", *v;
+    const char *model_opt = NULL, *host = "127.0.0.1", *port_opt = NULL, *body_opt = NULL,
+               *pixels_opt = NULL, *key_opt = NULL;
     long long port = 8080, x;
     srv *s = calloc(1, sizeof *s);
     if (!s) return CLI_EXIT_FAILURE;
@@ -311,49 +312,40 @@ int cli_serve(int argc, char **argv) {
     s->workers = 1;
     s->api_key = getenv("BIOMEDCLIP_API_KEY");
     if (s->api_key && !*s->api_key) s->api_key = NULL;
-    int rc = CLI_EXIT_USAGE;
     worker *ws = NULL;
     struct MHD_Daemon *d = NULL;
 
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            free(s);
-            return CLI_EXIT_OK;
-        }
-#define LL_OPT(name, min, dst)                                         \
-    else if (cli_opt(argc, argv, &i, name, &v)) {                      \
-        if (parse_ll(name, v, min, &x)) goto done;                     \
-        dst = x;                                                       \
+    const cli_option opts[] = {
+        CLI_OPT_MODEL(&model_opt),
+        CLI_OPT_THREADS(&s->threads),
+        CLI_OPT_BATCH(&s->lim.batch),
+        {"--host", NULL, CLI_STRING, &host, 0, NULL, NULL},
+        {"--port", NULL, CLI_STRING, &port_opt, 0, NULL, NULL},
+        {"--index", NULL, CLI_STRING, &s->index_dir, 0, NULL, NULL},
+        {"--api-key", NULL, CLI_STRING, &key_opt, 0, NULL, NULL},
+        {"--workers", NULL, CLI_INT, &s->workers, 0, NULL, NULL},
+        {"--max-body", NULL, CLI_STRING, &body_opt, 0, NULL, NULL},
+        {"--max-texts", NULL, CLI_INT, &s->lim.max_texts, 0, NULL, NULL},
+        {"--max-images", NULL, CLI_INT, &s->lim.max_images, 0, NULL, NULL},
+        {"--max-pixels", NULL, CLI_STRING, &pixels_opt, 0, NULL, NULL},
+        {"--timeout", NULL, CLI_INT, &s->lim.timeout_s, 0, NULL, NULL},
+        {"--queue", NULL, CLI_INT, &s->lim.queue_cap, 0, NULL, NULL},
+        {"--max-connections", NULL, CLI_INT, &s->lim.max_conn, 0, NULL, NULL},
+        {0}};
+    int rc = cli_parse("serve", usage_text, opts, argc, argv);
+    if (rc != CLI_GO_ON) {
+        free(s);
+        return rc;
     }
-        if (cli_opt(argc, argv, &i, "-m", &v) || cli_opt(argc, argv, &i, "--model", &v)) {
-            if (!(model_opt = v)) goto missing;
-        } else if (cli_opt(argc, argv, &i, "--host", &v)) {
-            if (!(host = v)) goto missing;
-        } else if (cli_opt(argc, argv, &i, "--index", &v)) {
-            if (!(s->index_dir = v)) goto missing;
-        } else if (cli_opt(argc, argv, &i, "--api-key", &v)) {
-            if (!v) goto missing;
-            s->api_key = *v ? v : NULL;
-        }
-        LL_OPT("--port", 0, port)
-        LL_OPT("--threads", 1, s->threads)
-        LL_OPT("--workers", 1, s->workers)
-        LL_OPT("--batch", 1, s->lim.batch)
-        LL_OPT("--max-body", 1, s->lim.max_body)
-        LL_OPT("--max-texts", 1, s->lim.max_texts)
-        LL_OPT("--max-images", 1, s->lim.max_images)
-        LL_OPT("--max-pixels", 1, s->lim.max_pixels)
-        LL_OPT("--timeout", 1, s->lim.timeout_s)
-        LL_OPT("--queue", 1, s->lim.queue_cap)
-        LL_OPT("--max-connections", 1, s->lim.max_conn)
-        else {
-            fprintf(stderr, "biomedclip serve: unknown argument '%s' (see --help)\n", a);
-            goto done;
-        }
-#undef LL_OPT
+    rc = CLI_EXIT_USAGE;
+    if (key_opt) s->api_key = *key_opt ? key_opt : NULL;
+    /* the three whose range an int option cannot express: a port may be 0, sizes exceed 2^31 */
+    if (port_opt && parse_ll("--port", port_opt, 0, &port)) goto done;
+    if (body_opt) {
+        if (parse_ll("--max-body", body_opt, 1, &x)) goto done;
+        s->lim.max_body = (size_t)x;
     }
+    if (pixels_opt && parse_ll("--max-pixels", pixels_opt, 1, &s->lim.max_pixels)) goto done;
     if (port > 65535 || s->workers > 256 || s->lim.batch > 1024) {
         fprintf(stderr, "biomedclip serve: --port at most 65535, --workers 256, --batch 1024\n");
         goto done;
@@ -450,10 +442,7 @@ int cli_serve(int argc, char **argv) {
     while (s->in_flight > 0) pthread_cond_wait(&s->done_cv, &s->lock);
     pthread_mutex_unlock(&s->lock);
     rc = CLI_EXIT_OK;
-    goto done;
 
-missing:
-    fprintf(stderr, "biomedclip serve: %s needs a value\n", argv[argc - 1]);
 done:
     if (d) MHD_stop_daemon(d);
     if (s->worker_threads) {
