@@ -6,7 +6,7 @@ docs/PERF.md ("HTTP server") has a run; tests/py/test_serve_load.py runs it shor
 model.
 
     python3 bench/serve_load.py -m MODEL [--seconds 5] [--clients 1,4,16] [--workers W]
-                                [--threads N] [--batch N] [--json OUT]
+                                [--threads N] [--batch N] [--kinds text,image] [--json OUT]
 """
 import argparse
 import base64
@@ -84,7 +84,7 @@ def run_wrk(srv, body_file, clients, seconds, lua):
     return r
 
 
-def measure(model, seconds, clients, server_args, cwd, image=None):
+def measure(model, seconds, clients, server_args, cwd, image=None, kinds=("text", "image")):
     img = image or os.path.join(SHARED, "images", "chest_X-ray.jpg")
     with open(img, "rb") as f:
         uri = "data:image/jpeg;base64," + base64.b64encode(f.read()).decode()
@@ -105,7 +105,7 @@ def measure(model, seconds, clients, server_args, cwd, image=None):
                 assert st == 200, st
         rss0 = srv.rss_kb()
         rows = []
-        for kind in ("text", "image"):
+        for kind in kinds:
             for c in clients:
                 r = run_wrk(srv, files[kind], c, seconds, lua)
                 wait_idle(srv)
@@ -146,17 +146,20 @@ def main():
     ap.add_argument("-m", "--model", required=True)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--clients", default="1,4,16")
-    ap.add_argument("--workers", default="1")
+    ap.add_argument("--workers", default=None)
     ap.add_argument("--threads", default=None)
     ap.add_argument("--batch", default="8")
     ap.add_argument("--json", default=None)
+    ap.add_argument("--kinds", default="text,image")
     a = ap.parse_args()
     if not shutil.which("wrk"):
         print("wrk is not installed (apt-get install wrk)")
         return 2
-    args = ["--workers", a.workers, "--batch", a.batch] + (["--threads", a.threads] if a.threads else [])
+    args = (["--batch", a.batch] + (["--workers", a.workers] if a.workers else [])
+            + (["--threads", a.threads] if a.threads else []))
     with tempfile.TemporaryDirectory() as tmp:
-        res = measure(a.model, a.seconds, [int(c) for c in a.clients.split(",")], args, tmp)
+        res = measure(a.model, a.seconds, [int(c) for c in a.clients.split(",")], args, tmp,
+                      kinds=a.kinds.split(","))
     print(table(res))
     if a.json:
         with open(a.json, "w") as f:

@@ -26,8 +26,8 @@ static const char usage_text[] =
     "  --host HOST            address to listen on (default 127.0.0.1: this machine only)\n"
     "  --port PORT            TCP port (default 8080; 0: any free port, printed at start)\n"
     "  --index INDEX          an index made by `biomedclip index`, for /search and the page\n"
-    "  --threads N            threads per worker (default: the cores divided among workers)\n"
     "  --workers W            worker contexts sharing the model (default 1)\n"
+    "  --threads N            threads per worker (default: the cores divided among workers)\n"
     "  --api-key KEY          require `Authorization: Bearer KEY` (or `X-API-Key: KEY`);\n"
     "                         default: $BIOMEDCLIP_API_KEY, else no key\n"
     "  --batch N              most texts or images encoded in one call, gathered from\n"
@@ -401,10 +401,12 @@ int cli_serve(int argc, char **argv) {
             goto done;
         }
     }
-    if (s->threads <= 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        s->threads = cores / s->workers > 0 ? (int)(cores / s->workers) : 1;
-    }
+    /* One worker with every core by default: the shortest time for each request, and concurrent
+     * requests are batched together; one context per core (--workers N --threads 1) measured no
+     * faster here (docs/PERF.md, "HTTP server"). */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1) cores = 1;
+    if (s->threads <= 0) s->threads = cores / s->workers > 0 ? (int)(cores / s->workers) : 1;
     ws = calloc((size_t)s->workers, sizeof *ws);
     s->worker_threads = calloc((size_t)s->workers, sizeof *s->worker_threads);
     if (!ws || !s->worker_threads) goto done;
