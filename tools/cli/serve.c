@@ -9,8 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <microhttpd.h>
-
 #include "cli.h"
 #include "serve.h"
 
@@ -439,14 +437,14 @@ int cli_serve(int argc, char **argv) {
     pthread_mutex_lock(&s->lock);
     s->draining = 1;
     pthread_mutex_unlock(&s->lock);
-    MHD_quiesce_daemon(d);
+    srv_http_quiesce(d);
     pthread_mutex_lock(&s->lock);
     while (s->in_flight > 0) pthread_cond_wait(&s->done_cv, &s->lock);
     pthread_mutex_unlock(&s->lock);
     rc = CLI_EXIT_OK;
 
 done:
-    if (d) MHD_stop_daemon(d);
+    srv_http_stop(d);
     if (s->worker_threads) {
         pthread_mutex_lock(&s->lock);
         s->stopping = 1;

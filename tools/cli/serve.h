@@ -1,8 +1,9 @@
 /* serve.h - `biomedclip serve` (docs/SERVER.md): an HTTP embedding and zero-shot service over
  * the public API. The pieces:
  *   serve.c       the command: options, model, worker threads and their queue, signals
- *   serve_http.c  libmicrohttpd: one thread per connection, routing, limits, API key, metrics
- *   serve_api.c   the endpoints: JSON requests in (cJSON), JSON responses out
+ *   serve_http.c  libmicrohttpd (the only file that includes it): one thread per connection,
+ *                 routing, limits, API key, metrics
+ *   serve_api.c   the endpoints: JSON requests in, JSON responses out (the only file with cJSON)
  *   serve_util.c  base64, data URIs, image size sniffing, BMP thumbnails
  * A connection thread parses its request, puts encode jobs on the bounded queue and waits; W
  * worker threads, each with its own bmc_ctx over the one shared bmc_model, take jobs off the
@@ -105,6 +106,8 @@ double srv_now(void);
 /* serve_http.c */
 struct MHD_Daemon;
 struct MHD_Daemon *srv_http_start(srv *s, const char *host, int port, int *bound_port);
+void srv_http_quiesce(struct MHD_Daemon *d); /* stop accepting connections */
+void srv_http_stop(struct MHD_Daemon *d);    /* close every connection and stop; NULL-safe */
 void srv_metrics_record(srv *s, int endpoint, int status, double seconds);
 
 /* serve_api.c: each returns the HTTP status and sets *body (malloc'd JSON text, or a payload)

@@ -289,3 +289,9 @@ struct MHD_Daemon *srv_http_start(srv *s, const char *host, int port, int *bound
     *bound_port = info ? info->port : port;
     return d;
 }
+
+void srv_http_quiesce(struct MHD_Daemon *d) { MHD_quiesce_daemon(d); }
+
+void srv_http_stop(struct MHD_Daemon *d) {
+    if (d) MHD_stop_daemon(d);
+}
