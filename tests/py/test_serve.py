@@ -310,6 +310,8 @@ def bad_requests(srv, tmp):
     check(st == 405 and hdrs.get("allow") == "POST", "GET on a POST endpoint: 405 with Allow: POST")
     st, hdrs, raw = request(srv, "PUT", "/health", b"x")
     check(st == 405 and "GET" in hdrs.get("allow", ""), "PUT /health: 405")
+    st, hdrs, raw = request(srv, "OPTIONS", "/v1/embeddings")
+    check(st == 405 and "access-control-allow-origin" not in hdrs, "OPTIONS without --cors: 405, no CORS header")
 
     # 100 MB body: Content-Length over --max-body is answered 413 before reading it
     head = (b"POST /v1/embeddings HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
@@ -388,8 +390,19 @@ def rss_under_load(srv, tmp):
 
 def test_api_key(tmp):
     model = os.path.join(TESTDATA, "tiny.bmc")
-    srv = Server(model, "--api-key", "s3cret", "--threads", THREADS)
+    srv = Server(model, "--api-key", "s3cret", "--threads", THREADS, "--cors", "https://app.example.org")
     try:
+        st, hdrs, raw = request(srv, "OPTIONS", "/v1/embeddings", headers={
+            "Origin": "https://app.example.org", "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type"})
+        check(st == 204 and hdrs.get("access-control-allow-origin") == "https://app.example.org"
+              and hdrs.get("access-control-allow-methods") == "POST"
+              and "Authorization" in hdrs.get("access-control-allow-headers", ""),
+              "--cors: OPTIONS preflight 204 without the key, allowing POST and Authorization")
+        st, body, hdrs = post_json(srv, "/v1/embeddings", {"input": "a"}, {"Authorization": "Bearer s3cret",
+                                                                          "Origin": "https://app.example.org"})
+        check(st == 200 and hdrs.get("access-control-allow-origin") == "https://app.example.org",
+              "--cors: responses carry Access-Control-Allow-Origin")
         st, body, hdrs = post_json(srv, "/v1/embeddings", {"input": "a"})
         check(is_error(st, body, 401, "missing") and body["error"]["type"] == "authentication_error"
               and hdrs.get("www-authenticate") == "Bearer", "API key: missing -> 401 authentication_error")

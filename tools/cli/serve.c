@@ -28,6 +28,8 @@ static const char usage_text[] =
     "  --threads N            threads per worker (default: the cores divided among workers)\n"
     "  --api-key KEY          require `Authorization: Bearer KEY` (or `X-API-Key: KEY`);\n"
     "                         default: $BIOMEDCLIP_API_KEY, else no key\n"
+    "  --cors ORIGIN          let web pages of ORIGIN (https://app.example.org, or *) call\n"
+    "                         the API from a browser (CORS headers, OPTIONS preflight)\n"
     "  --batch N              most texts or images encoded in one call, gathered from\n"
     "                         concurrent requests (default 8; 1: no batching across requests)\n"
     "  --max-body BYTES       largest request body (default 33554432, 32 MiB)\n"
@@ -321,6 +323,7 @@ int cli_serve(int argc, char **argv) {
         {"--port", NULL, CLI_STRING, &port_opt, 0, NULL, NULL},
         {"--index", NULL, CLI_STRING, &s->index_dir, 0, NULL, NULL},
         {"--api-key", NULL, CLI_STRING, &key_opt, 0, NULL, NULL},
+        {"--cors", NULL, CLI_STRING, &s->cors, 0, NULL, NULL},
         {"--workers", NULL, CLI_INT, &s->workers, 0, NULL, NULL},
         {"--max-body", NULL, CLI_STRING, &body_opt, 0, NULL, NULL},
         {"--max-texts", NULL, CLI_INT, &s->lim.max_texts, 0, NULL, NULL},

@@ -71,6 +71,7 @@ typedef struct srv {
     /* configuration */
     srv_limits lim;
     const char *api_key;     /* NULL: no key */
+    const char *cors;        /* --cors ORIGIN: allowed cross-origin caller, or NULL */
     const char *model_path;
     char model_id[128];      /* the model file's base name without .bmc */
     const char *index_dir;

@@ -75,6 +75,17 @@ static enum MHD_Result send_response(struct MHD_Connection *c, srv *s, conn_req 
     if (rs->status == 401) MHD_add_response_header(resp, MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer");
     if (allow) MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
     if (r->endpoint != EP_THUMBNAIL) MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    if (s->cors) {
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, s->cors);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin");
+        if (rs->status == 204) {
+            MHD_add_response_header(resp, "Access-Control-Allow-Methods", allow ? allow : "GET, POST");
+            MHD_add_response_header(resp, "Access-Control-Allow-Headers",
+                                    "Authorization, Content-Type, X-API-Key");
+            MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+            allow = NULL;
+        }
+    }
     enum MHD_Result ret = MHD_queue_response(c, (unsigned)rs->status, resp);
     MHD_destroy_response(resp);
     srv_metrics_record(s, r->endpoint, rs->status, srv_now() - r->t0);
@@ -152,6 +163,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             if (!strcmp(url, routes[i].path)) r->endpoint = routes[i].endpoint, want = routes[i].method;
         if (!want) return send_error(c, s, r, 404, NULL, 0, "no endpoint %.200s (see GET / and docs/SERVER.md)", url);
         int is_get = !strcmp(method, "GET") || !strcmp(method, "HEAD");
+        if (s->cors && !strcmp(method, "OPTIONS")) { /* a browser's preflight: no key needed */
+            srv_response rs = {.status = 204, .type = "text/plain"};
+            return send_response(c, s, r, &rs, want);
+        }
         if (strcmp(method, want) && !(is_get && !strcmp(want, "GET")))
             return send_error(c, s, r, 405, !strcmp(want, "GET") ? "GET, HEAD" : want, 0,
                               "%s wants %s, not %.20s", url, want, method);
