@@ -7,6 +7,7 @@
 #                        libtiff whenever libtiff-4 is installed)
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
 #           OPT=...      optimisation flags (default -O2 -march=native)
+#           SERVE=0      build the CLI without `biomedclip serve` (no libmicrohttpd, libcjson)
 
 CC      ?= cc
 OPT     ?= -O2 -march=native
@@ -60,8 +61,19 @@ LDLIBS = $(LDLIBS_BASE)
 
 LIB_SRC   = $(wildcard lib/*.c)
 LIB_OBJ   = $(LIB_SRC:lib/%.c=$(BUILD)/obj/lib/%.o)
+# `biomedclip serve` (docs/SERVER.md) links libmicrohttpd and libcjson; SERVE=0 leaves it out
+# (serve_off.c then says so). Its page is compiled in from tools/cli/serve_page.html.
+SERVE    ?= 1
 CLI_SRC   = $(wildcard tools/cli/*.c)
+ifeq ($(SERVE),1)
+CLI_SRC  := $(filter-out tools/cli/serve_off.c,$(CLI_SRC))
+CLI_OBJ   = $(CLI_SRC:tools/cli/%.c=$(BUILD)/obj/cli/%.o) $(BUILD)/obj/cli/serve_page.o
+CLI_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo -lmicrohttpd -lcjson)
+else
+CLI_SRC  := $(filter-out tools/cli/serve%.c,$(CLI_SRC)) tools/cli/serve_off.c
 CLI_OBJ   = $(CLI_SRC:tools/cli/%.c=$(BUILD)/obj/cli/%.o)
+CLI_LIBS  =
+endif
 TEST_SRC  = $(wildcard tests/test_*.c)
 TEST_BIN  = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # helper programs that Python-driven tests run (built by `make tests`, not run by themselves)
@@ -91,6 +103,16 @@ $(BUILD)/obj/cli/%.o: tools/cli/%.c $(wildcard tools/cli/*.h) include/biomedclip
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+# The page as a C array (xxd -i names it serve_page_html).
+$(BUILD)/gen/serve_page.c: tools/cli/serve_page.html
+	@mkdir -p $(dir $@)
+	cd tools/cli && xxd -i serve_page.html > $(abspath $@).tmp
+	mv $@.tmp $@
+
+$(BUILD)/obj/cli/serve_page.o: $(BUILD)/gen/serve_page.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c $< -o $@
+
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
 	rm -f $@
@@ -100,7 +122,7 @@ $(SHLIB): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(CLI): $(CLI_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(CLI_LIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(STATIC) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)

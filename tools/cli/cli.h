@@ -23,6 +23,7 @@ int cli_index(int argc, char **argv);
 int cli_index_merge(int argc, char **argv);
 int cli_search(int argc, char **argv);
 int cli_compare(int argc, char **argv);
+int cli_serve(int argc, char **argv); /* serve.c, or serve_off.c when built with SERVE=0 */
 
 /* The model path: the -m value if given, else $BIOMEDCLIP_MODEL, else NULL. */
 const char *cli_model_path(const char *opt);
