@@ -1,6 +1,8 @@
 # libbiomedclip - BiomedCLIP inference in C.   make | make test | make demo | make bench | make install
 #
 # Options:  JPEG=turbo   decode JPEG with libjpeg-turbo (PIL-identical pixels; needs libjpeg62-turbo-dev)
+#           DICOM=0      build without DICOM (default: DICOM through DCMTK when libdcmtk-dev is
+#                        installed; lib/image_dicom.cc is then compiled with $(BMC_CXX))
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
 #           OPT=...      optimisation flags (default -O2 -march=native)
 
@@ -20,6 +22,19 @@ CFLAGS_BASE += -DBMC_WITH_LIBJPEG
 LDLIBS_BASE += -ljpeg
 override BUILD := $(BUILD)-turbo
 endif
+# DICOM through DCMTK (lib/*.cc, C++ behind a C interface): on when its headers are installed.
+DICOM ?= $(shell test -f /usr/include/dcmtk/dcmdata/dcfilefo.h && echo 1 || echo 0)
+# the C++ compiler that matches CC (clang++ for the ThreadSanitizer and fuzz builds)
+BMC_CXX ?= $(if $(findstring clang,$(CC)),clang++,c++)
+DICOM_LIBS = -ldcmjpls -ldcmjpeg -ldcmimgle -ldcmdata -loflog -lofstd -lz -lstdc++
+ifeq ($(DICOM),1)
+CFLAGS_BASE += -DBMC_WITH_DICOM
+LDLIBS_BASE += $(DICOM_LIBS)
+LIB_CXX_SRC = $(wildcard lib/*.cc)
+else
+LIB_CXX_SRC =
+override BUILD := $(BUILD)-nodicom
+endif
 ifeq ($(SANITIZE),1)
 # -march=native: the AVX-512 kernels (lib/gemm.c, lib/attention.c) are checked too
 OPT = -O1 -g -fno-omit-frame-pointer -march=native
@@ -33,7 +48,9 @@ CFLAGS += $(CFLAGS_BASE) $(OPT)
 LDLIBS = $(LDLIBS_BASE)
 
 LIB_SRC   = $(wildcard lib/*.c)
-LIB_OBJ   = $(LIB_SRC:lib/%.c=$(BUILD)/obj/lib/%.o)
+LIB_OBJ   = $(LIB_SRC:lib/%.c=$(BUILD)/obj/lib/%.o) $(LIB_CXX_SRC:lib/%.cc=$(BUILD)/obj/lib/%.o)
+# C++ sources: the C flags without -std=c11, plus C++17
+CXXFLAGS_LIB = $(filter-out -std=c11,$(CFLAGS)) -std=c++17
 CLI_SRC   = $(wildcard tools/cli/*.c)
 CLI_OBJ   = $(CLI_SRC:tools/cli/%.c=$(BUILD)/obj/cli/%.o)
 TEST_SRC  = $(wildcard tests/test_*.c)
@@ -60,6 +77,10 @@ tests: $(TEST_BIN) $(TOOL_BIN) $(CLI)
 $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/obj/lib/%.o: lib/%.cc $(wildcard lib/*.h) include/biomedclip.h
+	@mkdir -p $(dir $@)
+	$(BMC_CXX) $(CXXFLAGS_LIB) -c $< -o $@
 
 $(BUILD)/obj/cli/%.o: tools/cli/%.c $(wildcard tools/cli/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
