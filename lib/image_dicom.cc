@@ -97,8 +97,11 @@ void setup_dcmtk() {
      * errors reach the caller through bmc_last_error) */
     OFLog::getLogger("dcmtk").setLogLevel(OFLogger::OFF_LOG_LEVEL);
     DcmRLEDecoderRegistration::registerCodecs();
-    /* YCbCr JPEG frames come out as RGB; planar configuration as the dataset declares it */
-    DJDecoderRegistration::registerCodecs(EDC_photometricInterpretation);
+    /* JPEG frames come out in the colour space they were stored in (YCbCr stays YCbCr) and we
+     * convert YBR_FULL to RGB ourselves, with one formula for every transfer syntax, so that a
+     * lossless JPEG of a YBR_FULL image equals its uncompressed twin; planar configuration as
+     * the dataset declares it */
+    DJDecoderRegistration::registerCodecs(EDC_never);
     DJLSDecoderRegistration::registerCodecs();
 }
 
