@@ -27,6 +27,7 @@ static const char usage_text[] =
     "  --json               same as --format json\n"
     "  --threads N          threads (default: OpenBLAS's thread count)\n"
     "  --batch N            images encoded together (default 8)\n"
+    CLI_IMAGE_OPTS_HELP
     "\n"
     "Exit status: 0 all images classified, 1 some image failed (the others are still printed),\n"
     "2 bad command line, 3 model not loadable.\n";
@@ -86,7 +87,8 @@ static int labels_file(labels *l, const char *path) {
 }
 
 typedef struct run {
-    const char *const *files;
+    const cli_image_opts *img;
+    const cli_item *items;
     labels *labels;
     const float *text_emb; /* [n labels, dim] */
     const bmc_model *model;
@@ -104,7 +106,7 @@ static int by_prob_desc(const void *a, const void *b) {
 
 static int print_one(void *user, int index, const float *emb, const char *error) {
     run *r = user;
-    const char *file = r->files[index];
+    const char *file = r->items[index].name;
     int n = r->labels->n;
     if (!emb) {
         fflush(stdout);
@@ -116,8 +118,8 @@ static int print_one(void *user, int index, const float *emb, const char *error)
         return 0;
     }
     if (r->format == FMT_JSON) {
-        fputs("{\"file\": ", stdout);
-        cli_json_string(stdout, file);
+        fputc('{', stdout);
+        cli_json_item(stdout, r->img, &r->items[index]);
         fputs(", \"labels\": [", stdout);
         for (int j = 0; j < n; j++) {
             if (j) fputs(", ", stdout);
@@ -156,9 +158,13 @@ int cli_classify(int argc, char **argv) {
     char **texts = NULL;
     float *text_emb = NULL, *probs = NULL;
     int *order = NULL;
+    cli_image_opts img;
+    cli_image_opts_init(&img);
+    cli_item *items = NULL;
+    int n_items = 0;
     if (!files) goto oom;
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, k; i < argc; i++) {
         const char *a = argv[i];
         if (only_files || a[0] != '-' || !a[1]) {
             files[n_files++] = a;
@@ -186,6 +192,8 @@ int cli_classify(int argc, char **argv) {
             if (cli_parse_int("classify", "--threads", v, &threads)) goto done;
         } else if (cli_opt(argc, argv, &i, "--batch", &v)) {
             if (cli_parse_int("classify", "--batch", v, &batch)) goto done;
+        } else if ((k = cli_image_opt("classify", argc, argv, &i, &img)) != 0) {
+            if (k < 0) goto done;
         } else if (!strcmp(a, "--json")) {
             format = FMT_JSON;
         } else if (cli_opt(argc, argv, &i, "--format", &v)) {
@@ -238,8 +246,9 @@ int cli_classify(int argc, char **argv) {
         fprintf(stderr, "biomedclip classify: encoding the labels: %s\n", bmc_last_error());
         goto done;
     }
-    run r = {files, &lab, text_emb, model, probs, order, format, top, width};
-    int failed = cli_encode_image_files(ctx, files, n_files, batch, print_one, &r);
+    if ((n_items = cli_image_items("classify", &img, files, n_files, &items)) < 0) goto done;
+    run r = {&img, items, &lab, text_emb, model, probs, order, format, top, width};
+    int failed = cli_encode_image_files(ctx, &img, items, n_items, batch, print_one, &r);
     rc = failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
     goto done;
 
@@ -254,6 +263,7 @@ done:
         for (int j = 0; j < lab.n; j++) free(texts[j]);
     for (int j = 0; j < lab.n; j++) free(lab.items[j]);
     free(lab.items), free(texts), free(text_emb), free(probs), free(order), free(files);
+    cli_image_items_free(items, n_items);
     bmc_ctx_free(ctx);
     bmc_model_free(model);
     return rc;

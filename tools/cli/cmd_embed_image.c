@@ -6,13 +6,15 @@
 #include <string.h>
 
 #include "cli.h"
+#include "image_items.h"
 
 static const char usage_text[] =
     "usage: biomedclip embed-image [-m MODEL] [--json] [--raw] [--threads N] [--batch N]\n"
     "                              IMAGE...\n"
     "\n"
     "Print the embedding of each image, in the order given: `path<TAB>v1 v2 ...`, or with\n"
-    "--json one line per image {\"file\": PATH, \"embedding\": [v1, ...]}. Numbers use %.9g,\n"
+    "--json one line per image {\"file\": PATH, \"embedding\": [v1, ...]} (with --frame or\n"
+    "--frames: PATH#N<TAB>..., {\"file\": PATH, \"frame\": N, ...}). Numbers use %.9g,\n"
     "which gives back the exact float.\n"
     "\n"
     "  -m, --model MODEL    .bmc model file (default: $BIOMEDCLIP_MODEL)\n"
@@ -21,6 +23,7 @@ static const char usage_text[] =
     "                       encode_image(normalize=True))\n"
     "  --threads N          threads (default: OpenBLAS's thread count)\n"
     "  --batch N            images encoded together (default 8)\n"
+    CLI_IMAGE_OPTS_HELP
     "\n"
     "A file that cannot be read or decoded gets a message on stderr; the others are still\n"
     "printed. Exit status: 0 all images embedded, 1 some image failed, 2 bad command line,\n"
@@ -29,7 +32,8 @@ static const char usage_text[] =
 typedef struct job {
     const bmc_model *model;
     bmc_ctx *ctx;
-    const char **files;
+    const cli_image_opts *img;
+    const cli_item *items;
     int json, normalize, batch;
     size_t in;          /* floats of one model input */
     int dim;            /* embedding length */
@@ -39,15 +43,15 @@ typedef struct job {
     char (*err)[512];   /* [batch] why a file failed */
 } job;
 
-static void print_embedding(const job *j, const char *file, const float *e) {
+static void print_embedding(const job *j, const cli_item *it, const float *e) {
     if (j->json) {
-        fputs("{\"file\": ", stdout);
-        cli_json_string(stdout, file);
+        fputc('{', stdout);
+        cli_json_item(stdout, j->img, it);
         fputs(", \"embedding\": ", stdout);
         cli_json_floats(stdout, e, j->dim);
         fputs("}\n", stdout);
     } else {
-        fputs(file, stdout);
+        fputs(it->name, stdout);
         for (int k = 0; k < j->dim; k++) printf(k ? " %.9g" : "\t%.9g", (double)e[k]);
         putchar('\n');
     }
@@ -57,11 +61,10 @@ static void print_embedding(const job *j, const char *file, const float *e) {
 static int run_batch(job *j, int start, int count) {
     int rows = 0, failed = 0;
     for (int k = 0; k < count; k++) {
-        const char *file = j->files[start + k];
         bmc_image im;
         memset(&im, 0, sizeof im);
         j->ok[k] = -1;
-        if (bmc_image_load(file, BMC_DECODE_DEFAULT, &im) != BMC_OK ||
+        if (cli_image_load(j->img, &j->items[start + k], &im) != BMC_OK ||
             bmc_image_preprocess(j->model, &im, j->chw + (size_t)rows * j->in) != BMC_OK) {
             snprintf(j->err[k], sizeof j->err[k], "%s", bmc_last_error());
         } else {
@@ -80,13 +83,13 @@ static int run_batch(job *j, int start, int count) {
         if (j->ok[k] < 0) {
             fflush(stdout); /* keep stdout and stderr in file order on a terminal */
             /* the library's messages usually name the file already */
-            if (strstr(j->err[k], j->files[start + k]))
+            if (strstr(j->err[k], j->items[start + k].name))
                 fprintf(stderr, "biomedclip embed-image: %s\n", j->err[k]);
             else
-                fprintf(stderr, "biomedclip embed-image: %s: %s\n", j->files[start + k], j->err[k]);
+                fprintf(stderr, "biomedclip embed-image: %s: %s\n", j->items[start + k].name, j->err[k]);
             failed++;
         } else {
-            print_embedding(j, j->files[start + k], j->emb + (size_t)j->ok[k] * j->dim);
+            print_embedding(j, &j->items[start + k], j->emb + (size_t)j->ok[k] * j->dim);
         }
     }
     fflush(stdout);
@@ -101,9 +104,13 @@ int cli_embed_image(int argc, char **argv) {
     bmc_model *model = NULL;
     job j;
     memset(&j, 0, sizeof j);
+    cli_image_opts img;
+    cli_image_opts_init(&img);
+    cli_item *items = NULL;
+    int n_items = 0;
     if (!files) goto oom;
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, k; i < argc; i++) {
         const char *a = argv[i];
         if (only_files || a[0] != '-' || !a[1]) {
             files[n_files++] = a;
@@ -123,6 +130,8 @@ int cli_embed_image(int argc, char **argv) {
             if (cli_parse_int("embed-image", "--threads", v, &threads)) goto done;
         } else if (cli_opt(argc, argv, &i, "--batch", &v)) {
             if (cli_parse_int("embed-image", "--batch", v, &batch)) goto done;
+        } else if ((k = cli_image_opt("embed-image", argc, argv, &i, &img)) != 0) {
+            if (k < 0) goto done;
         } else if (!strcmp(a, "--json")) {
             json = 1;
         } else if (!strcmp(a, "--raw")) {
@@ -140,7 +149,8 @@ int cli_embed_image(int argc, char **argv) {
     rc = CLI_EXIT_MODEL;
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
     rc = CLI_EXIT_FAILURE;
-    if (batch > n_files) batch = n_files;
+    if ((n_items = cli_image_items("embed-image", &img, files, n_files, &items)) < 0) goto done;
+    if (batch > n_items) batch = n_items > 0 ? n_items : 1;
     bmc_ctx_params cp = bmc_ctx_default_params();
     cp.n_threads = threads;
     cp.max_batch = batch;
@@ -149,7 +159,7 @@ int cli_embed_image(int argc, char **argv) {
         goto done;
     }
     int side = bmc_model_image_size(model);
-    j.model = model, j.files = files, j.json = json, j.normalize = !raw, j.batch = batch;
+    j.model = model, j.img = &img, j.items = items, j.json = json, j.normalize = !raw, j.batch = batch;
     j.in = 3 * (size_t)side * side;
     j.dim = bmc_model_embed_dim(model);
     j.chw = malloc((size_t)batch * j.in * sizeof *j.chw);
@@ -158,8 +168,8 @@ int cli_embed_image(int argc, char **argv) {
     j.err = malloc((size_t)batch * sizeof *j.err);
     if (!j.chw || !j.emb || !j.ok || !j.err) goto oom;
     int failed = 0;
-    for (int start = 0; start < n_files; start += batch)
-        failed += run_batch(&j, start, n_files - start < batch ? n_files - start : batch);
+    for (int start = 0; start < n_items; start += batch)
+        failed += run_batch(&j, start, n_items - start < batch ? n_items - start : batch);
     rc = failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
     goto done;
 
@@ -168,6 +178,7 @@ oom:
     rc = CLI_EXIT_FAILURE;
 done:
     free(j.chw), free(j.emb), free(j.ok), free(j.err), free(files);
+    cli_image_items_free(items, n_items);
     bmc_ctx_free(j.ctx);
     bmc_model_free(model);
     return rc;

@@ -18,9 +18,10 @@ static const char usage_text[] =
     "                        DIR|IMAGE...\n"
     "\n"
     "Embed every image under the directories (recursively, in sorted path order; extensions\n"
-    "jpg jpeg png bmp tga gif ppm pgm pnm, any case; names starting with '.' and symbolic links\n"
-    "to directories are skipped) into INDEX, a directory holding embeddings.npy (float32 [N, D],\n"
-    "unit rows), paths.txt (line i = row i) and index.json. Images already in INDEX are skipped,\n"
+    "jpg jpeg png bmp tga gif ppm pgm pnm dcm dicom, any case, and DICOM files without an\n"
+    "extension; names starting with '.' and symbolic links to directories are skipped) into\n"
+    "INDEX, a directory holding embeddings.npy (float32 [N, D], unit rows), paths.txt (line i =\n"
+    "row i: the path, or PATH#N for frame N) and index.json. Images already in INDEX are skipped,\n"
     "new ones appended; work is committed every batch, so an interrupted run can be resumed.\n"
     "\n"
     "  -m, --model MODEL   .bmc model file (default: $BIOMEDCLIP_MODEL)\n"
@@ -29,11 +30,13 @@ static const char usage_text[] =
     "  --batch N           images encoded together (default 8)\n"
     "  --progress          show progress on stderr even when it is not a terminal\n"
     "  --quiet             no progress (the default when stderr is not a terminal)\n"
+    CLI_IMAGE_OPTS_HELP
     "\n"
     "Exit status: 0 every image indexed, 1 some image failed (the others are indexed),\n"
     "2 bad command line, 3 model not loadable.\n";
 
-static const char *const image_ext[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif", "ppm", "pgm", "pnm"};
+static const char *const image_ext[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif", "ppm", "pgm", "pnm", "dcm",
+                                        "dicom"};
 
 typedef struct strlist {
     char **v;
@@ -53,6 +56,16 @@ static int strlist_push(strlist *l, char *s) {
     }
     l->v[l->n++] = s;
     return 0;
+}
+
+/* DICOM files often have no extension (IM000001): those are recognised by their content, the
+ * Part 10 marker "DICM" at byte 128. */
+static int is_dicom_part10(const char *path) {
+    FILE *f = fopen(path, "rb");
+    unsigned char b[132];
+    int yes = f && fread(b, 1, sizeof b, f) == sizeof b && !memcmp(b + 128, "DICM", 4);
+    if (f) fclose(f);
+    return yes;
 }
 
 static int is_image_name(const char *name) {
@@ -95,7 +108,8 @@ static int walk(const char *dir, strlist *out, int *errors) {
         } else if (S_ISDIR(lst.st_mode)) {
             rc = walk(p, out, errors);
             free(p);
-        } else if (is_image_name(e->d_name) && stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+        } else if (stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+                   (is_image_name(e->d_name) || (!strchr(e->d_name, '.') && is_dicom_part10(p)))) {
             if (strchr(p, '\n')) {
                 fprintf(stderr, "biomedclip index: skipping a file with a newline in its name: %s\n", p);
                 free(p);
@@ -116,7 +130,7 @@ static int cmp_str(const void *a, const void *b) {
 
 typedef struct run {
     idx_store *index;
-    const char *const *files;
+    const cli_item *items;
     int n, batch, progress, done, failed, write_error;
     double t0;
 } run;
@@ -149,7 +163,7 @@ static int on_image(void *user, int index, const float *emb, const char *error) 
         r->failed++;
         if (r->progress) fputs("\r\033[K", stderr);
         fprintf(stderr, "biomedclip index: %s\n", error);
-    } else if (idx_append(r->index, r->files[index], emb)) {
+    } else if (idx_append(r->index, r->items[index].name, emb)) {
         r->write_error = 1;
         return 1;
     }
@@ -172,9 +186,13 @@ int cli_index(int argc, char **argv) {
     bmc_ctx *ctx = NULL;
     idx_store ix;
     memset(&ix, 0, sizeof ix);
+    cli_image_opts img;
+    cli_image_opts_init(&img);
+    cli_item *items = NULL, *todo_items = NULL;
+    int n_items = 0;
     if (!roots) goto oom;
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, k; i < argc; i++) {
         const char *a = argv[i];
         if (only_args || a[0] != '-' || !a[1]) {
             roots[n_roots++] = a;
@@ -192,6 +210,8 @@ int cli_index(int argc, char **argv) {
             if (cli_parse_int("index", "--threads", v, &threads)) goto done;
         } else if (cli_opt(argc, argv, &i, "--batch", &v)) {
             if (cli_parse_int("index", "--batch", v, &batch)) goto done;
+        } else if ((k = cli_image_opt("index", argc, argv, &i, &img)) != 0) {
+            if (k < 0) goto done;
         } else if (!strcmp(a, "--progress")) {
             progress = 1;
         } else if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
@@ -231,13 +251,17 @@ int cli_index(int argc, char **argv) {
     rc = CLI_EXIT_FAILURE;
     if (idx_open_append(&ix, output, bmc_model_embed_dim(model), model_path)) goto done;
 
-    /* what is not in the index yet (duplicates from overlapping arguments only once) */
-    int n_todo = 0, skipped = 0;
+    /* the items (files, or frames with --frames all; duplicates from overlapping arguments
+     * only once), and those not in the index yet */
+    int n_files = 0, n_todo = 0, skipped = 0;
     if (!(todo = calloc((size_t)found.n + 1, sizeof *todo))) goto oom;
-    for (int i = 0; i < found.n; i++) {
-        if (i > 0 && !strcmp(found.v[i], found.v[i - 1])) continue;
-        if (idx_contains(&ix, found.v[i])) skipped++;
-        else todo[n_todo++] = found.v[i];
+    for (int i = 0; i < found.n; i++)
+        if (i == 0 || strcmp(found.v[i], found.v[i - 1])) todo[n_files++] = found.v[i];
+    if ((n_items = cli_image_items("index", &img, todo, n_files, &items)) < 0) goto done;
+    if (!(todo_items = calloc((size_t)n_items + 1, sizeof *todo_items))) goto oom;
+    for (int i = 0; i < n_items; i++) {
+        if (idx_contains(&ix, items[i].name)) skipped++;
+        else todo_items[n_todo++] = items[i];
     }
 
     bmc_ctx_params cp = bmc_ctx_default_params();
@@ -247,9 +271,9 @@ int cli_index(int argc, char **argv) {
         fprintf(stderr, "biomedclip index: %s\n", bmc_last_error());
         goto done;
     }
-    run r = {&ix, todo, n_todo, batch, progress, 0, 0, 0, now()};
+    run r = {&ix, todo_items, n_todo, batch, progress, 0, 0, 0, now()};
     if (progress) show_progress(&r);
-    int failed = cli_encode_image_files(ctx, todo, n_todo, batch, on_image, &r);
+    int failed = cli_encode_image_files(ctx, &img, todo_items, n_todo, batch, on_image, &r);
     if (progress) {
         show_progress(&r);
         fprintf(stderr, "\n%s: %d new, %d already indexed, %d failed, %ld in all\n", output,
@@ -267,7 +291,8 @@ oom:
 done:
     idx_close(&ix);
     for (int i = 0; i < found.n; i++) free(found.v[i]);
-    free(found.v), free(todo), free(roots);
+    free(found.v), free(todo), free(roots), free(todo_items);
+    cli_image_items_free(items, n_items);
     bmc_ctx_free(ctx);
     bmc_model_free(model);
     return rc;

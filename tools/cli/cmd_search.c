@@ -22,6 +22,8 @@ static const char usage_text[] =
     "                      {\"file\": PATH, \"score\": S}; tsv: path<TAB>score\n"
     "  --json              same as --format json\n"
     "  --threads N         threads (default: OpenBLAS's thread count)\n"
+    "  --window W, --frame N  for the --image query (below; --frames all is not for search)\n"
+    CLI_IMAGE_OPTS_HELP
     "\n"
     "Exit status: 0 success, 1 the query or the index failed, 2 bad command line, 3 model not\n"
     "loadable.\n";
@@ -61,8 +63,10 @@ int cli_search(int argc, char **argv) {
     query q = {0};
     idx_store ix;
     memset(&ix, 0, sizeof ix);
+    cli_image_opts img;
+    cli_image_opts_init(&img);
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, k; i < argc; i++) {
         const char *a = argv[i];
         if (only_args || a[0] != '-' || !a[1]) {
             if (index_dir) {
@@ -86,6 +90,8 @@ int cli_search(int argc, char **argv) {
             if (cli_parse_int("search", "--top", v, &top)) goto done;
         } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
             if (cli_parse_int("search", "--threads", v, &threads)) goto done;
+        } else if ((k = cli_image_opt("search", argc, argv, &i, &img)) != 0) {
+            if (k < 0) goto done;
         } else if (!strcmp(a, "--json")) {
             format = FMT_JSON;
         } else if (cli_opt(argc, argv, &i, "--format", &v)) {
@@ -108,6 +114,10 @@ int cli_search(int argc, char **argv) {
     }
     if (!text == !image) {
         fprintf(stderr, "biomedclip search: give exactly one of --text QUERY and --image FILE\n");
+        goto done;
+    }
+    if (img.all_frames) {
+        fprintf(stderr, "biomedclip search: the query is one image: pick a frame with --frame N\n");
         goto done;
     }
 
@@ -141,7 +151,8 @@ int cli_search(int argc, char **argv) {
             goto done;
         }
     } else {
-        if (cli_encode_image_files(ctx, &image, 1, 1, on_query_image, &q) != 0 || !q.ok) goto done;
+        cli_item query_item = {image, img.params.frame, (char *)image};
+        if (cli_encode_image_files(ctx, &img, &query_item, 1, 1, on_query_image, &q) != 0 || !q.ok) goto done;
     }
     if (ix.n > 0) {
         if (ix.n > 0x7fffffffL) {

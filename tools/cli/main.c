@@ -16,6 +16,7 @@ static const struct {
     {"classify", cli_classify, "zero-shot classification of images over labels"},
     {"index", cli_index, "embed every image under directories into an index directory"},
     {"search", cli_search, "search an index by text or by image"},
+    {"info-image", cli_info_image, "what the library sees in image files (format, window, frames)"},
 };
 
 static void usage(FILE *f) {
