@@ -83,7 +83,7 @@ static int run_batch(job *j, int start, int count) {
         if (j->ok[k] < 0) {
             fflush(stdout); /* keep stdout and stderr in file order on a terminal */
             /* the library's messages usually name the file already */
-            if (strstr(j->err[k], j->items[start + k].name))
+            if (strstr(j->err[k], j->items[start + k].file))
                 fprintf(stderr, "biomedclip embed-image: %s\n", j->err[k]);
             else
                 fprintf(stderr, "biomedclip embed-image: %s: %s\n", j->items[start + k].name, j->err[k]);
