@@ -316,7 +316,9 @@ void gray_to_8bit(Dicom &dc, const Samples &s, size_t n, uint8_t *out, bmc_image
         if (!usable) {
             if (mode == BMC_WINDOW_FILE)
                 fail(BMC_E_IMAGE, fmt("%s: file window %lu has width %g (unusable)", dc.name, k, w));
-            minmax = true; /* an unusable window is no window: the rule goes on to min-max */
+            /* an unusable window is no window: the rule goes on (VOI LUT, else min-max) */
+            use_lut = vitem != NULL;
+            minmax = !use_lut;
             rule = fmt("file window %lu unusable (W=%g); ", k, w);
         } else {
             rule = fmt("file window %lu: C=%g W=%g %s", k, c, w, f == LINEAR ? "LINEAR" : f == LINEAR_EXACT ? "LINEAR_EXACT" : "SIGMOID");
@@ -332,7 +334,7 @@ void gray_to_8bit(Dicom &dc, const Samples &s, size_t n, uint8_t *out, bmc_image
         std::string why;
         if (!read_lut(vitem, sgn && modality.empty(), &vlut, &why))
             fail(BMC_E_IMAGE, fmt("%s: VOI LUT Sequence: %s", dc.name, why.c_str()));
-        rule = fmt("VOI LUT 0 (%zu entries from %ld, %d bits)", vlut.data.size(), vlut.first, vlut.bits);
+        rule += fmt("VOI LUT 0 (%zu entries from %ld, %d bits)", vlut.data.size(), vlut.first, vlut.bits);
     }
     double lo = 0, hi = 0;
     if (minmax) {

@@ -145,7 +145,7 @@ def ref_gray(ds, arr, window="auto"):
         y = window_y(x, float(centers[0]), float(widths[0]), func)
     elif isinstance(window, int):
         y = window_y(x, float(centers[window]), float(widths[window]), func)
-    elif window == "auto" and nwin == 0 and "VOILUTSequence" in ds:
+    elif window == "auto" and "VOILUTSequence" in ds:  # no usable window
         lv, bits = lut_lookup(ds.VOILUTSequence[0], x, signed and not modality_lut)
         y = lv / ((1 << bits) - 1)
     else:
