@@ -216,7 +216,8 @@ typedef struct bmc_image {
 #define BMC_DECODE_PIL_16BIT 1
 
 /* Decode a file / a memory buffer: JPEG (baseline, progressive), PNG (1-16 bit; gray, gray+alpha,
- * RGB, RGBA, palette), BMP, TGA, GIF (first frame), PNM. The image keeps what PIL would call
+ * RGB, RGBA, palette), BMP, TGA, GIF (first frame), PNM, and DICOM (DCMTK builds: Part 10 or bare
+ * datasets, first frame, docs/IMAGE.md's windowing rule). The image keeps what PIL would call
  * its mode (palette indices, gray, gray+alpha, RGB, RGBA) internally, so that preprocessing
  * follows PIL's per-mode rules (palette resized nearest on indices, alpha premultiplied, gray as
  * one channel). The public fields are a view of the pixels as GRAY, RGB or RGBA (a palette is

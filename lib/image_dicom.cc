@@ -470,8 +470,10 @@ bmc_status decode(const uint8_t *data, size_t size, const char *name, const bmc_
     g = NULL;
     if (ds->findAndGetSequenceItem(DCM_SharedFunctionalGroupsSequence, g, 0).good()) dc.shared_groups = g;
 
-    /* one frame of stored values, in native byte order */
-    DcmPixelData *pd = OFstatic_cast(DcmPixelData *, pixel);
+    /* one frame of stored values, in native byte order; (7FE0,0010) read as a sequence is no
+     * pixel data (a corrupt VR) */
+    if (!pixel->isLeaf())
+        fail(BMC_E_IMAGE, fmt("%s: Pixel Data with VR %s (corrupt)", name, DcmVR(pixel->ident()).getVRName()));
     std::vector<uint8_t> buf;
     OFString colour_model;
     OFCondition cond;
@@ -498,6 +500,11 @@ bmc_status decode(const uint8_t *data, size_t size, const char *name, const bmc_
                 std::reverse(buf.begin() + (long)i, buf.begin() + (long)i + width);
         colour_model = dc.photometric.c_str();
     } else {
+        /* (7FE0,0010) with a VR DCMTK does not read as pixel data (a sequence, say) is no image */
+        if (pixel->ident() != EVR_PixelData)
+            fail(BMC_E_IMAGE, fmt("%s: Pixel Data with VR %s is not encapsulated pixel data (corrupt)", name,
+                                  DcmVR(pixel->ident()).getVRName()));
+        DcmPixelData *pd = OFstatic_cast(DcmPixelData *, pixel);
         Uint32 fsize = 0;
         cond = pd->getUncompressedFrameSize(ds, fsize);
         if (cond.bad()) fail(BMC_E_IMAGE, fmt("%s: cannot size a frame (%s)", name, cond.text()));

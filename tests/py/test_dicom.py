@@ -520,6 +520,20 @@ def run(tmp):
     p = save(big, os.path.join(tmp, "frames.dcm"))
     kind, msg = run_tool([(p, os.path.join(tmp, "x"))])[p]
     check(kind == "ERR" and "2000000000 frames" in msg, f"absurd frame count: {msg}")
+    # an element declaring 2 GB / 4 GB past the end: refused without allocating it (under ASan
+    # with max_allocation_size_mb=64 an attempt would abort the tool)
+    import struct
+    mrd = open(os.path.join(PYDICOM_FILES, "MR_small.dcm"), "rb").read()
+    i = mrd.find(bytes([0xE0, 0x7F, 0x10, 0x00]))
+    huge = {"huge_end.dcm": mrd + struct.pack("<HH2sHI", 0x7FE1, 0x0010, b"OB", 0, 0xFFFFFFF0) + b"x" * 100,
+            "huge_mid.dcm": mrd[:i] + struct.pack("<HH2sHI", 0x0029, 0x1010, b"OB", 0, 0x7FFFFFF0) + mrd[i:]}
+    for name, data in huge.items():
+        p = os.path.join(tmp, name)
+        open(p, "wb").write(data)
+        env = dict(os.environ, ASAN_OPTIONS="max_allocation_size_mb=64:allocator_may_return_null=0")
+        r = subprocess.run([TOOL, p, p + ".out"], capture_output=True, text=True, env=env)
+        check(r.stdout.startswith("ERR ") and "could not be parsed" in r.stdout and not r.stderr,
+              f"{name}: an element longer than the file: {r.stdout.strip()[:200]} {r.stderr[:300]}")
     # truncations of a file of each kind: an error, never a crash
     n_trunc = 0
     for key in ("ct_windows", "rgb_planar"):
