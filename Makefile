@@ -1,6 +1,10 @@
 # libbiomedclip - BiomedCLIP inference in C.   make | make test | make demo | make bench | make install
 #
-# Options:  JPEG=turbo   decode JPEG with libjpeg-turbo (PIL-identical pixels; needs libjpeg62-turbo-dev)
+# Options:  JPEG=stb     decode JPEG with stb_image instead of libjpeg-turbo (the default whenever
+#                        libjpeg-turbo's headers are installed: PIL-identical pixels; builds into
+#                        $(BUILD)-stb). JPEG=turbo insists on libjpeg-turbo.
+#           TIFF=0       build without libtiff (TIFF files are then refused; the default uses
+#                        libtiff whenever libtiff-4 is installed)
 #           DICOM=0      build without DICOM (default: DICOM through DCMTK when libdcmtk-dev is
 #                        installed; lib/image_dicom.cc is then compiled with $(BMC_CXX))
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
@@ -13,14 +17,34 @@ BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 SHARED_DATA ?= $(abspath ../shared/data)
 
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -Iinclude -Ilib \
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fvisibility=hidden \
+              -Iinclude -Ilib \
               -I/usr/include/openblas $(shell pkg-config --cflags openblas 2>/dev/null)
 LDLIBS_BASE = -lopenblas -lm -lpthread
 
+# JPEG: libjpeg-turbo (PIL's own decoder) unless JPEG=stb or its headers are missing
+ifeq ($(JPEG),)
+JPEG := $(if $(shell printf '\043include <stdio.h>\n\043include <jpeglib.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo y),turbo,stb)
+endif
 ifeq ($(JPEG),turbo)
-CFLAGS_BASE += -DBMC_WITH_LIBJPEG
+FEATURE_CFLAGS += -DBMC_WITH_LIBJPEG
 LDLIBS_BASE += -ljpeg
-override BUILD := $(BUILD)-turbo
+else ifeq ($(JPEG),stb)
+override BUILD := $(BUILD)-stb
+else
+$(error JPEG=$(JPEG): use JPEG=turbo (libjpeg-turbo) or JPEG=stb (stb_image))
+endif
+# TIFF: libtiff (lib/image_tiff.c) unless TIFF=0 or libtiff-4 is not installed
+ifeq ($(TIFF),)
+TIFF := $(if $(shell pkg-config --exists libtiff-4 && echo y),1,0)
+endif
+ifeq ($(TIFF),1)
+TIFF_CFLAGS := $(shell pkg-config --cflags libtiff-4 2>/dev/null)
+TIFF_LIBS := $(or $(shell pkg-config --libs libtiff-4 2>/dev/null),-ltiff)
+FEATURE_CFLAGS += -DBMC_WITH_LIBTIFF $(TIFF_CFLAGS)
+LDLIBS_BASE += $(TIFF_LIBS)
+else
+override BUILD := $(BUILD)-notiff
 endif
 # DICOM through DCMTK (lib/*.cc, C++ behind a C interface): on when its headers are installed.
 DICOM ?= $(shell test -f /usr/include/dcmtk/dcmdata/dcfilefo.h && echo 1 || echo 0)
@@ -28,13 +52,15 @@ DICOM ?= $(shell test -f /usr/include/dcmtk/dcmdata/dcfilefo.h && echo 1 || echo
 BMC_CXX ?= $(if $(findstring clang,$(CC)),clang++,c++)
 DICOM_LIBS = -ldcmjpls -ldcmjpeg -ldcmimgle -ldcmdata -loflog -lofstd -lz -lstdc++
 ifeq ($(DICOM),1)
-CFLAGS_BASE += -DBMC_WITH_DICOM
+FEATURE_CFLAGS += -DBMC_WITH_DICOM
 LDLIBS_BASE += $(DICOM_LIBS)
 LIB_CXX_SRC = $(wildcard lib/*.cc)
 else
 LIB_CXX_SRC =
 override BUILD := $(BUILD)-nodicom
 endif
+# the optional decoders' defines (also used by fuzz/fuzz.mk)
+CFLAGS_BASE += $(FEATURE_CFLAGS)
 ifeq ($(SANITIZE),1)
 # -march=native: the AVX-512 kernels (lib/gemm.c, lib/attention.c) are checked too
 OPT = -O1 -g -fno-omit-frame-pointer -march=native
@@ -91,8 +117,8 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SHLIB): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(SHLIB): $(LIB_OBJ) lib/exports.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/exports.map $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(CLI): $(CLI_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)

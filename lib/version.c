@@ -26,12 +26,17 @@ const char *bmc_system_info(void) {
 #else
     const char *jpeg = "stb_image";
 #endif
+#ifdef BMC_WITH_LIBTIFF
+    const char *tiff = "libtiff";
+#else
+    const char *tiff = "none";
+#endif
 #ifdef BMC_WITH_DICOM
     const char *dicom = bmc__dicom_version();
 #else
-    const char *dicom = "no (built with DICOM=0)";
+    const char *dicom = "none (built with DICOM=0)";
 #endif
-    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s DICOM=%s", simd, openblas_get_config(),
-             openblas_get_num_threads(), jpeg, dicom);
+    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s TIFF=%s DICOM=%s", simd, openblas_get_config(),
+             openblas_get_num_threads(), jpeg, tiff, dicom);
     return buf;
 }

@@ -53,41 +53,25 @@ static void print_info(const cli_image_opts *o, const cli_item *it, const bmc_im
 }
 
 int cli_info_image(int argc, char **argv) {
-    int json = 0, n_files = 0, only_files = 0, rc = CLI_EXIT_USAGE, failed = 0;
-    const char **files = calloc((size_t)argc, sizeof *files);
+    int json = 0, rc = CLI_EXIT_FAILURE, failed = 0;
+    cli_list files;
     cli_image_opts img;
-    cli_image_opts_init(&img);
+    cli_image_opts_init(&img, "info-image");
     cli_item *items = NULL;
     int n_items = 0;
-    if (!files) {
+    if (cli_list_init(&files, argc)) {
         fprintf(stderr, "biomedclip info-image: out of memory\n");
         return CLI_EXIT_FAILURE;
     }
-    for (int i = 1, k; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_files || a[0] != '-' || !a[1]) {
-            files[n_files++] = a;
-        } else if (!strcmp(a, "--")) {
-            only_files = 1;
-        } else if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if ((k = cli_image_opt("info-image", argc, argv, &i, &img)) != 0) {
-            if (k < 0) goto done;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            fprintf(stderr, "biomedclip info-image: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
-    if (n_files == 0) {
+    const cli_option opts[] = {CLI_OPT_JSON(&json), CLI_IMAGE_OPTS(&img), CLI_ARGS(&files), {0}};
+    if ((rc = cli_parse("info-image", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
+    if (files.n == 0) {
         fprintf(stderr, "biomedclip info-image: no images (see --help)\n");
         goto done;
     }
     rc = CLI_EXIT_FAILURE;
-    if ((n_items = cli_image_items("info-image", &img, files, n_files, &items)) < 0) goto done;
+    if ((n_items = cli_image_items(&img, files.v, files.n, &items)) < 0) goto done;
     for (int i = 0; i < n_items; i++) {
         bmc_image im;
         bmc_image_info info;
@@ -106,6 +90,6 @@ int cli_info_image(int argc, char **argv) {
     rc = failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
 done:
     cli_image_items_free(items, n_items);
-    free(files);
+    cli_list_free(&files);
     return rc;
 }

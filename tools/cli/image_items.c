@@ -8,8 +8,9 @@
 #include "cli.h"
 #include "image_items.h"
 
-void cli_image_opts_init(cli_image_opts *o) {
+void cli_image_opts_init(cli_image_opts *o, const char *cmd) {
     memset(o, 0, sizeof *o);
+    o->cmd = cmd;
     o->params = bmc_load_default_params();
 }
 
@@ -47,42 +48,39 @@ static int parse_window(const char *v, bmc_load_params *p) {
     return 0;
 }
 
-int cli_image_opt(const char *cmd, int argc, char **argv, int *i, cli_image_opts *o) {
-    const char *v;
-    if (cli_opt(argc, argv, i, "--window", &v)) {
-        if (!v) {
-            fprintf(stderr, "biomedclip %s: --window needs a value (C,W | minmax | file[:K])\n", cmd);
-            return -1;
-        }
-        if (parse_window(v, &o->params)) {
-            fprintf(stderr, "biomedclip %s: --window wants C,W (width > 0), minmax or file[:K], got '%s'\n", cmd, v);
-            return -1;
-        }
-        return 1;
+int cli_image_opt_window(void *opts, const char *v) {
+    cli_image_opts *o = opts;
+    if (parse_window(v, &o->params)) {
+        fprintf(stderr, "biomedclip %s: --window wants C,W (width > 0), minmax or file[:K], got '%s'\n", o->cmd, v);
+        return CLI_EXIT_USAGE;
     }
-    if (cli_opt(argc, argv, i, "--frame", &v)) {
-        char *end = NULL;
-        errno = 0;
-        long f = v ? strtol(v, &end, 10) : -1;
-        if (!v || errno || end == v || *end || f < 0 || f > INT_MAX) {
-            fprintf(stderr, "biomedclip %s: --frame wants a frame number from 0, got '%s'\n", cmd, v ? v : "");
-            return -1;
-        }
-        o->params.frame = (int)f;
-        o->all_frames = 0;
-        o->name_frames = 1;
-        return 1;
+    return CLI_GO_ON;
+}
+
+int cli_image_opt_frame(void *opts, const char *v) {
+    cli_image_opts *o = opts;
+    char *end = NULL;
+    errno = 0;
+    long f = strtol(v, &end, 10);
+    if (errno || end == v || *end || f < 0 || f > INT_MAX) {
+        fprintf(stderr, "biomedclip %s: --frame wants a frame number from 0, got '%s'\n", o->cmd, v);
+        return CLI_EXIT_USAGE;
     }
-    if (cli_opt(argc, argv, i, "--frames", &v)) {
-        if (!v || strcmp(v, "all")) {
-            fprintf(stderr, "biomedclip %s: --frames wants 'all', got '%s' (one frame: --frame N)\n", cmd, v ? v : "");
-            return -1;
-        }
-        o->all_frames = 1;
-        o->name_frames = 1;
-        return 1;
+    o->params.frame = (int)f;
+    o->all_frames = 0;
+    o->name_frames = 1;
+    return CLI_GO_ON;
+}
+
+int cli_image_opt_frames(void *opts, const char *v) {
+    cli_image_opts *o = opts;
+    if (strcmp(v, "all")) {
+        fprintf(stderr, "biomedclip %s: --frames wants 'all', got '%s' (one frame: --frame N)\n", o->cmd, v);
+        return CLI_EXIT_USAGE;
     }
-    return 0;
+    o->all_frames = 1;
+    o->name_frames = 1;
+    return CLI_GO_ON;
 }
 
 static char *item_name(const cli_image_opts *o, const char *file, int frame) {
@@ -94,7 +92,7 @@ static char *item_name(const cli_image_opts *o, const char *file, int frame) {
     return s;
 }
 
-int cli_image_items(const char *cmd, const cli_image_opts *o, const char *const *files, int n, cli_item **out) {
+int cli_image_items(const cli_image_opts *o, const char *const *files, int n, cli_item **out) {
     int cap = n > 0 ? n : 1, count = 0;
     cli_item *items = malloc((size_t)cap * sizeof *items);
     if (!items) goto oom;
@@ -127,7 +125,7 @@ int cli_image_items(const char *cmd, const cli_image_opts *o, const char *const 
     *out = items;
     return count;
 oom:
-    fprintf(stderr, "biomedclip %s: out of memory\n", cmd);
+    fprintf(stderr, "biomedclip %s: out of memory\n", o->cmd);
     cli_image_items_free(items, count);
     *out = NULL;
     return -1;

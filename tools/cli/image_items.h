@@ -9,6 +9,7 @@
 #include "biomedclip.h"
 
 typedef struct cli_image_opts {
+    const char *cmd;        /* the command, for messages */
     bmc_load_params params; /* --window, --frame */
     int all_frames;         /* --frames all: every frame is an item */
     int name_frames;        /* outputs name the frame (--frame or --frames was given) */
@@ -22,10 +23,14 @@ typedef struct cli_image_opts {
     "  --frame N            frame (DICOM) or page (TIFF) N, from 0 (default 0)\n"                  \
     "  --frames all         every frame / page, each one item, named FILE#N (JSON: \"frame\": N)\n"
 
-void cli_image_opts_init(cli_image_opts *o);
-/* If argv[*i] is --window, --frame or --frames (also as --opt=VALUE): parse it, advance *i past
- * its value and return 1, or print why it is wrong and return -1. Return 0 for other args. */
-int cli_image_opt(const char *cmd, int argc, char **argv, int *i, cli_image_opts *o);
+void cli_image_opts_init(cli_image_opts *o, const char *cmd);
+/* cli_option handlers (CLI_CALL, dest = the cli_image_opts): CLI_GO_ON, or CLI_EXIT_USAGE after
+ * printing why the value is wrong. */
+int cli_image_opt_window(void *opts, const char *value);
+int cli_image_opt_frame(void *opts, const char *value);
+int cli_image_opt_frames(void *opts, const char *value);
+/* The three entries of a command's option table (cli.h), for a cli_image_opts *o. */
+#define CLI_IMAGE_OPTS(o)                                                                              {"--window", NULL, CLI_CALL, (o), 0, NULL, cli_image_opt_window},                                   {"--frame", NULL, CLI_CALL, (o), 0, NULL, cli_image_opt_frame},                                     {"--frames", NULL, CLI_CALL, (o), 0, NULL, cli_image_opt_frames}
 
 typedef struct cli_item {
     const char *file; /* the caller's string */
@@ -36,8 +41,7 @@ typedef struct cli_item {
 /* One item per file, or with --frames all one per frame (the count read from each file; a file
  * that cannot be read stays one item, so that its error is reported in order). Returns the
  * number of items, or -1 when memory ran out (printed). */
-int cli_image_items(const char *cmd, const cli_image_opts *o, const char *const *files, int n,
-                    cli_item **items);
+int cli_image_items(const cli_image_opts *o, const char *const *files, int n, cli_item **items);
 void cli_image_items_free(cli_item *items, int n);
 
 /* Load one item with the options. */
