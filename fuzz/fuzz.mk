@@ -10,8 +10,7 @@ FUZZ_SAN    = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wno-unused-parameter -Wno-unused-function -g -O1 -march=native $(FUZZ_SAN) \
               -fsanitize=fuzzer-no-link $(FEATURE_CFLAGS) -Iinclude -Ilib -Itools/cli -I/usr/include/openblas \
               $(shell pkg-config --cflags openblas 2>/dev/null)
-# the optional decoders of this build (-DBMC_WITH_DICOM ...); C++ sources with clang++
-FUZZ_CFLAGS += $(filter -DBMC_WITH_%,$(CFLAGS_BASE))
+# C++ sources (lib/image_dicom.cc) with clang++
 FUZZ_CXX    ?= clang++
 FUZZ_CXXFLAGS = $(filter-out -std=c11,$(FUZZ_CFLAGS)) -std=c++17
 FUZZ_SRC      = $(wildcard fuzz/fuzz_*.c)
