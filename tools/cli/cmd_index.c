@@ -326,9 +326,8 @@ int cli_index(int argc, char **argv) {
     /* the items of this node's slice (files, or their frames with --frames all: FILE#N), and
      * those not in the index yet */
     int n_todo = 0, skipped = 0;
-    if ((n_items = cli_image_items(&img, (const char *const *)found.v + shard.lo, (int)(shard.hi - shard.lo),
-                                   &items)) < 0)
-        goto done;
+    const char *const *slice = found.v ? (const char *const *)found.v + shard.lo : NULL; /* none found: NULL */
+    if ((n_items = cli_image_items(&img, slice, (int)(shard.hi - shard.lo), &items)) < 0) goto done;
     if (!(todo = calloc((size_t)n_items + 1, sizeof *todo))) goto oom;
     for (int i = 0; i < n_items; i++) {
         if (idx_contains(&ix, items[i].name)) skipped++;
