@@ -91,8 +91,10 @@ const Uint32 READ_NOW = 64 * 1024;
 /* ---- one-time set-up ------------------------------------------------------------------------ */
 
 std::once_flag g_once;
+bool g_registered;
 
 void setup_dcmtk() {
+    g_registered = true;
     /* DCMTK logs warnings and errors to stderr by default; a library must stay silent (the
      * errors reach the caller through bmc_last_error) */
     OFLog::getLogger("dcmtk").setLogLevel(OFLogger::OFF_LOG_LEVEL);
@@ -103,6 +105,16 @@ void setup_dcmtk() {
      * the dataset declares it */
     DJDecoderRegistration::registerCodecs(EDC_never);
     DJLSDecoderRegistration::registerCodecs();
+}
+
+/* The codecs' registrations are DCMTK globals that only deregistration frees: done when the
+ * library is unloaded or the program exits (valgrind would report them lost otherwise). DCMTK's
+ * own libraries are finalised after this one, so its lists still exist here. */
+__attribute__((destructor)) void cleanup_dcmtk() {
+    if (!g_registered) return;
+    DJLSDecoderRegistration::cleanup();
+    DJDecoderRegistration::cleanup();
+    DcmRLEDecoderRegistration::cleanup();
 }
 
 /* ---- small helpers -------------------------------------------------------------------------- */
