@@ -121,7 +121,18 @@ def mvalue(v):
     return float(v) if not hasattr(v, "__len__") else float(v[0])
 
 
-def ref_gray(ds, arr, window="auto"):
+def holder(ds, frame, seq, kw):
+    """Enhanced objects: the item holding kw in the frame's Per-frame Functional Groups item
+    (sequence seq), else the Shared one, else the dataset itself, else None."""
+    for groups, index in (("PerFrameFunctionalGroupsSequence", frame), ("SharedFunctionalGroupsSequence", 0)):
+        if groups in ds and len(ds[groups].value) > index:
+            g = ds[groups][index]
+            if seq in g and len(g[seq].value) and g[seq][0].get(kw) not in (None, ""):
+                return g[seq][0]
+    return ds if ds.get(kw) not in (None, "") else None
+
+
+def ref_gray(ds, arr, window="auto", frame=0):
     """The 8-bit image of one frame (arr: pydicom's pixels of that frame)."""
     sv = stored_values(ds, arr).astype(np.float64)
     signed = ds.get("PixelRepresentation", 0) == 1
@@ -129,16 +140,21 @@ def ref_gray(ds, arr, window="auto"):
         x, _ = lut_lookup(ds.ModalityLUTSequence[0], sv, signed)
         modality_lut = True
     else:
-        slope = float(ds.get("RescaleSlope", 1) or 1)
-        intercept = float(ds.get("RescaleIntercept", 0) or 0)
+        hs = holder(ds, frame, "PixelValueTransformationSequence", "RescaleSlope")
+        hi = holder(ds, frame, "PixelValueTransformationSequence", "RescaleIntercept")
+        slope = float(hs.RescaleSlope) if hs is not None else 1.0
+        intercept = float(hi.RescaleIntercept) if hi is not None else 0.0
         x = sv * slope + intercept
         modality_lut = False
-    centers = ds.get("WindowCenter")
-    widths = ds.get("WindowWidth")
+    wh = holder(ds, frame, "FrameVOILUTSequence", "WindowCenter")
+    if wh is not None and wh.get("WindowWidth") in (None, ""):
+        wh = None
+    centers = wh.get("WindowCenter") if wh is not None else None
+    widths = wh.get("WindowWidth") if wh is not None else None
     centers = [] if centers is None else ([centers] if not hasattr(centers, "__len__") else list(centers))
     widths = [] if widths is None else ([widths] if not hasattr(widths, "__len__") else list(widths))
     nwin = min(len(centers), len(widths))
-    func = ds.get("VOILUTFunction", "LINEAR") or "LINEAR"
+    func = (wh.get("VOILUTFunction", "LINEAR") if wh is not None else "LINEAR") or "LINEAR"
     if isinstance(window, tuple):
         y = window_y(x, window[0], window[1], "LINEAR")
     elif window == "auto" and nwin and (float(widths[0]) >= 1 if func == "LINEAR" else float(widths[0]) > 0):
@@ -169,7 +185,7 @@ def ref_image(ds, frame=0, window="auto"):
         arr = arr[frame]
     pi = ds.PhotometricInterpretation
     if pi in ("MONOCHROME1", "MONOCHROME2"):
-        return ref_gray(ds, arr, window)
+        return ref_gray(ds, arr, window, frame)
     if pi == "PALETTE COLOR":
         rgb = pydicom.pixel_data_handlers.util.apply_color_lut(arr, ds)
         bits = int(ds.RedPaletteColorLookupTableDescriptor[2])
@@ -294,6 +310,27 @@ def make_files(d):
     mf8 = new_ds(25, 35, bits=8, frames=3)
     set_pixels(mf8, rng.integers(0, 256, (3, 25, 35)).astype(np.uint8))
     files["multiframe8"] = save(mf8, f"{d}/multiframe8.dcm")
+    # Enhanced-style functional groups: rescale in the shared item, per-frame intercepts and
+    # windows (with their functions) in the per-frame items, a dataset-level window overridden
+    en = new_ds(20, 30, bits=16, signed=1, frames=3)
+    set_pixels(en, rng.integers(-1000, 3000, (3, 20, 30)).astype(np.int16))
+    en.WindowCenter, en.WindowWidth = 0, 10
+    shared = Dataset()
+    pvt = Dataset()
+    pvt.RescaleSlope, pvt.RescaleIntercept, pvt.RescaleType = 2, 0, "US"
+    shared.PixelValueTransformationSequence = [pvt]
+    en.SharedFunctionalGroupsSequence = [shared]
+    per = []
+    for k, (c, w, fn) in enumerate(((100, 2000, "LINEAR"), (-500, 800, "SIGMOID"), (1500, 3000, "LINEAR_EXACT"))):
+        item, voi, tr = Dataset(), Dataset(), Dataset()
+        voi.WindowCenter, voi.WindowWidth, voi.VOILUTFunction = c, w, fn
+        item.FrameVOILUTSequence = [voi]
+        if k == 1:
+            tr.RescaleIntercept = -1024  # this frame's own intercept; the slope stays the shared one
+            item.PixelValueTransformationSequence = [tr]
+        per.append(item)
+    en.PerFrameFunctionalGroupsSequence = per
+    files["enhanced"] = save(en, f"{d}/enhanced.dcm")
     # colour: RGB interleaved / planar, YBR_FULL, palette
     rgb = rng.integers(0, 256, (31, 45, 3)).astype(np.uint8)
     c0 = new_ds(31, 45, pi="RGB", bits=8, spp=3)
