@@ -5,6 +5,8 @@
 #                        $(BUILD)-stb). JPEG=turbo insists on libjpeg-turbo.
 #           TIFF=0       build without libtiff (TIFF files are then refused; the default uses
 #                        libtiff whenever libtiff-4 is installed)
+#           DICOM=0      build without DICOM (default: DICOM through DCMTK when libdcmtk-dev is
+#                        installed; lib/image_dicom.cc is then compiled with $(BMC_CXX))
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
 #           OPT=...      optimisation flags (default -O2 -march=native)
 #           SERVE=0      build the CLI without `biomedclip serve` (no libmicrohttpd, libcjson)
@@ -45,6 +47,19 @@ LDLIBS_BASE += $(TIFF_LIBS)
 else
 override BUILD := $(BUILD)-notiff
 endif
+# DICOM through DCMTK (lib/*.cc, C++ behind a C interface): on when its headers are installed.
+DICOM ?= $(shell test -f /usr/include/dcmtk/dcmdata/dcfilefo.h && echo 1 || echo 0)
+# the C++ compiler that matches CC (clang++ for the ThreadSanitizer and fuzz builds)
+BMC_CXX ?= $(if $(findstring clang,$(CC)),clang++,c++)
+DICOM_LIBS = -ldcmjpls -ldcmjpeg -ldcmimgle -ldcmdata -loflog -lofstd -lz -lstdc++
+ifeq ($(DICOM),1)
+FEATURE_CFLAGS += -DBMC_WITH_DICOM
+LDLIBS_BASE += $(DICOM_LIBS)
+LIB_CXX_SRC = $(wildcard lib/*.cc)
+else
+LIB_CXX_SRC =
+override BUILD := $(BUILD)-nodicom
+endif
 # the optional decoders' defines (also used by fuzz/fuzz.mk)
 CFLAGS_BASE += $(FEATURE_CFLAGS)
 ifeq ($(SANITIZE),1)
@@ -60,7 +75,9 @@ CFLAGS += $(CFLAGS_BASE) $(OPT)
 LDLIBS = $(LDLIBS_BASE)
 
 LIB_SRC   = $(wildcard lib/*.c)
-LIB_OBJ   = $(LIB_SRC:lib/%.c=$(BUILD)/obj/lib/%.o)
+LIB_OBJ   = $(LIB_SRC:lib/%.c=$(BUILD)/obj/lib/%.o) $(LIB_CXX_SRC:lib/%.cc=$(BUILD)/obj/lib/%.o)
+# C++ sources: the C flags without -std=c11, plus C++17
+CXXFLAGS_LIB = $(filter-out -std=c11,$(CFLAGS)) -std=c++17
 # `biomedclip serve` (docs/SERVER.md) links libmicrohttpd and libcjson; SERVE=0 leaves it out
 # (serve_off.c then says so). Its page is compiled in from tools/cli/serve_page.html.
 SERVE    ?= 1
@@ -99,6 +116,10 @@ $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/obj/lib/%.o: lib/%.cc $(wildcard lib/*.h) include/biomedclip.h
+	@mkdir -p $(dir $@)
+	$(BMC_CXX) $(CXXFLAGS_LIB) -c $< -o $@
+
 $(BUILD)/obj/cli/%.o: tools/cli/%.c $(wildcard tools/cli/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -118,8 +139,8 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SHLIB): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(SHLIB): $(LIB_OBJ) lib/exports.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/exports.map $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(CLI): $(CLI_OBJ) $(STATIC)
 	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(CLI_LIBS) $(LDLIBS)

@@ -119,7 +119,7 @@ BMC_API const char *bmc_last_error(void);
 
 BMC_API int bmc_version_number(void);       /* == BMC_VERSION_NUMBER of the compiled library */
 BMC_API const char *bmc_version_string(void);
-BMC_API const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads */
+BMC_API const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads, decoders */
 
 typedef void (*bmc_log_fn)(int level, const char *message, void *user);
 #define BMC_LOG_ERROR 0
@@ -232,7 +232,8 @@ typedef struct bmc_image {
 #define BMC_DECODE_PIL_16BIT 1
 
 /* Decode a file / a memory buffer: JPEG (baseline, progressive), PNG (1-16 bit; gray, gray+alpha,
- * RGB, RGBA, palette), BMP, TGA, GIF (first frame), PNM. The image keeps what PIL would call
+ * RGB, RGBA, palette), BMP, TGA, GIF (first frame), PNM, and DICOM (DCMTK builds: Part 10 or bare
+ * datasets, first frame, docs/IMAGE.md's windowing rule). The image keeps what PIL would call
  * its mode (palette indices, gray, gray+alpha, RGB, RGBA) internally, so that preprocessing
  * follows PIL's per-mode rules (palette resized nearest on indices, alpha premultiplied, gray as
  * one channel). The public fields are a view of the pixels as GRAY, RGB or RGBA (a palette is

@@ -4,12 +4,13 @@
 #include <cblas.h>
 
 #include "biomedclip.h"
+#include "image.h"
 
 int bmc_version_number(void) { return BMC_VERSION_NUMBER; }
 const char *bmc_version_string(void) { return BMC_VERSION_STRING; }
 
 const char *bmc_system_info(void) {
-    static _Thread_local char buf[256];
+    static _Thread_local char buf[512];
     const char *simd =
 #if defined(__AVX512F__)
         "AVX512";
@@ -30,7 +31,12 @@ const char *bmc_system_info(void) {
 #else
     const char *tiff = "none";
 #endif
-    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s TIFF=%s", simd, openblas_get_config(),
-             openblas_get_num_threads(), jpeg, tiff);
+#ifdef BMC_WITH_DICOM
+    const char *dicom = bmc__dicom_version();
+#else
+    const char *dicom = "none (built with DICOM=0)";
+#endif
+    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s TIFF=%s DICOM=%s", simd, openblas_get_config(),
+             openblas_get_num_threads(), jpeg, tiff, dicom);
     return buf;
 }

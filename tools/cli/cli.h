@@ -24,6 +24,7 @@ int cli_index_merge(int argc, char **argv);
 int cli_search(int argc, char **argv);
 int cli_compare(int argc, char **argv);
 int cli_serve(int argc, char **argv); /* serve.c, or serve_off.c when built with SERVE=0 */
+int cli_info_image(int argc, char **argv);
 
 /* The model path: the -m value if given, else $BIOMEDCLIP_MODEL, else NULL. */
 const char *cli_model_path(const char *opt);

@@ -18,6 +18,7 @@ static const struct {
     {"index-merge", cli_index_merge, "join the shards of `index --shard K/N` into one index"},
     {"search", cli_search, "search an index by text or by image"},
     {"compare", cli_compare, "compare two models' embeddings of the same images and texts"},
+    {"info-image", cli_info_image, "what the library sees in image files (format, window, frames)"},
     {"serve", cli_serve, "HTTP service: embeddings, zero-shot, search, a page (docs/SERVER.md)"},
 };
 
