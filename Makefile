@@ -1,6 +1,7 @@
 # libbiomedclip - BiomedCLIP inference in C.   make | make test | make demo | make bench | make install
 #
 # Options:  JPEG=turbo   decode JPEG with libjpeg-turbo (PIL-identical pixels; needs libjpeg62-turbo-dev)
+#           SLIDE=0      build without whole-slide images (no OpenSlide, no HDF5; docs/SLIDES.md)
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
 #           OPT=...      optimisation flags (default -O2 -march=native)
 
@@ -19,6 +20,15 @@ ifeq ($(JPEG),turbo)
 CFLAGS_BASE += -DBMC_WITH_LIBJPEG
 LDLIBS_BASE += -ljpeg
 override BUILD := $(BUILD)-turbo
+endif
+# Whole-slide images: OpenSlide in the library (lib/slide_openslide.c), HDF5 in the CLI only.
+SLIDE ?= 1
+CLI_LDLIBS =
+ifeq ($(SLIDE),1)
+CFLAGS_BASE += -DBMC_WITH_OPENSLIDE $(shell pkg-config --cflags openslide 2>/dev/null || echo -I/usr/include/openslide)
+LDLIBS_BASE += -lopenslide
+CLI_CFLAGS = -DBMC_WITH_HDF5 $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+CLI_LDLIBS = $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
 endif
 ifeq ($(SANITIZE),1)
 # -march=native: the AVX-512 kernels (lib/gemm.c, lib/attention.c) are checked too
@@ -63,7 +73,7 @@ $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 
 $(BUILD)/obj/cli/%.o: tools/cli/%.c $(wildcard tools/cli/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(CLI_CFLAGS) -c $< -o $@
 
 $(STATIC): $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -74,7 +84,7 @@ $(SHLIB): $(LIB_OBJ)
 	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 $(CLI): $(CLI_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(CLI_LDLIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(STATIC) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)

@@ -108,6 +108,10 @@ void bmc__resize_dims(int w, int h, int size, int *out_w, int *out_h);
 /* torchvision CenterCrop offset: int(round((in - crop) / 2.0)), round half to even. */
 int bmc__crop_offset(int in, int crop);
 
+/* Make a library-owned bmc_image (freed by bmc_image_free) of a decoded image; consumes d,
+ * also on failure. Used by the readers outside image.c (slides). */
+bmc_status bmc__image_adopt(bmc__decoded *d, const char *name, bmc_image *out);
+
 /* ---- the pipeline (image.c) --------------------------------------------------------------- */
 
 /* Check a caller's view or a loaded image (BMC_E_INVALID_ARG naming the bad field). */

@@ -16,6 +16,8 @@ static const struct {
     {"classify", cli_classify, "zero-shot classification of images over labels"},
     {"index", cli_index, "embed every image under directories into an index directory"},
     {"search", cli_search, "search an index by text or by image"},
+    {"embed-slide", cli_embed_slide, "embed the tissue tiles of whole-slide images into .h5 files"},
+    {"classify-slide", cli_classify_slide, "zero-shot classification of a whole-slide image (MI-Zero)"},
 };
 
 static void usage(FILE *f) {
