@@ -111,7 +111,8 @@ const char *bmc_last_error(void);
 
 int bmc_version_number(void);       /* == BMC_VERSION_NUMBER of the compiled library */
 const char *bmc_version_string(void);
-const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads */
+const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads, JPEG decoder,
+                                     * slide reader (SLIDE=OpenSlide-3.4.1 or none) */
 
 typedef void (*bmc_log_fn)(int level, const char *message, void *user);
 #define BMC_LOG_ERROR 0

@@ -112,6 +112,9 @@ int bmc__crop_offset(int in, int crop);
  * also on failure. Used by the readers outside image.c (slides). */
 bmc_status bmc__image_adopt(bmc__decoded *d, const char *name, bmc_image *out);
 
+/* The whole-slide reader of this build ("OpenSlide-3.4.1", or "none" with make SLIDE=0). */
+const char *bmc__slide_backend(void);
+
 /* ---- the pipeline (image.c) --------------------------------------------------------------- */
 
 /* Check a caller's view or a loaded image (BMC_E_INVALID_ARG naming the bad field). */

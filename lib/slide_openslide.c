@@ -12,6 +12,12 @@
 #ifdef BMC_WITH_OPENSLIDE
 #include <openslide.h>
 
+const char *bmc__slide_backend(void) {
+    static _Thread_local char buf[64];
+    snprintf(buf, sizeof buf, "OpenSlide-%s", openslide_get_version());
+    return buf;
+}
+
 struct bmc_slide {
     openslide_t *osr;
     char *path;
@@ -168,6 +174,8 @@ bmc_status bmc_slide_read_region(bmc_slide *s, int level, int64_t x, int64_t y, 
 }
 
 #else /* !BMC_WITH_OPENSLIDE */
+
+const char *bmc__slide_backend(void) { return "none"; }
 
 struct bmc_slide {
     int unused;

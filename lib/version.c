@@ -4,6 +4,7 @@
 #include <cblas.h>
 
 #include "biomedclip.h"
+#include "image.h"
 
 int bmc_version_number(void) { return BMC_VERSION_NUMBER; }
 const char *bmc_version_string(void) { return BMC_VERSION_STRING; }
@@ -25,7 +26,7 @@ const char *bmc_system_info(void) {
 #else
     const char *jpeg = "stb_image";
 #endif
-    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s", simd, openblas_get_config(),
-             openblas_get_num_threads(), jpeg);
+    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s SLIDE=%s", simd, openblas_get_config(),
+             openblas_get_num_threads(), jpeg, bmc__slide_backend());
     return buf;
 }
