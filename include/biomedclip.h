@@ -73,6 +73,14 @@
 extern "C" {
 #endif
 
+/* BMC_API marks the functions of this header. The library is built with -fvisibility=hidden, so
+ * these are all that its shared object exports; everything else (bmc__*) stays internal. */
+#if defined(__GNUC__) || defined(__clang__)
+#define BMC_API __attribute__((visibility("default")))
+#else
+#define BMC_API
+#endif
+
 #define BMC_VERSION_MAJOR 0
 #define BMC_VERSION_MINOR 1
 #define BMC_VERSION_PATCH 0
@@ -101,25 +109,25 @@ typedef enum bmc_status {
 } bmc_status;
 
 /* Static English name of a status ("BMC_E_FORMAT: malformed model file"). Never NULL. */
-const char *bmc_status_str(bmc_status status);
+BMC_API const char *bmc_status_str(bmc_status status);
 
 /* Detail of the last failure on the calling thread; "" if none. Never NULL. */
-const char *bmc_last_error(void);
+BMC_API const char *bmc_last_error(void);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Version and system                                                                         */
 
-int bmc_version_number(void);       /* == BMC_VERSION_NUMBER of the compiled library */
-const char *bmc_version_string(void);
-const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads, JPEG decoder,
-                                     * slide reader (SLIDE=OpenSlide-3.4.1 or none) */
+BMC_API int bmc_version_number(void);       /* == BMC_VERSION_NUMBER of the compiled library */
+BMC_API const char *bmc_version_string(void);
+BMC_API const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads,
+                                             * decoders, slide reader (SLIDE=OpenSlide-3.4.1 or none) */
 
 typedef void (*bmc_log_fn)(int level, const char *message, void *user);
 #define BMC_LOG_ERROR 0
 #define BMC_LOG_WARN 1
 #define BMC_LOG_INFO 2
 /* Install a log callback (NULL: silent, the default). Not thread-safe: call before other use. */
-void bmc_log_set(bmc_log_fn fn, void *user);
+BMC_API void bmc_log_set(bmc_log_fn fn, void *user);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Model                                                                                      */
@@ -135,26 +143,32 @@ typedef struct bmc_model_params {
                          faster passes (docs/PERF.md). Default 1. */
 } bmc_model_params;
 
-bmc_model_params bmc_model_default_params(void);
+BMC_API bmc_model_params bmc_model_default_params(void);
 
 /* Map and validate a .bmc model file. params may be NULL (defaults). On failure *out is NULL. */
-bmc_status bmc_model_load(const char *path, const bmc_model_params *params, bmc_model **out);
-void bmc_model_free(bmc_model *model); /* NULL-safe */
+BMC_API bmc_status bmc_model_load(const char *path, const bmc_model_params *params,
+                                  bmc_model **out);
+BMC_API void bmc_model_free(bmc_model *model); /* NULL-safe */
 
 /* Accessors. */
-int bmc_model_embed_dim(const bmc_model *model);      /* 512 */
-int bmc_model_image_size(const bmc_model *model);     /* 224 */
-int bmc_model_context_length(const bmc_model *model); /* 256 */
-int bmc_model_vocab_size(const bmc_model *model);     /* entries in the tokenizer vocabulary */
-float bmc_model_logit_scale(const bmc_model *model);  /* exp(logit_scale) from the checkpoint */
-int64_t bmc_model_n_params(const bmc_model *model);   /* float parameters (195,902,721) */
-int bmc_model_n_tensors(const bmc_model *model);
-uint64_t bmc_model_file_size(const bmc_model *model);
+BMC_API int bmc_model_embed_dim(const bmc_model *model);      /* 512 */
+BMC_API int bmc_model_image_size(const bmc_model *model);     /* 224 */
+BMC_API int bmc_model_context_length(const bmc_model *model); /* 256 */
+BMC_API int bmc_model_vocab_size(const bmc_model *model);     /* tokenizer vocabulary entries */
+BMC_API float bmc_model_logit_scale(const bmc_model *model);  /* exp(logit_scale), checkpoint's */
+BMC_API int64_t bmc_model_n_params(const bmc_model *model);   /* float parameters (195,902,721) */
+BMC_API int bmc_model_n_tensors(const bmc_model *model);
+BMC_API uint64_t bmc_model_file_size(const bmc_model *model);
+/* The identity of the model file's contents as text, "bmc<version>-<file size>-<CRC-32>", where
+ * the CRC-32 is the header's own, which covers the configuration and the directory CRC-32, which
+ * covers every tensor's CRC-32: two files with the same fingerprint hold the same model. Written
+ * into buf (always NUL-terminated when size > 0); returns the full length (snprintf semantics). */
+BMC_API int bmc_model_fingerprint(const bmc_model *model, char *buf, size_t size);
 /* The token string of id (NULL if out of range); the pointer lives as long as the model. */
-const char *bmc_model_token(const bmc_model *model, int id, size_t *len);
+BMC_API const char *bmc_model_token(const bmc_model *model, int id, size_t *len);
 /* Multi-line human-readable description (configuration, counts, sizes) written into buf;
  * returns the full length (snprintf semantics). */
-int bmc_model_describe(const bmc_model *model, char *buf, size_t size);
+BMC_API int bmc_model_describe(const bmc_model *model, char *buf, size_t size);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Context                                                                                    */
@@ -167,11 +181,11 @@ typedef struct bmc_ctx_params {
     int max_batch;  /* scratch is sized for this many images/texts up front. Default 8.         */
 } bmc_ctx_params;
 
-bmc_ctx_params bmc_ctx_default_params(void);
+BMC_API bmc_ctx_params bmc_ctx_default_params(void);
 
-bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc_ctx **out);
-void bmc_ctx_free(bmc_ctx *ctx); /* NULL-safe */
-const bmc_model *bmc_ctx_model(const bmc_ctx *ctx);
+BMC_API bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc_ctx **out);
+BMC_API void bmc_ctx_free(bmc_ctx *ctx); /* NULL-safe */
+BMC_API const bmc_model *bmc_ctx_model(const bmc_ctx *ctx);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Text                                                                                       */
@@ -180,15 +194,17 @@ const bmc_model *bmc_ctx_model(const bmc_ctx *ctx);
  * [CLS] ids... [SEP], truncated to the context length, no padding. Invalid UTF-8 bytes are
  * replaced by U+FFFD (which BERT's normaliser then drops). ids must hold `cap` ints;
  * cap >= BMC_MAX_TOKENS always suffices. *n_ids receives the count. */
-bmc_status bmc_tokenize(const bmc_model *model, const char *utf8, int *ids, int cap, int *n_ids);
+BMC_API bmc_status bmc_tokenize(const bmc_model *model, const char *utf8, int *ids, int cap,
+                                int *n_ids);
 
 /* Encode n texts into out[n * bmc_model_embed_dim(model)]. normalize != 0: each row has unit L2 norm. */
-bmc_status bmc_encode_text(bmc_ctx *ctx, const char *const *texts, int n, float *out, int normalize);
+BMC_API bmc_status bmc_encode_text(bmc_ctx *ctx, const char *const *texts, int n, float *out,
+                                   int normalize);
 
 /* Encode n already tokenized texts, packed one after another in ids: text i has lens[i] ids
  * (1 <= lens[i] <= context length), starting at the sum of the lengths before it. */
-bmc_status bmc_encode_ids(bmc_ctx *ctx, const int *ids, const int *lens, int n, float *out,
-                          int normalize);
+BMC_API bmc_status bmc_encode_ids(bmc_ctx *ctx, const int *ids, const int *lens, int n, float *out,
+                                  int normalize);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Images                                                                                     */
@@ -224,23 +240,72 @@ typedef struct bmc_image {
  * expanded). Free with bmc_image_free. Images wider or taller than BMC_IMAGE_MAX_SIDE are
  * refused before any pixel memory is allocated. */
 #define BMC_IMAGE_MAX_SIDE 32768
-bmc_status bmc_image_load(const char *path, int flags, bmc_image *out);
-bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out);
-void bmc_image_free(bmc_image *image); /* NULL-safe; a no-op on caller-made views */
+BMC_API bmc_status bmc_image_load(const char *path, int flags, bmc_image *out);
+BMC_API bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out);
+BMC_API void bmc_image_free(bmc_image *image); /* NULL-safe; a no-op on caller-made views */
+
+/* How stored values of more than 8 bits become the 8-bit image (docs/IMAGE.md). */
+typedef enum bmc_window_mode {
+    BMC_WINDOW_AUTO = 0,        /* DICOM: the file's first window (Window Center/Width with its VOI
+                                   LUT Function), else its first VOI LUT Sequence item, else the
+                                   min-max of the frame. Other 16-bit images: the flags' rule
+                                   (scale v * 255 / 65535, or PIL's clip with BMC_DECODE_PIL_16BIT) */
+    BMC_WINDOW_FILE = 1,        /* DICOM: the file's window number window_index (0-based)       */
+    BMC_WINDOW_MINMAX = 2,      /* min-max of the frame (DICOM) or of the image (16-bit PNG, PGM,
+                                   TIFF)                                                          */
+    BMC_WINDOW_CENTER_WIDTH = 3 /* window_center / window_width, LINEAR as DICOM PS3.3
+                                   C.11.2.1.2.1                                                   */
+} bmc_window_mode;
+
+typedef struct bmc_load_params {
+    int flags;                /* BMC_DECODE_* (default BMC_DECODE_DEFAULT)                       */
+    int frame;                /* 0-based frame (DICOM multi-frame) or page (multi-page TIFF).
+                                 Default 0.                                                       */
+    bmc_window_mode window;   /* default BMC_WINDOW_AUTO                                          */
+    int window_index;         /* for BMC_WINDOW_FILE                                              */
+    double window_center, window_width; /* for BMC_WINDOW_CENTER_WIDTH (width > 0)                */
+} bmc_load_params;
+BMC_API bmc_load_params bmc_load_default_params(void);
+
+/* Like bmc_image_load / _memory, with frame, page and window choices. params NULL = defaults.
+ * bmc_image_load(path, flags, out) equals bmc_image_load_ex with the default params and flags. */
+BMC_API bmc_status bmc_image_load_ex(const char *path, const bmc_load_params *params, bmc_image *out);
+BMC_API bmc_status bmc_image_load_memory_ex(const void *data, size_t size, const bmc_load_params *params,
+                                    bmc_image *out);
+
+/* What the decoder saw (for `biomedclip info-image`, frame enumeration). */
+typedef struct bmc_image_info {
+    char format[16];           /* "DICOM", "TIFF", "PNG", "JPEG", "GIF", "BMP", "TGA", "PNM"     */
+    char mode[8];              /* PIL mode the pixels are in: "L", "RGB", "P", "I", ...          */
+    int width, height;
+    int bits_stored;           /* bits per sample in the file (1, 8, 12, 16, ...)                */
+    int n_frames;              /* frames (DICOM) or pages (TIFF); 1 for single-image formats     */
+    int frame;                 /* the frame / page that was loaded (0-based)                     */
+    char photometric[32];      /* DICOM / TIFF photometric interpretation; "" otherwise          */
+    char transfer_syntax[128]; /* DICOM: "UID (name)"; TIFF: compression name; "" otherwise      */
+    char window[128];          /* the rule applied to reach 8 bits, e.g. "file window 0: C=40
+                                  W=400 LINEAR", "min-max 12..3012", "scale 16->8 bit"; "" for
+                                  8-bit sources                                                  */
+} bmc_image_info;
+/* Fill info for an image from bmc_image_load*; BMC_E_INVALID_ARG for caller-made views. */
+BMC_API bmc_status bmc_image_get_info(const bmc_image *image, bmc_image_info *info);
 
 /* Resize (shorter side to 224, PIL bicubic) and centre-crop an 8-bit image view.
  * rgb224 receives 224*224*3 bytes, row-major RGB. */
-bmc_status bmc_image_crop(const bmc_model *model, const bmc_image *image, unsigned char *rgb224);
+BMC_API bmc_status bmc_image_crop(const bmc_model *model, const bmc_image *image,
+                                  unsigned char *rgb224);
 
 /* The model input for an image: crop as above, then /255 and (x - mean) / std.
  * chw receives 3*224*224 floats in channel-major (CHW) order. */
-bmc_status bmc_image_preprocess(const bmc_model *model, const bmc_image *image, float *chw);
+BMC_API bmc_status bmc_image_preprocess(const bmc_model *model, const bmc_image *image, float *chw);
 
 /* Encode n images (views or loaded ones, any size) into out[n * bmc_model_embed_dim(model)]. */
-bmc_status bmc_encode_image(bmc_ctx *ctx, const bmc_image *images, int n, float *out, int normalize);
+BMC_API bmc_status bmc_encode_image(bmc_ctx *ctx, const bmc_image *images, int n, float *out,
+                                    int normalize);
 
 /* Encode n preprocessed inputs chw[n * 3*224*224] (as bmc_image_preprocess writes them). */
-bmc_status bmc_encode_pixels(bmc_ctx *ctx, const float *chw, int n, float *out, int normalize);
+BMC_API bmc_status bmc_encode_pixels(bmc_ctx *ctx, const float *chw, int n, float *out,
+                                     int normalize);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Similarity and zero-shot                                                                   */
@@ -250,20 +315,21 @@ bmc_status bmc_encode_pixels(bmc_ctx *ctx, const float *chw, int n, float *out, 
  * in double. dim is the embedding length, bmc_model_embed_dim(model) (BMC_EMBED_DIM for
  * BiomedCLIP; smaller for test models). Any two sets of embeddings may be compared (image-image,
  * text-text). n_img, n_txt, dim must be > 0 (BMC_E_INVALID_ARG otherwise). */
-bmc_status bmc_similarity(const float *img, int n_img, const float *txt, int n_txt, int dim,
-                          float *out);
+BMC_API bmc_status bmc_similarity(const float *img, int n_img, const float *txt, int n_txt, int dim,
+                                  float *out);
 
 /* For n_img image embeddings and n_txt text embeddings (rows of bmc_model_embed_dim(model)
  * floats, normalised or not): probs[i * n_txt + j] = softmax_j(bmc_model_logit_scale(model) *
  * cosine(img_i, txt_j)), the notebook's zero-shot probabilities (softmax in double). */
-bmc_status bmc_zero_shot_probs(const bmc_model *model, const float *img, int n_img,
-                               const float *txt, int n_txt, float *probs);
+BMC_API bmc_status bmc_zero_shot_probs(const bmc_model *model, const float *img, int n_img,
+                                       const float *txt, int n_txt, float *probs);
 
 /* Convenience: decode one image file (BMC_DECODE_DEFAULT), encode it and the n texts (n > 0),
  * and write probs[n] as bmc_zero_shot_probs does. Allocates (n + 1) embeddings of scratch for
  * the call and frees it before returning. */
-bmc_status bmc_zero_shot_file(bmc_ctx *ctx, const char *path, const char *const *texts, int n,
-                              float *probs);
+BMC_API bmc_status bmc_zero_shot_file(bmc_ctx *ctx, const char *path, const char *const *texts,
+                                      int n,
+                                      float *probs);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Whole-slide images (docs/SLIDES.md)                                                        */
@@ -278,20 +344,20 @@ typedef struct bmc_slide bmc_slide;
 
 /* Open a slide. A file OpenSlide cannot read gets BMC_E_IMAGE with OpenSlide's own message
  * (or "not a slide OpenSlide recognises"). On failure *out is NULL. */
-bmc_status bmc_slide_open(const char *path, bmc_slide **out);
-void bmc_slide_close(bmc_slide *slide); /* NULL-safe */
+BMC_API bmc_status bmc_slide_open(const char *path, bmc_slide **out);
+BMC_API void bmc_slide_close(bmc_slide *slide); /* NULL-safe */
 
-int bmc_slide_level_count(const bmc_slide *slide);
+BMC_API int bmc_slide_level_count(const bmc_slide *slide);
 /* Size of a level in pixels (BMC_E_INVALID_ARG for a level out of range). */
-bmc_status bmc_slide_level_size(const bmc_slide *slide, int level, int64_t *width, int64_t *height);
+BMC_API bmc_status bmc_slide_level_size(const bmc_slide *slide, int level, int64_t *width, int64_t *height);
 /* Downsample of a level relative to level 0, as OpenSlide reports it (0 if out of range). */
-double bmc_slide_level_downsample(const bmc_slide *slide, int level);
+BMC_API double bmc_slide_level_downsample(const bmc_slide *slide, int level);
 /* Microns per level-0 pixel: openslide.mpp-x / openslide.mpp-y, else the TIFF resolution
  * (tiff.XResolution with tiff.ResolutionUnit centimeter or inch); 0 when the slide says
  * nothing (the caller must then be told the resolution). mpp_y may be NULL. */
-double bmc_slide_mpp(const bmc_slide *slide, double *mpp_y);
+BMC_API double bmc_slide_mpp(const bmc_slide *slide, double *mpp_y);
 /* OpenSlide's vendor name ("aperio", "generic-tiff", ...); never NULL. */
-const char *bmc_slide_vendor(const bmc_slide *slide);
+BMC_API const char *bmc_slide_vendor(const bmc_slide *slide);
 
 /* Read width x height pixels of `level`, the top-left at level-0 (x, y), into an RGB image
  * owned by the library (free with bmc_image_free). OpenSlide's premultiplied ARGB is
@@ -299,7 +365,7 @@ const char *bmc_slide_vendor(const bmc_slide *slide);
  * black) and the alpha dropped, so the pixels equal
  * slide.read_region((x, y), level, (width, height)).convert("RGB") in Python. Regions outside
  * the slide read as black. width * height is limited to 2^28 pixels. */
-bmc_status bmc_slide_read_region(bmc_slide *slide, int level, int64_t x, int64_t y, int width,
+BMC_API bmc_status bmc_slide_read_region(bmc_slide *slide, int level, int64_t x, int64_t y, int width,
                                  int height, bmc_image *out);
 
 /* A tile grid: squares of tile_px pixels at mpp microns per pixel, stepping by tile_px -
@@ -322,12 +388,12 @@ typedef struct bmc_slide_tiling {
 
 /* Fill the derived fields of *t (t->tile_px, mpp, overlap, slide_mpp set by the caller).
  * BMC_E_INVALID_ARG when the slide has no resolution and t->slide_mpp is 0. */
-bmc_status bmc_slide_tiling_init(const bmc_slide *slide, bmc_slide_tiling *t);
+BMC_API bmc_status bmc_slide_tiling_init(const bmc_slide *slide, bmc_slide_tiling *t);
 
 /* The tile whose level-0 top-left is (x, y): the region_px square of t->level read there, then
  * resized to tile_px x tile_px with PIL's bicubic (skipped when region_px == tile_px).
  * rgb receives tile_px * tile_px * 3 bytes. */
-bmc_status bmc_slide_read_tile(bmc_slide *slide, const bmc_slide_tiling *t, int64_t x, int64_t y,
+BMC_API bmc_status bmc_slide_read_tile(bmc_slide *slide, const bmc_slide_tiling *t, int64_t x, int64_t y,
                                unsigned char *rgb);
 
 /* Tissue mask as CLAM finds it (docs/SLIDES.md): a thumbnail level (the coarsest level of at
@@ -339,7 +405,7 @@ bmc_status bmc_slide_read_tile(bmc_slide *slide, const bmc_slide_tiling *t, int6
  * GRAY image (0 background, 255 tissue) owned by the library; *downsample_x/_y (may be NULL)
  * receive level-0 pixels per mask pixel, *used_threshold (may be NULL) the threshold applied.
  * thumbnail (may be NULL) receives the RGB thumbnail the mask was computed on. */
-bmc_status bmc_slide_tissue_mask(bmc_slide *slide, int threshold, bmc_image *mask,
+BMC_API bmc_status bmc_slide_tissue_mask(bmc_slide *slide, int threshold, bmc_image *mask,
                                  bmc_image *thumbnail, double *downsample_x, double *downsample_y,
                                  int *used_threshold);
 
@@ -348,7 +414,7 @@ bmc_status bmc_slide_tissue_mask(bmc_slide *slide, int threshold, bmc_image *mas
  * kept when the fraction of tissue in the mask pixels it covers is >= min_tissue; mask NULL
  * keeps every tile. Writes at most cap tiles (coords may be NULL when cap is 0) and sets *n to
  * the number of tiles there are (call once with cap 0 to size the array). */
-bmc_status bmc_slide_tile_coords(const bmc_slide_tiling *t, const bmc_image *mask,
+BMC_API bmc_status bmc_slide_tile_coords(const bmc_slide_tiling *t, const bmc_image *mask,
                                  double downsample_x, double downsample_y, double min_tissue,
                                  int64_t *coords, int64_t cap, int64_t *n);
 

@@ -14,10 +14,11 @@ fail() { echo "FAIL $*"; exit 1; }
 ok() { echo "ok   $*"; }
 [ -f "$MODEL" ] || fail "no test model $MODEL"
 
-# the build variant this test runs under (make appends -turbo / -sanitize to BUILD)
+# the build variant this test runs under (make appends -stb / -notiff / -sanitize to BUILD)
 base=$BUILD make_vars=() extra_cflags=()
 case $base in *-sanitize) base=${base%-sanitize}; make_vars+=(SANITIZE=1); extra_cflags+=(-fsanitize=address,undefined) ;; esac
-case $base in *-turbo) base=${base%-turbo}; make_vars+=(JPEG=turbo) ;; esac
+case $base in *-notiff) base=${base%-notiff}; make_vars+=(TIFF=0) ;; esac
+case $base in *-stb) base=${base%-stb}; make_vars+=(JPEG=stb) ;; esac
 
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 prefix=$tmp/prefix
@@ -44,6 +45,9 @@ nm "$BUILD/libbiomedclip.a" > "$tmp/nm.txt" 2>/dev/null || true
 if grep -q ' U jpeg_' "$tmp/nm.txt"; then
   case " $flags " in *" -ljpeg "*) ;; *) fail "a libjpeg build must list -ljpeg in Libs.private" ;; esac
 fi
+if grep -q ' U TIFFClientOpen' "$tmp/nm.txt"; then
+  case " $flags " in *" -ltiff "*) ;; *) fail "a libtiff build must list -ltiff in Libs.private" ;; esac
+fi
 static_flags=${flags/-lbiomedclip/-l:libbiomedclip.a}
 for ex in zero_shot embed_folder; do
   cc -std=c99 -Wall -Wextra -Werror "${extra_cflags[@]}" "examples/$ex.c" $flags -o "$tmp/$ex" ||
@@ -54,9 +58,10 @@ done
 deps=$(ldd "$tmp/zero_shot.static") # (no `ldd | grep -q` under pipefail: SIGPIPE)
 case $deps in *libbiomedclip*) fail "the static build still needs libbiomedclip.so" ;; esac
 ok "examples built with pkg-config (shared and static libbiomedclip)"
-export LD_LIBRARY_PATH=$prefix/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# as README's recipe leaves a user: no LD_LIBRARY_PATH, the library found through biomedclip.pc's rpath
+unset LD_LIBRARY_PATH
 deps=$(ldd "$tmp/zero_shot")
-case $deps in *"$prefix/lib/$soname"*) ;; *) fail "zero_shot does not load $prefix/lib/$soname" ;; esac
+case $deps in *"$prefix/lib/$soname"*) ;; *) fail "zero_shot does not load $prefix/lib/$soname without LD_LIBRARY_PATH" ;; esac
 case $("$prefix/bin/biomedclip" --version) in *"$version"*) ;; *) fail "installed biomedclip --version" ;; esac
 
 # zero_shot vs the installed CLI's classify

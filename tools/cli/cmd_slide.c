@@ -45,57 +45,51 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static int parse_double(const char *cmd, const char *opt, const char *v, double lo, double hi, double *out) {
+/* A number in [lo, hi] for a CLI_CALL option: CLI_GO_ON, or CLI_EXIT_USAGE after saying why. */
+static int number(const char *opt, const char *v, double lo, double hi, double *out) {
     char *end = NULL;
-    double d = v ? strtod(v, &end) : NAN;
-    if (!v || end == v || *end || !(d >= lo && d <= hi)) {
-        fprintf(stderr, "biomedclip %s: %s wants a number in [%g, %g], got '%s'\n", cmd, opt, lo, hi, v ? v : "");
-        return -1;
+    double d = strtod(v, &end);
+    if (end == v || *end || !(d >= lo && d <= hi)) {
+        fprintf(stderr, "biomedclip: %s wants a number in [%g, %g], got '%s'\n", opt, lo, hi, v);
+        return CLI_EXIT_USAGE;
     }
     *out = d;
-    return 0;
+    return CLI_GO_ON;
+}
+static int opt_mpp(void *dest, const char *v) { return number("--mpp", v, 1e-3, 1e3, dest); }
+static int opt_slide_mpp(void *dest, const char *v) { return number("--slide-mpp", v, 1e-3, 1e3, dest); }
+static int opt_min_tissue(void *dest, const char *v) { return number("--min-tissue", v, 0, 1, dest); }
+static int opt_threshold(void *dest, const char *v) {
+    double d;
+    int rc = number("--tissue-threshold", v, 0, 255, &d);
+    if (rc == CLI_GO_ON) *(int *)dest = (int)d;
+    return rc;
+}
+static int opt_overlap(void *dest, const char *v) {
+    double d;
+    int rc = number("--overlap", v, 0, 4095, &d);
+    if (rc == CLI_GO_ON) *(int *)dest = (int)d;
+    return rc;
 }
 
-static int parse_nonneg(const char *cmd, const char *opt, const char *v, int *out) {
-    if (v && !strcmp(v, "0")) {
-        *out = 0;
-        return 0;
-    }
-    return cli_parse_int(cmd, opt, v, out);
-}
-
-/* The options embed-slide and classify-slide share: 1 taken, 0 not ours, -1 bad value. */
-static int tiling_opt(int argc, char **argv, int *i, slide_opts *o) {
-    const char *a = argv[*i], *v;
-    if (cli_opt(argc, argv, i, "-m", &v) || cli_opt(argc, argv, i, "--model", &v)) {
-        if (!v) return fprintf(stderr, "biomedclip %s: %s needs a value\n", o->cmd, a), -1;
-        o->model_path = v;
-    } else if (cli_opt(argc, argv, i, "--threads", &v)) {
-        return cli_parse_int(o->cmd, "--threads", v, &o->threads) ? -1 : 1;
-    } else if (cli_opt(argc, argv, i, "--batch", &v)) {
-        return cli_parse_int(o->cmd, "--batch", v, &o->batch) ? -1 : 1;
-    } else if (cli_opt(argc, argv, i, "--tile-px", &v)) {
-        return cli_parse_int(o->cmd, "--tile-px", v, &o->tile_px) ? -1 : 1;
-    } else if (cli_opt(argc, argv, i, "--overlap", &v)) {
-        return parse_nonneg(o->cmd, "--overlap", v, &o->overlap) ? -1 : 1;
-    } else if (cli_opt(argc, argv, i, "--mpp", &v)) {
-        return parse_double(o->cmd, "--mpp", v, 1e-3, 1e3, &o->mpp) ? -1 : 1;
-    } else if (cli_opt(argc, argv, i, "--slide-mpp", &v)) {
-        return parse_double(o->cmd, "--slide-mpp", v, 1e-3, 1e3, &o->slide_mpp) ? -1 : 1;
-    } else if (cli_opt(argc, argv, i, "--min-tissue", &v)) {
-        return parse_double(o->cmd, "--min-tissue", v, 0, 1, &o->min_tissue) ? -1 : 1;
-    } else if (cli_opt(argc, argv, i, "--tissue-threshold", &v)) {
-        double d;
-        if (parse_double(o->cmd, "--tissue-threshold", v, 0, 255, &d)) return -1;
-        o->threshold = (int)d;
-    } else if (!strcmp(a, "--all-tiles")) {
-        o->all_tiles = 1;
-    } else if (!strcmp(a, "--stats")) {
-        o->stats = 1;
-    } else {
-        return 0;
-    }
-    return 1;
+/* The options embed-slide and classify-slide share; the table ends with {0} at [N_TILING_OPTS]. */
+#define N_TILING_OPTS 12
+static void tiling_opts(slide_opts *o, cli_option *t) {
+    const cli_option common[N_TILING_OPTS] = {
+        CLI_OPT_MODEL(&o->model_path),
+        CLI_OPT_THREADS(&o->threads),
+        CLI_OPT_BATCH(&o->batch),
+        {"--tile-px", NULL, CLI_INT, &o->tile_px, 0, NULL, NULL},
+        {"--overlap", NULL, CLI_CALL, &o->overlap, 0, NULL, opt_overlap},
+        {"--mpp", NULL, CLI_CALL, &o->mpp, 0, NULL, opt_mpp},
+        {"--slide-mpp", NULL, CLI_CALL, &o->slide_mpp, 0, NULL, opt_slide_mpp},
+        {"--min-tissue", NULL, CLI_CALL, &o->min_tissue, 0, NULL, opt_min_tissue},
+        {"--tissue-threshold", NULL, CLI_CALL, &o->threshold, 0, NULL, opt_threshold},
+        {"--all-tiles", NULL, CLI_SET, &o->all_tiles, 1, NULL, NULL},
+        {"--stats", NULL, CLI_SET, &o->stats, 1, NULL, NULL},
+        {0},
+    };
+    memcpy(t, common, sizeof common);
 }
 
 static void opts_default(slide_opts *o, const char *cmd) {
@@ -494,43 +488,24 @@ static const char embed_usage[] =
 int cli_embed_slide(int argc, char **argv) {
     slide_opts o;
     opts_default(&o, "embed-slide");
-    const char **slides = calloc((size_t)argc, sizeof *slides), *v;
-    int n_slides = 0, rc = CLI_EXIT_USAGE;
+    cli_list args;
+    int rc = CLI_EXIT_USAGE;
     bmc_model *model = NULL;
     bmc_ctx *ctx = NULL;
-    if (!slides) {
+    if (cli_list_init(&args, argc)) {
         fprintf(stderr, "biomedclip embed-slide: out of memory\n");
         return CLI_EXIT_FAILURE;
     }
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int t;
-        if (a[0] != '-' || !a[1]) {
-            slides[n_slides++] = a;
-        } else if (cli_is_help(a)) {
-            fputs(embed_usage, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "-o", &v) || cli_opt(argc, argv, &i, "--output", &v)) {
-            if (!v || !*v) {
-                fprintf(stderr, "biomedclip embed-slide: %s needs a directory\n", a);
-                goto done;
-            }
-            o.outdir = v;
-        } else if (cli_opt(argc, argv, &i, "--format", &v)) {
-            if (v && !strcmp(v, "h5")) o.npy = 0;
-            else if (v && !strcmp(v, "npy")) o.npy = 1;
-            else {
-                fprintf(stderr, "biomedclip embed-slide: --format wants h5 or npy\n");
-                goto done;
-            }
-        } else if ((t = tiling_opt(argc, argv, &i, &o)) != 0) {
-            if (t < 0) goto done;
-        } else {
-            fprintf(stderr, "biomedclip embed-slide: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
+    cli_option opts[N_TILING_OPTS + 3];
+    tiling_opts(&o, opts);
+    opts[N_TILING_OPTS - 1] = (cli_option){"--output", "-o", CLI_STRING, &o.outdir, 0, NULL, NULL};
+    opts[N_TILING_OPTS] = (cli_option){"--format", NULL, CLI_CHOICE, &o.npy, 0, "h5|npy", NULL};
+    opts[N_TILING_OPTS + 1] = (cli_option)CLI_ARGS(&args);
+    opts[N_TILING_OPTS + 2] = (cli_option){0};
+    if ((rc = cli_parse("embed-slide", embed_usage, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
+    const char **slides = args.v;
+    int n_slides = args.n;
     if (!n_slides || !o.outdir) {
         fprintf(stderr, "biomedclip embed-slide: %s (see --help)\n", n_slides ? "no -o OUTDIR" : "no slides");
         goto done;
@@ -583,7 +558,7 @@ int cli_embed_slide(int argc, char **argv) {
 done:
     bmc_ctx_free(ctx);
     bmc_model_free(model);
-    free(slides);
+    cli_list_free(&args);
     return rc;
 }
 
@@ -634,6 +609,12 @@ static int labels_push(label_list *l, const char *list) {
 }
 
 /* Blue -> cyan -> green -> yellow -> red for v in [0, 1]. */
+static int opt_labels(void *dest, const char *v) {
+    if (labels_push(dest, v) == 0) return CLI_GO_ON;
+    fprintf(stderr, "biomedclip classify-slide: out of memory\n");
+    return CLI_EXIT_FAILURE;
+}
+
 static void colormap(double v, unsigned char *rgb) {
     static const unsigned char stops[5][3] = {{0, 0, 255}, {0, 255, 255}, {0, 255, 0}, {255, 255, 0}, {255, 0, 0}};
     v = v < 0 ? 0 : v > 1 ? 1 : v;
@@ -762,8 +743,8 @@ int cli_classify_slide(int argc, char **argv) {
     slide_opts o;
     opts_default(&o, "classify-slide");
     const char *slide_path = NULL, *template = DEFAULT_TEMPLATE, *features_dir = NULL, *heatmap = NULL;
-    const char *heat_label = NULL, *v;
-    int topk = 50, pool_mean = 0, json = 0, rc = CLI_EXIT_USAGE, heat_j = -1;
+    const char *heat_label = NULL;
+    int topk = 50, pool_mean = 0, json = 0, rc = CLI_EXIT_USAGE, heat_j = -1, args_init = 0;
     label_list labels = {NULL, 0};
     bmc_model *model = NULL;
     bmc_ctx *ctx = NULL;
@@ -773,66 +754,32 @@ int cli_classify_slide(int argc, char **argv) {
     double *sims = NULL, *tile_probs = NULL, *col = NULL, *pooled = NULL, *probs = NULL;
     float *simf = NULL;
     char **texts = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        int t;
-        if (a[0] != '-' || !a[1]) {
-            if (slide_path) {
-                fprintf(stderr, "biomedclip classify-slide: one slide at a time ('%s' and '%s')\n", slide_path, a);
-                goto done;
-            }
-            slide_path = a;
-        } else if (cli_is_help(a)) {
-            fputs(classify_usage, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "--labels", &v)) {
-            if (!v) {
-                fprintf(stderr, "biomedclip classify-slide: --labels needs a value\n");
-                goto done;
-            }
-            if (labels_push(&labels, v)) goto oom;
-        } else if (cli_opt(argc, argv, &i, "--template", &v)) {
-            if (!v) {
-                fprintf(stderr, "biomedclip classify-slide: --template needs a value\n");
-                goto done;
-            }
-            template = v;
-        } else if (cli_opt(argc, argv, &i, "--topk", &v)) {
-            if (cli_parse_int(o.cmd, "--topk", v, &topk)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--pool", &v)) {
-            if (v && !strcmp(v, "topk")) pool_mean = 0;
-            else if (v && !strcmp(v, "mean")) pool_mean = 1;
-            else {
-                fprintf(stderr, "biomedclip classify-slide: --pool wants topk or mean\n");
-                goto done;
-            }
-        } else if (cli_opt(argc, argv, &i, "--features", &v)) {
-            if (!v || !*v) {
-                fprintf(stderr, "biomedclip classify-slide: --features needs a directory\n");
-                goto done;
-            }
-            features_dir = v;
-        } else if (cli_opt(argc, argv, &i, "--heatmap", &v)) {
-            if (!v || !*v) {
-                fprintf(stderr, "biomedclip classify-slide: --heatmap needs a file name\n");
-                goto done;
-            }
-            heatmap = v;
-        } else if (cli_opt(argc, argv, &i, "--heatmap-label", &v)) {
-            if (!v) {
-                fprintf(stderr, "biomedclip classify-slide: --heatmap-label needs a label\n");
-                goto done;
-            }
-            heat_label = v;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if ((t = tiling_opt(argc, argv, &i, &o)) != 0) {
-            if (t < 0) goto done;
-        } else {
-            fprintf(stderr, "biomedclip classify-slide: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
+    cli_list args;
+    if (cli_list_init(&args, argc)) goto oom;
+    args_init = 1;
+    cli_option opts[N_TILING_OPTS + 10];
+    tiling_opts(&o, opts);
+    int nopt = N_TILING_OPTS - 1;
+    opts[nopt++] = (cli_option){"--labels", NULL, CLI_CALL, &labels, 0, NULL, opt_labels};
+    opts[nopt++] = (cli_option){"--template", NULL, CLI_STRING, &template, 0, NULL, NULL};
+    opts[nopt++] = (cli_option){"--topk", NULL, CLI_INT, &topk, 0, NULL, NULL};
+    opts[nopt++] = (cli_option){"--pool", NULL, CLI_CHOICE, &pool_mean, 0, "topk|mean", NULL};
+    opts[nopt++] = (cli_option){"--features", NULL, CLI_STRING, &features_dir, 0, NULL, NULL};
+    opts[nopt++] = (cli_option){"--heatmap", NULL, CLI_STRING, &heatmap, 0, NULL, NULL};
+    opts[nopt++] = (cli_option){"--heatmap-label", NULL, CLI_STRING, &heat_label, 0, NULL, NULL};
+    opts[nopt++] = (cli_option)CLI_OPT_JSON(&json);
+    opts[nopt++] = (cli_option)CLI_ARGS(&args);
+    opts[nopt++] = (cli_option){0};
+    if ((rc = cli_parse("classify-slide", classify_usage, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
+    if (args.n > 1) {
+        fprintf(stderr, "biomedclip classify-slide: one slide at a time ('%s' and '%s')\n", args.v[0], args.v[1]);
+        goto done;
+    }
+    slide_path = args.n ? args.v[0] : NULL;
+    if ((features_dir && !*features_dir) || (heatmap && !*heatmap)) {
+        fprintf(stderr, "biomedclip classify-slide: --features and --heatmap need a name\n");
+        goto done;
     }
     if (!slide_path || labels.n == 0) {
         fprintf(stderr, "biomedclip classify-slide: %s (see --help)\n", slide_path ? "no --labels" : "no slide");
@@ -1014,6 +961,7 @@ done:
         for (int j = 0; j < labels.n; j++) free(texts[j]);
     free(texts), free(text), free(simf), free(sims), free(tile_probs), free(col), free(pooled), free(probs);
     free(res.features), free(res.coords);
+    if (args_init) cli_list_free(&args);
     bmc_ctx_free(ctx);
     bmc_model_free(model);
     return rc;
