@@ -183,6 +183,7 @@ struct bmc_slide {
 
 bmc_status bmc_slide_open(const char *path, bmc_slide **out) {
     if (out) *out = NULL;
+    if (!path || !out) return bmc__fail(BMC_E_INVALID_ARG, "bmc_slide_open: %s is NULL", path ? "out" : "path");
     return bmc__fail(BMC_E_IMAGE, "%s: this libbiomedclip was built without OpenSlide (make SLIDE=0)",
                      path ? path : "slide");
 }
