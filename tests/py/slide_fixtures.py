@@ -10,9 +10,12 @@ make_slides(outdir, shared) writes, from the example histology images in shared/
                 region 224)
   nompp.tif     generic tiled TIFF without resolution tags (needs --slide-mpp)
   blank.tif     a generic TIFF with no tissue at all (white with a little noise)
+  vips.tif      written by libvips (vips tiffsave --pyramid): JPEG-compressed tiles, 4 levels
+                (the last at downsample 8.0107, odd-sized), 0.5 um/px in resolution tags
 Each has a near-white background (240 +- 3 grey) with tissue regions pasted in.
 """
 import os
+import subprocess
 
 import numpy as np
 import tifffile
@@ -74,6 +77,16 @@ def make_slides(outdir, shared):
     # blank
     paths["blank"] = os.path.join(outdir, "blank.tif")
     _write(paths["blank"], _levels(_canvas(1200, 900, 4), [1, 2]), mpp=0.5)
+    # libvips: a JPEG-compressed pyramid, as slide scanners' generic TIFFs are
+    base = _canvas(2000, 1500, 5)
+    _paste(base, shared, [(TISSUE[0], (300, 200, 1200, 900))])
+    src = os.path.join(outdir, "vips-source.png")
+    Image.fromarray(base).save(src)
+    paths["vips"] = os.path.join(outdir, "vips.tif")
+    subprocess.run(["vips", "tiffsave", src, paths["vips"], "--tile", "--tile-width", "256", "--tile-height", "256",
+                    "--pyramid", "--compression", "jpeg", "--Q", "90", "--xres", "2000", "--yres", "2000",
+                    "--resunit", "cm"], check=True)
+    os.unlink(src)
     return paths
 
 

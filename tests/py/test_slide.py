@@ -63,7 +63,7 @@ def run(*args, **kw):
 
 def fixtures():
     """The made-up slides, cached in $BMC_TESTDATA/slides (they take seconds to write)."""
-    d = os.path.join(TESTDATA, "slides-v1")
+    d = os.path.join(TESTDATA, "slides-v2")
     if not os.path.exists(os.path.join(d, "DONE")):
         tmp = d + ".tmp%d" % os.getpid()
         make_slides(tmp, SHARED)
@@ -72,7 +72,8 @@ def fixtures():
             shutil.rmtree(d)
         os.rename(tmp, d)
     return {n: os.path.join(d, f) for n, f in
-            (("generic", "generic.tif"), ("aperio", "aperio.svs"), ("nompp", "nompp.tif"), ("blank", "blank.tif"))}
+            (("generic", "generic.tif"), ("aperio", "aperio.svs"), ("nompp", "nompp.tif"), ("blank", "blank.tif"),
+             ("vips", "vips.tif"))}
 
 
 def read_ppm(path):
@@ -171,7 +172,7 @@ def rel_l2(a, b):
 # ---- the checks ---------------------------------------------------------------------------------
 
 def check_reading(slides, tmp):
-    for name in ("generic", "aperio", "nompp"):
+    for name in ("generic", "aperio", "nompp", "vips"):
         path = slides[name]
         s = openslide.OpenSlide(path)
         p = run(TOOL, "info", path)
@@ -202,7 +203,8 @@ def check_reading(slides, tmp):
 
 
 def check_tiles(slides, tmp):
-    for name, px, mpp, overlap in (("aperio", 224, 0.5, 0), ("generic", 224, 0.5, 0), ("generic", 160, 0.8, 32)):
+    for name, px, mpp, overlap in (("aperio", 224, 0.5, 0), ("generic", 224, 0.5, 0), ("generic", 160, 0.8, 32),
+                                   ("vips", 224, 1.0, 0), ("vips", 160, 4.0, 0), ("vips", 200, 0.7, 16)):
         path = slides[name]
         s = openslide.OpenSlide(path)
         mpp0 = float(s.properties.get("openslide.mpp-x", 0)) or 1e4 / float(s.properties["tiff.XResolution"])
@@ -418,6 +420,7 @@ def main():
         out = check_embed(slides, tmp, tiny, os.path.join(TESTDATA, "tiny"), "aperio", [])
         if not quick:
             check_embed(slides, tmp, tiny, os.path.join(TESTDATA, "tiny"), "generic", ["--min-tissue", "0.3"])
+            check_embed(slides, tmp, tiny, os.path.join(TESTDATA, "tiny"), "vips", [])
             if os.path.exists(full):
                 check_embed(slides, tmp, full, os.path.join(TESTDATA, "full"), "generic", ["--min-tissue", "0.8"],
                             full=True)
