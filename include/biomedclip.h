@@ -397,7 +397,8 @@ BMC_API bmc_status bmc_slide_read_tile(bmc_slide *slide, const bmc_slide_tiling 
                                unsigned char *rgb);
 
 /* Tissue mask as CLAM finds it (docs/SLIDES.md): a thumbnail level (the coarsest level of at
- * most 64x downsample, coarser while it exceeds 2^26 pixels) read whole, HSV saturation
+ * most 64x downsample, coarser while it exceeds 2^26 pixels) read whole (a slide whose smallest
+ * level is larger: that level averaged over f x f blocks, the smallest f that fits), HSV saturation
  * (OpenCV's 8-bit formula), 7x7 median blur, threshold: Otsu's when threshold < 0 (but at
  * least 8, CLAM's fixed default, so that a blank slide has no tissue), else `threshold` (0..255;
  * tissue where saturation > threshold); holes in the tissue smaller than CLAM's a_h (16 areas of

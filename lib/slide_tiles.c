@@ -187,6 +187,42 @@ static void fill_small_holes(uint8_t *mask, int w, int h, double level0_per_pixe
     bmc__free(seen);
 }
 
+/* tw x th pixels, each the mean of an f x f block of `level` (rounded), read f rows at a time. */
+static bmc_status box_thumbnail(bmc_slide *slide, int level, int64_t tw, int64_t th, int f, bmc_image *out) {
+    bmc__decoded d;
+    memset(&d, 0, sizeof d);
+    uint32_t *acc = bmc__calloc((size_t)tw * 3, sizeof *acc);
+    d.pix = acc ? bmc__malloc((size_t)tw * th * 3) : NULL;
+    if (!d.pix) {
+        bmc__free(acc);
+        return bmc__fail(BMC_E_NOMEM, "tissue: out of memory for a %lld x %lld thumbnail", (long long)tw, (long long)th);
+    }
+    double ds = bmc_slide_level_downsample(slide, level);
+    bmc_status st = BMC_OK;
+    for (int64_t ty = 0; ty < th && st == BMC_OK; ty++) {
+        bmc_image strip;
+        int64_t y0 = (int64_t)floor((double)(ty * f) * ds + 0.5);
+        if ((st = bmc_slide_read_region(slide, level, 0, y0, (int)(tw * f), f, &strip)) != BMC_OK) break;
+        memset(acc, 0, (size_t)tw * 3 * sizeof *acc);
+        for (int r = 0; r < f; r++) {
+            const uint8_t *p = strip.pixels + (size_t)r * strip.stride;
+            for (int64_t x = 0; x < tw * f; x++)
+                for (int c = 0; c < 3; c++) acc[(x / f) * 3 + c] += p[x * 3 + c];
+        }
+        uint8_t *row = d.pix + (size_t)ty * tw * 3;
+        uint32_t area = (uint32_t)f * f;
+        for (int64_t i = 0; i < tw * 3; i++) row[i] = (uint8_t)((acc[i] + area / 2) / area);
+        bmc_image_free(&strip);
+    }
+    bmc__free(acc);
+    if (st != BMC_OK) {
+        bmc__free(d.pix);
+        return st;
+    }
+    d.width = (int)tw, d.height = (int)th, d.mode = BMC__MODE_RGB;
+    return bmc__image_adopt(&d, "slide thumbnail", out);
+}
+
 bmc_status bmc_slide_tissue_mask(bmc_slide *slide, int threshold, bmc_image *mask, bmc_image *thumbnail,
                                  double *downsample_x, double *downsample_y, int *used_threshold) {
     if (mask) memset(mask, 0, sizeof *mask);
@@ -202,14 +238,19 @@ bmc_status bmc_slide_tissue_mask(bmc_slide *slide, int threshold, bmc_image *mas
     if (st != BMC_OK) return st;
     for (;; level++) {
         if ((st = bmc_slide_level_size(slide, level, &w, &h)) != BMC_OK) return st;
-        if (w * h <= THUMB_MAX_PIXELS) break;
-        if (level + 1 == n_levels)
-            return bmc__fail(BMC_E_IMAGE, "tissue: the smallest level of the slide is %lld x %lld pixels, too large "
-                             "for a thumbnail (at most 2^26 pixels): skip tissue detection (all tiles)",
-                             (long long)w, (long long)h);
+        if (w * h <= THUMB_MAX_PIXELS || level + 1 == n_levels) break;
     }
+    /* a slide without a small level (a single-level TIFF): its smallest level averaged over
+     * f x f blocks, read in strips */
+    int f = 1;
+    while ((w / f) * (h / f) > THUMB_MAX_PIXELS) f++;
+    double lw = (double)w, lh = (double)h;
     bmc_image thumb;
-    if ((st = bmc_slide_read_region(slide, level, 0, 0, (int)w, (int)h, &thumb)) != BMC_OK) return st;
+    if (f == 1) st = bmc_slide_read_region(slide, level, 0, 0, (int)w, (int)h, &thumb);
+    else st = box_thumbnail(slide, level, w / f, h / f, f, &thumb);
+    if (st != BMC_OK) return st;
+    w = thumb.width, h = thumb.height;
+    double dsx = (double)w0 / lw * f, dsy = (double)h0 / lh * f; /* level-0 pixels per mask pixel */
     size_t n = (size_t)w * (size_t)h;
     bmc__decoded d;
     memset(&d, 0, sizeof d);
@@ -227,7 +268,7 @@ bmc_status bmc_slide_tissue_mask(bmc_slide *slide, int threshold, bmc_image *mas
     for (size_t i = 0; i < n; i++) d.pix[i] = d.pix[i] > thr ? 255 : 0;
     bmc__free(sat);
     int32_t *stack = bmc__malloc(n * sizeof *stack);
-    if (stack) fill_small_holes(d.pix, (int)w, (int)h, ((double)w0 / (double)w) * ((double)h0 / (double)h), stack);
+    if (stack) fill_small_holes(d.pix, (int)w, (int)h, dsx * dsy, stack);
     bmc__free(stack);
     d.width = (int)w, d.height = (int)h, d.mode = BMC__MODE_L;
     if ((st = bmc__image_adopt(&d, "tissue mask", mask)) != BMC_OK) {
@@ -236,8 +277,8 @@ bmc_status bmc_slide_tissue_mask(bmc_slide *slide, int threshold, bmc_image *mas
     }
     if (thumbnail) *thumbnail = thumb;
     else bmc_image_free(&thumb);
-    if (downsample_x) *downsample_x = (double)w0 / (double)w;
-    if (downsample_y) *downsample_y = (double)h0 / (double)h;
+    if (downsample_x) *downsample_x = dsx;
+    if (downsample_y) *downsample_y = dsy;
     if (used_threshold) *used_threshold = thr;
     return BMC_OK;
 }

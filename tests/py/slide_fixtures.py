@@ -10,6 +10,8 @@ make_slides(outdir, shared) writes, from the example histology images in shared/
                 region 224)
   nompp.tif     generic tiled TIFF without resolution tags (needs --slide-mpp)
   blank.tif     a generic TIFF with no tissue at all (white with a little noise)
+  big.tif       one level of 8200 x 8200 (JPEG, libvips): no level is small enough for a
+                thumbnail, so tissue detection averages 2 x 2 blocks; tissue at (3000, 3000) 2000 x 1500
   vips.tif      written by libvips (vips tiffsave --pyramid): JPEG-compressed tiles, 4 levels
                 (the last at downsample 8.0107, odd-sized), 0.5 um/px in resolution tags
 Each has a near-white background (240 +- 3 grey) with tissue regions pasted in.
@@ -86,6 +88,16 @@ def make_slides(outdir, shared):
     subprocess.run(["vips", "tiffsave", src, paths["vips"], "--tile", "--tile-width", "256", "--tile-height", "256",
                     "--pyramid", "--compression", "jpeg", "--Q", "90", "--xres", "2000", "--yres", "2000",
                     "--resunit", "cm"], check=True)
+    # one large level: the thumbnail is made by averaging blocks
+    Image.fromarray(base).save(src)
+    big_v = os.path.join(outdir, "big.v")
+    subprocess.run(["vips", "embed", src, big_v, "3000", "3000", "8200", "8200", "--extend", "background",
+                    "--background", "240 240 240"], check=True)
+    paths["big"] = os.path.join(outdir, "big.tif")
+    subprocess.run(["vips", "tiffsave", big_v, paths["big"], "--tile", "--tile-width", "256", "--tile-height",
+                    "256", "--compression", "jpeg", "--Q", "85", "--xres", "4000", "--yres", "4000", "--resunit",
+                    "cm"], check=True)
+    os.unlink(big_v)
     os.unlink(src)
     return paths
 

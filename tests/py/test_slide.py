@@ -63,7 +63,7 @@ def run(*args, **kw):
 
 def fixtures():
     """The made-up slides, cached in $BMC_TESTDATA/slides (they take seconds to write)."""
-    d = os.path.join(TESTDATA, "slides-v2")
+    d = os.path.join(TESTDATA, "slides-v3")
     if not os.path.exists(os.path.join(d, "DONE")):
         tmp = d + ".tmp%d" % os.getpid()
         make_slides(tmp, SHARED)
@@ -73,7 +73,7 @@ def fixtures():
         os.rename(tmp, d)
     return {n: os.path.join(d, f) for n, f in
             (("generic", "generic.tif"), ("aperio", "aperio.svs"), ("nompp", "nompp.tif"), ("blank", "blank.tif"),
-             ("vips", "vips.tif"))}
+             ("vips", "vips.tif"), ("big", "big.tif"))}
 
 
 def read_ppm(path):
@@ -271,6 +271,21 @@ def wait_rows(partial, min_bytes, proc, timeout=60):
     return False
 
 
+def check_big(slides, tmp, model):
+    """No level under 2^26 pixels: the thumbnail is the level averaged over 2 x 2 blocks."""
+    out = os.path.join(tmp, "big")
+    p = run(BIN, "embed-slide", "-m", model, slides["big"], "-o", out)
+    m = np.asarray(Image.open(os.path.join(out, "big_mask.png"))) if p.returncode == 0 else np.zeros((1, 1))
+    ys, xs = np.nonzero(m)
+    inside = len(ys) > 0 and ys.min() >= 1500 and ys.max() < 2250 and xs.min() >= 1500 and xs.max() < 2500
+    check(p.returncode == 0 and m.shape == (4100, 4100) and inside and len(ys) > 0.1 * 1000 * 750,
+          "8200 x 8200 single level: mask of 4100 x 4100 (2 x 2 blocks), tissue only where it was pasted (%d px)"
+          % len(ys))
+    _, coords, _, _ = h5_arrays(os.path.join(out, "big.h5"))
+    check(len(coords) > 0 and all(3000 <= x and x + 448 <= 5000 and 3000 <= y and y + 448 <= 4500 for x, y in coords),
+          "8200 x 8200: %d tiles, all inside the tissue's rectangle" % len(coords))
+
+
 def check_resume(slides, tmp, model):
     path = slides["aperio"]
     args = ["embed-slide", "-m", model, "--threads", "1", "--batch", "4", "--all-tiles", "--mpp", "0.25", path]
@@ -425,6 +440,7 @@ def main():
                 check_embed(slides, tmp, full, os.path.join(TESTDATA, "full"), "generic", ["--min-tissue", "0.8"],
                             full=True)
             check_resume(slides, tmp, tiny)
+            check_big(slides, tmp, tiny)
         check_formats_and_errors(slides, tmp, tiny)
         check_classify(slides, tmp, tiny, out)
     print("%d failed" % len(failures))
