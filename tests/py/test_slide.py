@@ -103,7 +103,7 @@ def py_tile(slide, t, x, y, tile_px):
     return np.asarray(im)
 
 
-def clam_mask(slide):
+def clam_mask(slide, fixed=None):
     """CLAM's segmentTissue steps with OpenCV, as docs/SLIDES.md states them."""
     import cv2
     level = 0
@@ -117,7 +117,7 @@ def clam_mask(slide):
     sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[:, :, 1]
     med = cv2.medianBlur(sat, 7)
     otsu, _ = cv2.threshold(med, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    thr = max(otsu, 8)
+    thr = max(otsu, 8) if fixed is None else fixed
     _, mask = cv2.threshold(med, thr, 255, cv2.THRESH_BINARY)
     dsx, dsy = slide.dimensions[0] / w, slide.dimensions[1] / h
     n, lab, stats, _ = cv2.connectedComponentsWithStats((mask == 0).astype(np.uint8), connectivity=4)
@@ -237,11 +237,12 @@ def check_embed(slides, tmp, model, snapshot, name, extra, full=False):
     t = tiling(s, 224, 0.5, 0, mpp0)
     min_tissue = float(extra[extra.index("--min-tissue") + 1]) if "--min-tissue" in extra else 0.5
     if not full:
-        mask, dsx, dsy = clam_mask(s)
+        fixed = int(extra[extra.index("--tissue-threshold") + 1]) if "--tissue-threshold" in extra else None
+        mask, dsx, dsy = clam_mask(s, fixed)
         ours = np.asarray(Image.open(os.path.join(out, name + "_mask.png")))
         check(ours.shape == mask.shape and np.array_equal(ours, mask),
-              "%s: tissue mask = CLAM's steps in OpenCV (%d%% tissue, %d pixels differ)"
-              % (name, 100 * (mask > 0).mean(), int((ours != mask).sum()) if ours.shape == mask.shape else -1))
+              "%s: tissue mask = CLAM's steps in OpenCV (threshold %s, %d%% tissue, %d pixels differ)"
+              % (name, fixed if fixed is not None else "Otsu", 100 * (mask > 0).mean(), int((ours != mask).sum()) if ours.shape == mask.shape else -1))
         want = kept_coords(t, ours, dsx, dsy, min_tissue)
         check([tuple(c) for c in coords.tolist()] == want, "%s: %d coords = the grid filtered by tissue >= %g"
               % (name, len(want), min_tissue))
@@ -284,6 +285,30 @@ def check_big(slides, tmp, model):
     _, coords, _, _ = h5_arrays(os.path.join(out, "big.h5"))
     check(len(coords) > 0 and all(3000 <= x and x + 448 <= 5000 and 3000 <= y and y + 448 <= 4500 for x, y in coords),
           "8200 x 8200: %d tiles, all inside the tissue's rectangle" % len(coords))
+
+
+def check_progress(slides, tmp, model):
+    """A progress bar on a terminal, nothing on a pipe."""
+    import pty
+    args = [BIN, "embed-slide", "-m", model, "--all-tiles", slides["aperio"], "-o"]
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(BIN, args + [os.path.join(tmp, "tty")])
+    out = b""
+    while True:
+        try:
+            d = os.read(fd, 4096)
+        except OSError:
+            break
+        if not d:
+            break
+        out += d
+    os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    check("24/24 tiles" in text and "tiles/s" in text and "ETA" in text, "progress bar on a terminal: %r"
+          % text.strip().split("\r")[-1])
+    p = run(*args, os.path.join(tmp, "pipe"))
+    check(p.returncode == 0 and p.stderr == "" and p.stdout == "", "nothing printed on a pipe")
 
 
 def check_resume(slides, tmp, model):
@@ -435,12 +460,13 @@ def main():
         out = check_embed(slides, tmp, tiny, os.path.join(TESTDATA, "tiny"), "aperio", [])
         if not quick:
             check_embed(slides, tmp, tiny, os.path.join(TESTDATA, "tiny"), "generic", ["--min-tissue", "0.3"])
-            check_embed(slides, tmp, tiny, os.path.join(TESTDATA, "tiny"), "vips", [])
+            check_embed(slides, tmp, tiny, os.path.join(TESTDATA, "tiny"), "vips", ["--tissue-threshold", "40"])
             if os.path.exists(full):
                 check_embed(slides, tmp, full, os.path.join(TESTDATA, "full"), "generic", ["--min-tissue", "0.8"],
                             full=True)
             check_resume(slides, tmp, tiny)
             check_big(slides, tmp, tiny)
+            check_progress(slides, tmp, tiny)
         check_formats_and_errors(slides, tmp, tiny)
         check_classify(slides, tmp, tiny, out)
     print("%d failed" % len(failures))
