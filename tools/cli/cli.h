@@ -24,6 +24,7 @@ int cli_index_merge(int argc, char **argv);
 int cli_search(int argc, char **argv);
 int cli_embed_slide(int argc, char **argv);
 int cli_classify_slide(int argc, char **argv);
+int cli_compare(int argc, char **argv);
 
 /* The model path: the -m value if given, else $BIOMEDCLIP_MODEL, else NULL. */
 const char *cli_model_path(const char *opt);

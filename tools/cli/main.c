@@ -19,6 +19,7 @@ static const struct {
     {"search", cli_search, "search an index by text or by image"},
     {"embed-slide", cli_embed_slide, "embed the tissue tiles of whole-slide images into .h5 files"},
     {"classify-slide", cli_classify_slide, "zero-shot classification of a whole-slide image (MI-Zero)"},
+    {"compare", cli_compare, "compare two models' embeddings of the same images and texts"},
 };
 
 static void usage(FILE *f) {
