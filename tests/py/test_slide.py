@@ -427,6 +427,12 @@ def check_classify(slides, tmp, model, feat_dir):
     p2 = run(BIN, *base, "--topk", "3", "--features", feat_dir)
     check(p2.returncode == 0 and json.loads(p2.stdout)["probs"] == j["probs"],
           "classify-slide --features OUTDIR reuses the h5: same probabilities")
+    npy_dir = os.path.join(tmp, "npyfeat")
+    run(BIN, "embed-slide", "-m", model, "--format", "npy", path, "-o", npy_dir)
+    pn = run(BIN, *base, "--topk", "3", "--features", npy_dir)
+    check(pn.returncode == 0 and json.loads(pn.stdout)["probs"] == j["probs"]
+          and not os.path.exists(os.path.join(npy_dir, "aperio.h5")),
+          "classify-slide --features reuses an --format npy output too")
     p3 = run(BIN, *base, "--pool", "mean", "--features", feat_dir)
     check(np.allclose(json.loads(p3.stdout)["probs"], mi_zero(len(feats)), atol=1e-6), "classify-slide --pool mean")
     p4 = run(BIN, *base, "--topk", "1", "--features", feat_dir)

@@ -581,7 +581,8 @@ static const char classify_usage[] =
     "  --template TEXT          prefix of every label (default \"" DEFAULT_TEMPLATE "\")\n"
     "  --topk K                 tiles pooled per label (default 50; fewer tiles: all of them)\n"
     "  --pool topk|mean         top-K mean (default) or the mean over all tiles\n"
-    "  --features OUTDIR        reuse OUTDIR/<slide>.h5 from embed-slide (written first if absent)\n"
+    "  --features OUTDIR        reuse embed-slide's OUTDIR/<slide>.h5 (or OUTDIR/<slide>/*.npy);\n"
+    "                           when absent, the slide is embedded and OUTDIR/<slide>.h5 written\n"
     "  --heatmap OUT.png        the thumbnail with each tile coloured by its probability\n"
     "  --heatmap-label LABEL    colour by this label's probability (default: the argmax label,\n"
     "                           one colour per label, with a legend)\n"
@@ -815,15 +816,27 @@ int cli_classify_slide(int argc, char **argv) {
     }
     int dim = bmc_model_embed_dim(model);
 
-    /* the tile embeddings: an embed-slide file, or embedded now */
-    char *h5 = NULL, *stem = slide_stem(slide_path);
-    if (features_dir && stem) h5 = join(features_dir, stem, ".h5");
+    /* the tile embeddings: an embed-slide output (.h5, or the .npy pair), or embedded now */
+    char *h5 = NULL, *npy = NULL, *stem = slide_stem(slide_path);
+    if (features_dir && stem) h5 = join(features_dir, stem, ".h5"), npy = join(features_dir, stem, "");
     free(stem);
-    if (features_dir && !h5) goto oom;
+    if (features_dir && (!h5 || !npy)) {
+        free(h5), free(npy);
+        goto oom;
+    }
+    int have_npy = npy && !(h5 && exists(h5)) && exists(npy);
+    if (have_npy) { /* read it as the h5 path below does */
+        free(h5);
+        h5 = npy;
+        npy = NULL;
+    }
+    free(npy);
     if (h5 && exists(h5)) {
         char err[1024];
         int fdim;
-        if (slide_read_h5(h5, &res.features, &res.coords, &res.n, &fdim, &res.size0, err, sizeof err) != 0) {
+        int rrc = have_npy ? slide_read_npy(h5, &res.features, &res.coords, &res.n, &fdim, err, sizeof err)
+                           : slide_read_h5(h5, &res.features, &res.coords, &res.n, &fdim, &res.size0, err, sizeof err);
+        if (rrc != 0) {
             fprintf(stderr, "biomedclip classify-slide: %s\n", err);
             free(h5);
             goto done;

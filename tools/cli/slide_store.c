@@ -108,6 +108,60 @@ done:
     return rc;
 }
 
+/* One .npy array of `descr` items and 2 dimensions, as write_npy writes it (version 1 or 2,
+ * C order). *data malloc'd. */
+static int read_npy(const char *path, const char *descr, size_t item, void **data, int64_t *rows, int64_t *cols) {
+    FILE *f = fopen(path, "rb");
+    unsigned char pre[12];
+    char hdr[4096];
+    int ok = 0;
+    *data = NULL;
+    if (!f) return -1;
+    if (fread(pre, 1, 10, f) == 10 && !memcmp(pre, "\x93NUMPY", 6) && (pre[6] == 1 || pre[6] == 2)) {
+        size_t hl = pre[8] | (size_t)pre[9] << 8;
+        if (pre[6] == 2 && fread(pre + 10, 1, 2, f) == 2) hl |= (size_t)pre[10] << 16 | (size_t)pre[11] << 24;
+        long long r = -1, c = -1;
+        char want[64];
+        snprintf(want, sizeof want, "'descr': '%s'", descr);
+        const char *shape;
+        if (hl < sizeof hdr && fread(hdr, 1, hl, f) == hl && (hdr[hl] = '\0', strstr(hdr, want)) &&
+            strstr(hdr, "'fortran_order': False") && (shape = strstr(hdr, "'shape': (")) &&
+            sscanf(shape, "'shape': (%lld, %lld)", &r, &c) == 2 && r >= 0 && c > 0 && c <= 65536 && r <= (1LL << 31)) {
+            size_t n = (size_t)r * (size_t)c;
+            *data = malloc(n * item + 1);
+            ok = *data && fread(*data, item, n, f) == n;
+            *rows = r, *cols = c;
+        }
+    }
+    fclose(f);
+    if (!ok) {
+        free(*data);
+        *data = NULL;
+    }
+    return ok ? 0 : -1;
+}
+
+int slide_read_npy(const char *dir, float **features, int64_t **coords, int64_t *n, int *dim, char *err,
+                   size_t err_size) {
+    size_t len = strlen(dir) + 32;
+    char *p = malloc(len);
+    int64_t fr = 0, fc = 0, cr = 0, cc = 0;
+    void *fv = NULL, *cv = NULL;
+    *features = NULL, *coords = NULL, *n = 0, *dim = 0;
+    if (!p) return fail(err, err_size, "out of memory");
+    snprintf(p, len, "%s/features.npy", dir);
+    int rc = read_npy(p, "<f4", sizeof(float), &fv, &fr, &fc);
+    snprintf(p, len, "%s/coords.npy", dir);
+    rc = rc || read_npy(p, "<i8", sizeof(int64_t), &cv, &cr, &cc);
+    free(p);
+    if (rc || fr != cr || cc != 2) {
+        free(fv), free(cv);
+        return fail(err, err_size, "%s: features.npy [N, D] <f4 and coords.npy [N, 2] <i8 are not both there", dir);
+    }
+    *features = fv, *coords = cv, *n = fr, *dim = (int)fc;
+    return 0;
+}
+
 /* ---- HDF5 ------------------------------------------------------------------------------------ */
 
 #ifdef BMC_WITH_HDF5

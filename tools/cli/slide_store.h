@@ -31,6 +31,9 @@ int slide_read_h5(const char *path, float **features, int64_t **coords, int64_t 
  * and a rename of the directory. */
 int slide_write_npy(const char *dir, const float *features, const int64_t *coords, int64_t n, int dim,
                     char *err, size_t err_size);
+/* Read what slide_write_npy wrote (little-endian host). */
+int slide_read_npy(const char *dir, float **features, int64_t **coords, int64_t *n, int *dim, char *err,
+                   size_t err_size);
 /* Write an 8-bit PNG (channels 1 or 3) through path + ".tmp" and a rename. */
 int slide_write_png(const char *path, const unsigned char *pixels, int width, int height, int channels,
                     char *err, size_t err_size);
