@@ -4,7 +4,8 @@
 #                        libjpeg-turbo's headers are installed: PIL-identical pixels; builds into
 #                        $(BUILD)-stb). JPEG=turbo insists on libjpeg-turbo.
 #           SLIDE=0      build without whole-slide images (no OpenSlide, no HDF5; docs/SLIDES.md;
-#                        builds into $(BUILD)-noslide)
+#                        builds into $(BUILD)-noslide; the default whenever libopenslide-dev or
+#                        libhdf5-dev is missing)
 #           TIFF=0       build without libtiff (TIFF files are then refused; the default uses
 #                        libtiff whenever libtiff-4 is installed)
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
@@ -48,8 +49,11 @@ override BUILD := $(BUILD)-notiff
 endif
 # the optional decoders' defines (also used by fuzz/fuzz.mk)
 CFLAGS_BASE += $(FEATURE_CFLAGS)
-# Whole-slide images: OpenSlide in the library (lib/slide_openslide.c), HDF5 in the CLI only.
-SLIDE ?= 1
+# Whole-slide images: OpenSlide in the library (lib/slide_openslide.c), HDF5 in the CLI only;
+# on unless SLIDE=0 or their development files are not installed
+ifeq ($(SLIDE),)
+SLIDE := $(if $(shell pkg-config --exists openslide hdf5 && echo y),1,0)
+endif
 CLI_LDLIBS =
 ifeq ($(SLIDE),1)
 CFLAGS_BASE += -DBMC_WITH_OPENSLIDE $(shell pkg-config --cflags openslide 2>/dev/null || echo -I/usr/include/openslide)
