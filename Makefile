@@ -3,6 +3,9 @@
 # Options:  JPEG=stb     decode JPEG with stb_image instead of libjpeg-turbo (the default whenever
 #                        libjpeg-turbo's headers are installed: PIL-identical pixels; builds into
 #                        $(BUILD)-stb). JPEG=turbo insists on libjpeg-turbo.
+#           SLIDE=0      build without whole-slide images (no OpenSlide, no HDF5; docs/SLIDES.md;
+#                        builds into $(BUILD)-noslide; the default whenever libopenslide-dev or
+#                        libhdf5-dev is missing)
 #           TIFF=0       build without libtiff (TIFF files are then refused; the default uses
 #                        libtiff whenever libtiff-4 is installed)
 #           DICOM=0      build without DICOM (default: DICOM through DCMTK when libdcmtk-dev is
@@ -62,6 +65,20 @@ override BUILD := $(BUILD)-nodicom
 endif
 # the optional decoders' defines (also used by fuzz/fuzz.mk)
 CFLAGS_BASE += $(FEATURE_CFLAGS)
+# Whole-slide images: OpenSlide in the library (lib/slide_openslide.c), HDF5 in the CLI only;
+# on unless SLIDE=0 or their development files are not installed
+ifeq ($(SLIDE),)
+SLIDE := $(if $(shell pkg-config --exists openslide hdf5 && echo y),1,0)
+endif
+CLI_LDLIBS =
+ifeq ($(SLIDE),1)
+CFLAGS_BASE += -DBMC_WITH_OPENSLIDE $(shell pkg-config --cflags openslide 2>/dev/null || echo -I/usr/include/openslide)
+LDLIBS_BASE += -lopenslide
+CLI_CFLAGS = -DBMC_WITH_HDF5 $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+CLI_LDLIBS = $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+else
+override BUILD := $(BUILD)-noslide
+endif
 ifeq ($(SANITIZE),1)
 # -march=native: the AVX-512 kernels (lib/gemm.c, lib/attention.c) are checked too
 OPT = -O1 -g -fno-omit-frame-pointer -march=native
@@ -122,7 +139,7 @@ $(BUILD)/obj/lib/%.o: lib/%.cc $(wildcard lib/*.h) include/biomedclip.h
 
 $(BUILD)/obj/cli/%.o: tools/cli/%.c $(wildcard tools/cli/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c $< -o $@
+	$(CC) $(CFLAGS) $(CLI_CFLAGS) -c $< -o $@
 
 # The page as a C array (xxd -i names it serve_page_html).
 $(BUILD)/gen/serve_page.c: tools/cli/serve_page.html
@@ -143,7 +160,7 @@ $(SHLIB): $(LIB_OBJ) lib/exports.map
 	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/exports.map $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(CLI): $(CLI_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(CLI_LIBS) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(CLI_LIBS) $(CLI_LDLIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(STATIC) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)

@@ -127,6 +127,13 @@ void bmc__resize_dims(int w, int h, int size, int *out_w, int *out_h);
 /* torchvision CenterCrop offset: int(round((in - crop) / 2.0)), round half to even. */
 int bmc__crop_offset(int in, int crop);
 
+/* Make a library-owned bmc_image (freed by bmc_image_free) of a decoded image; consumes d,
+ * also on failure. Used by the readers outside image.c (slides). */
+bmc_status bmc__image_adopt(bmc__decoded *d, const char *name, bmc_image *out);
+
+/* The whole-slide reader of this build ("OpenSlide-3.4.1", or "none" with make SLIDE=0). */
+const char *bmc__slide_backend(void);
+
 /* ---- the pipeline (image.c) --------------------------------------------------------------- */
 
 /* Check a caller's view or a loaded image (BMC_E_INVALID_ARG naming the bad field). */

@@ -36,7 +36,7 @@ const char *bmc_system_info(void) {
 #else
     const char *dicom = "none (built with DICOM=0)";
 #endif
-    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s TIFF=%s DICOM=%s", simd, openblas_get_config(),
-             openblas_get_num_threads(), jpeg, tiff, dicom);
+    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s TIFF=%s DICOM=%s SLIDE=%s", simd, openblas_get_config(),
+             openblas_get_num_threads(), jpeg, tiff, dicom, bmc__slide_backend());
     return buf;
 }

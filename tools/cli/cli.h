@@ -22,6 +22,8 @@ int cli_classify(int argc, char **argv);
 int cli_index(int argc, char **argv);
 int cli_index_merge(int argc, char **argv);
 int cli_search(int argc, char **argv);
+int cli_embed_slide(int argc, char **argv);
+int cli_classify_slide(int argc, char **argv);
 int cli_compare(int argc, char **argv);
 int cli_serve(int argc, char **argv); /* serve.c, or serve_off.c when built with SERVE=0 */
 int cli_info_image(int argc, char **argv);
