@@ -57,8 +57,9 @@ static int run_once(void *p) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->M, a->N, a->K, 1.0f, a->x, a->K, w, a->K,
                     0.0f, a->y, a->N);
     } else if (a->kernel == 1) {
-        bmc__panels pw = {w, a->N, a->K};
-        bmc__gemm(a->lib_pool, a->x, a->M, a->K, pw, 0, a->N, NULL, a->y, a->N, 0);
+        bmc__panels pw = {w, a->N, a->K, 0};
+        bmc__gemm(a->lib_pool, bmc__mat_of(a->y, a->M, a->N, a->N), bmc__mat_of(a->x, a->M, a->K, a->K),
+                  pw, NULL, 0);
     } else {
         for (int m = 0; m < a->M; m++)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, a->N, a->K, 1.0f, w, a->K, a->x + (size_t)m * a->K, 1,

@@ -1,4 +1,5 @@
-/* gemm.c - Y = X W^T (+ b), the product every Linear layer is (ops.h, bmc__gemm).
+/* gemm.c - Y = X W^T (+ b), the product every Linear layer is (ops.h, bmc__gemm), and the panel
+ * layout of its weights.
  *
  * W comes from the file mapping as the converter laid it out (format.h): panels of 64 outputs,
  * each a contiguous [K][64] block, which is exactly the sliver the outer-product tiles of
@@ -149,15 +150,26 @@ static void gemm_task(void *arg, int task, int thread) {
 
 #endif
 
-void bmc__gemm(bmc__pool *pool, const float *x, int M, int ldx, bmc__panels w, int n0, int N,
-               const float *b, float *y, int ldy, int flags) {
-    if (M <= 0 || N <= 0) return;
+size_t bmc__panel_floats(int N, int K) {
+    return (size_t)(N + PANEL - 1) / PANEL * PANEL * (size_t)K;
+}
+
+void bmc__panel_pack(const float *w, int N, int K, size_t ldw, float *panels) {
+    memset(panels, 0, bmc__panel_floats(N, K) * sizeof(float));
+    for (int n = 0; n < N; n++)
+        for (int k = 0; k < K; k++)
+            panels[(size_t)(n / PANEL) * K * PANEL + (size_t)k * PANEL + n % PANEL] =
+                w[(size_t)n * ldw + k];
+}
+
+void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const float *b, int flags) {
+    if (x.rows <= 0 || w.N <= 0) return;
     BMC__PROF_BEGIN(t0);
     gemm_job g;
     memset(&g, 0, sizeof g);
-    g.x = x, g.w = w, g.n0 = n0, g.N = N, g.p0 = n0 / PANEL, g.b = b, g.y = y;
-    g.M = M, g.ldx = ldx, g.ldy = ldy, g.flags = flags;
+    g.x = x.p, g.w = w, g.n0 = w.n0, g.N = w.N, g.p0 = w.n0 / PANEL, g.b = b, g.y = y.p;
+    g.M = x.rows, g.ldx = x.ld, g.ldy = y.ld, g.flags = flags;
     g.threads = bmc__pool_threads(pool);
-    bmc__pool_run(pool, gemm_task, &g, (n0 + N - 1) / PANEL - g.p0 + 1);
+    bmc__pool_run(pool, gemm_task, &g, (w.n0 + w.N - 1) / PANEL - g.p0 + 1);
     BMC__PROF_END(BMC__PROF_GEMM, t0);
 }

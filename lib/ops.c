@@ -14,7 +14,6 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "format.h"
 #include "ops.h"
 #include "profile.h"
 
@@ -35,22 +34,6 @@ static inline float u2f(uint32_t u) {
     float f;
     memcpy(&f, &u, sizeof f);
     return f;
-}
-
-void bmc__linear(const float *x, int M, int ldx, bmc__panels w, const float *b, float *y, int ldy) {
-    bmc__gemm(NULL, x, M, ldx, w, 0, w.N, b, y, ldy, 0);
-}
-
-size_t bmc__panel_floats(int N, int K) {
-    return (size_t)(N + BMC__PANEL - 1) / BMC__PANEL * BMC__PANEL * (size_t)K;
-}
-
-void bmc__panel_pack(const float *w, int N, int K, size_t ldw, float *panels) {
-    memset(panels, 0, bmc__panel_floats(N, K) * sizeof(float));
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++)
-            panels[(size_t)(n / BMC__PANEL) * K * BMC__PANEL + (size_t)k * BMC__PANEL + n % BMC__PANEL] =
-                w[(size_t)n * ldw + k];
 }
 
 /* sum of r[0..n) in double over 8 fixed lanes (vectorisable, the same order anywhere) */
@@ -111,10 +94,11 @@ static void ln_task(void *arg, int task, int thread) {
                       j->eps);
 }
 
-void bmc__layernorm_rows(bmc__pool *pool, const float *x, int ldx, float *y, int ldy, int M,
-                         int N, const float *w, const float *b, float eps) {
+void bmc__layernorm_rows(bmc__pool *pool, bmc__mat y, bmc__mat x, const float *w, const float *b,
+                         float eps) {
     BMC__PROF_BEGIN(t0);
-    ln_job j = {x, w, b, y, ldx, ldy, M, N, 16, eps};
+    int M = x.rows;
+    ln_job j = {x.p, w, b, y.p, x.ld, y.ld, M, x.cols, 16, eps};
     bmc__pool_run(M > 16 ? pool : NULL, ln_task, &j, (M + j.rows - 1) / j.rows);
     BMC__PROF_END(BMC__PROF_NORM_ACT, t0);
 }
@@ -321,10 +305,6 @@ void bmc__softmax_scaled(float *r, int N, float scale) {
 
 void bmc__softmax_rows(float *x, int M, int N) {
     for (int i = 0; i < M; i++) bmc__softmax_scaled(x + (size_t)i * N, N, 1.0f);
-}
-
-void bmc__add(float *x, const float *y, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] += y[i];
 }
 
 void bmc__l2_normalize_rows(float *x, int M, int N) {
