@@ -18,6 +18,7 @@
 
 #include "bench_util.h"
 #include "ops.h"  /* bmc__gemm: the library's product (internal header) */
+#include "panels.h" /* tests/: the weight layout */
 #include "pool.h"
 
 #define POOL_BYTES ((size_t)320 << 20) /* > any L3 this runs on */

@@ -1,5 +1,4 @@
-/* gemm.c - Y = X W^T (+ b), the product every Linear layer is (ops.h, bmc__gemm), and the panel
- * layout of its weights.
+/* gemm.c - Y = X W^T (+ b), the product every Linear layer is (ops.h, bmc__gemm).
  *
  * W comes from the file mapping as the converter laid it out (format.h): panels of 64 outputs,
  * each a contiguous [K][64] block, which is exactly the sliver the outer-product tiles of
@@ -149,18 +148,6 @@ static void gemm_task(void *arg, int task, int thread) {
 }
 
 #endif
-
-size_t bmc__panel_floats(int N, int K) {
-    return (size_t)(N + PANEL - 1) / PANEL * PANEL * (size_t)K;
-}
-
-void bmc__panel_pack(const float *w, int N, int K, size_t ldw, float *panels) {
-    memset(panels, 0, bmc__panel_floats(N, K) * sizeof(float));
-    for (int n = 0; n < N; n++)
-        for (int k = 0; k < K; k++)
-            panels[(size_t)(n / PANEL) * K * PANEL + (size_t)k * PANEL + n % PANEL] =
-                w[(size_t)n * ldw + k];
-}
 
 void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const float *b, int flags) {
     if (x.rows <= 0 || w.N <= 0) return;

@@ -41,12 +41,6 @@ static inline bmc__panels bmc__panels_rows(bmc__panels w, int n0, int N) {
     return v;
 }
 
-/* Floats that the panels of an [N, K] weight take. */
-size_t bmc__panel_floats(int N, int K);
-/* Lay out a row-major [N, K] weight (row stride ldw) as panels (tests, benchmarks; the
- * converter does the same for the model file). */
-void bmc__panel_pack(const float *w, int N, int K, size_t ldw, float *panels);
-
 /* y[M, N] = x[M, K] w^T (+ b[N] if b), M = x.rows, N = w.N, K = w.K; b is the bias of w's first
  * output. Spread over `pool` (NULL: the caller alone). Every Linear layer goes through here
  * (gemm.c: an AVX-512 kernel, else OpenBLAS). With AVX-512 the summation order depends on

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "bert.h"
+#include "panels.h"
 #include "biomedclip.h"
 #include "context.h"
 #include "model.h"

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "ops.h"
+#include "panels.h"
 #include "pool.h"
 
 /* deterministic uniform values in [lo, hi) (xorshift) */
