@@ -2,10 +2,10 @@
 #
 # Options:  JPEG=turbo   decode JPEG with libjpeg-turbo (PIL-identical pixels; needs libjpeg62-turbo-dev)
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
-#           OPT=...      optimisation flags (default -O2 -march=native)
+#           OPT=...      optimisation flags (default -O2: baseline x86-64, kernels chosen at run time)
 
 CC      ?= cc
-OPT     ?= -O2 -march=native
+OPT     ?= -O2
 PREFIX  ?= /usr/local
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
@@ -22,8 +22,9 @@ LDLIBS_BASE += -ljpeg
 override BUILD := $(BUILD)-turbo
 endif
 ifeq ($(SANITIZE),1)
-# -march=native: the AVX-512 kernels (lib/gemm.c, lib/attention.c) are checked too
-OPT = -O1 -g -fno-omit-frame-pointer -march=native
+# every kernel level is compiled in (cpu.c picks one at run time; tests/sh/test_cpu_levels.sh
+# runs each level the CPU has)
+OPT = -O1 -g -fno-omit-frame-pointer
 CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 override BUILD := $(BUILD)-sanitize
@@ -57,6 +58,13 @@ all: $(STATIC) $(SHLIB) $(CLI)
 lib: $(STATIC) $(SHLIB)
 cli: $(CLI)
 tests: $(TEST_BIN) $(TOOL_BIN) $(CLI)
+
+# The kernels of each level (lib/cpu.h) in their own files, compiled for that level; nothing in
+# them runs unless cpu.c finds the CPU and the OS support it. Everything else is baseline x86-64.
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
+AVX2_FLAGS   = -mavx2 -mfma
+$(BUILD)/obj/lib/tiles.o $(BUILD)/obj/lib/ops_avx512.o: CFLAGS += $(AVX512_FLAGS)
+$(BUILD)/obj/lib/tiles_avx2.o $(BUILD)/obj/lib/ops_avx2.o: CFLAGS += $(AVX2_FLAGS)
 
 $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)

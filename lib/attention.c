@@ -7,25 +7,23 @@
  * score rows exists at a time, so the scratch is small and private to the thread: a ViT
  * image's 197 x 197 scores per head never leave L1/L2.
  *
- * Without AVX-512 the products go to OpenBLAS, block by block the same way. */
+ * The tiles and the packing are the kernel level's (cpu.h: AVX-512 or AVX2 + FMA, the same
+ * layout and order of summation). At the portable level the products go to OpenBLAS, block by
+ * block the same way (blocks of QB queries, scratch sized for NR-padded keys at every level). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cblas.h>
 
+#include "cpu.h"
 #include "kernels.h"
 #include "ops.h"
 #include "pool.h"
 #include "profile.h"
 
-#if defined(__AVX512F__)
 #define QB BMC__KERN_MR /* queries per block (the tile height) */
 #define NR BMC__KERN_NR /* keys per packed sliver */
-#else
-#define QB 12
-#define NR 32
-#endif
 
 static size_t padnr(size_t n) { return (n + NR - 1) / NR * NR; }
 
@@ -60,38 +58,39 @@ static void attention_task(void *arg, int task, int thread) {
     float *scratch = a->pool ? bmc__pool_scratch(a->pool, thread) : a->scratch;
     float *S = scratch + Lp * (size_t)D; /* [QB, Lp] scores of a block of queries */
 
-#if defined(__AVX512F__)
-    float *kp = scratch; /* [Lp / NR][D][NR] packed keys */
-    bmc__pack_w(k, ldk, L, D, kp);
-    bmc__tile_out o = {0}; /* plain stores, no bias */
-    o.first = o.last = 1;
-    for (int i0 = 0; i0 < nq; i0 += QB) {
-        int mr = nq - i0 < QB ? nq - i0 : QB;
-        const float *qi = q + (size_t)i0 * ldq;
-        o.ldy = Lp;
-        for (int j = 0; j < L; j += NR) {
-            o.y = S + j;
-            o.ncols = L - j < NR ? L - j : NR;
-            bmc__outer(mr, qi, ldq, kp + (size_t)j * D, NR, D, &o);
+    const bmc__kernels *kern = bmc__kern();
+    if (kern->outer) {
+        float *kp = scratch; /* [Lp / NR][D][NR] packed keys */
+        kern->pack_w(k, ldk, L, D, kp);
+        bmc__tile_out o = {0}; /* plain stores, no bias */
+        o.first = o.last = 1;
+        for (int i0 = 0; i0 < nq; i0 += QB) {
+            int mr = nq - i0 < QB ? nq - i0 : QB;
+            const float *qi = q + (size_t)i0 * ldq;
+            o.ldy = Lp;
+            for (int j = 0; j < L; j += NR) {
+                o.y = S + j;
+                o.ncols = L - j < NR ? L - j : NR;
+                kern->outer(mr, qi, ldq, kp + (size_t)j * D, NR, D, &o);
+            }
+            for (int r = 0; r < mr; r++) bmc__softmax_scaled(S + (size_t)r * Lp, L, a->scale);
+            o.ldy = ldo;
+            for (int d = 0; d < D; d += NR) {
+                o.y = out + (size_t)i0 * ldo + d;
+                o.ncols = D - d < NR ? D - d : NR;
+                kern->outer(mr, S, Lp, v + d, ldv, L, &o);
+            }
         }
-        for (int r = 0; r < mr; r++) bmc__softmax_scaled(S + (size_t)r * Lp, L, a->scale);
-        o.ldy = ldo;
-        for (int d = 0; d < D; d += NR) {
-            o.y = out + (size_t)i0 * ldo + d;
-            o.ncols = D - d < NR ? D - d : NR;
-            bmc__outer(mr, S, Lp, v + d, ldv, L, &o);
+    } else {
+        for (int i0 = 0; i0 < nq; i0 += QB) {
+            int mr = nq - i0 < QB ? nq - i0 : QB;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mr, L, D, a->scale,
+                        q + (size_t)i0 * ldq, (int)ldq, k, (int)ldk, 0.0f, S, (int)Lp);
+            for (int r = 0; r < mr; r++) bmc__softmax_rows(S + (size_t)r * Lp, 1, L);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mr, D, L, 1.0f, S, (int)Lp, v,
+                        (int)ldv, 0.0f, out + (size_t)i0 * ldo, (int)ldo);
         }
     }
-#else
-    for (int i0 = 0; i0 < nq; i0 += QB) {
-        int mr = nq - i0 < QB ? nq - i0 : QB;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mr, L, D, a->scale,
-                    q + (size_t)i0 * ldq, (int)ldq, k, (int)ldk, 0.0f, S, (int)Lp);
-        for (int r = 0; r < mr; r++) bmc__softmax_rows(S + (size_t)r * Lp, 1, L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mr, D, L, 1.0f, S, (int)Lp, v,
-                    (int)ldv, 0.0f, out + (size_t)i0 * ldo, (int)ldo);
-    }
-#endif
 }
 
 void bmc__attention(const bmc__attn *a) {

@@ -18,13 +18,16 @@
  * BMC__GEMM_ACC folds the residual add in (y + (X W^T + b), PyTorch's order when K is one
  * slice), BMC__GEMM_GELU the activation (applied to each panel's block once it is final).
  *
- * Without AVX-512 each panel is an OpenBLAS product (its own threads), then the same epilogue. */
+ * The tiles are those of the kernel level in use (cpu.h): AVX-512 (tiles.c) or AVX2 + FMA
+ * (tiles_avx2.c), the same layout and order of summation. At the portable level each panel is
+ * an OpenBLAS product (its own threads), then the same epilogue. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <cblas.h>
 
+#include "cpu.h"
 #include "format.h"
 #include "kernels.h"
 #include "ops.h"
@@ -43,6 +46,7 @@ typedef struct gemm_job {
     float *y;        /* [M, N] (output n0 first), row stride ldy */
     int M, ldx, ldy, flags;
     int threads;     /* the pool's */
+    const bmc__kernels *kern; /* the level's tiles */
 } gemm_job;
 
 /* Columns c0 .. c1 - 1 of panel p that belong to the job's outputs. */
@@ -52,14 +56,11 @@ static void panel_cols(const gemm_job *g, int p, int *c0, int *c1) {
     *c1 = hi < PANEL ? hi : PANEL;
 }
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-
 #define MR BMC__KERN_MR /* rows of X per tile */
 #define KC 768          /* K slice */
 _Static_assert(BMC__KERN_NR == PANEL, "a tile is one panel wide");
 
-static void gemm_task(void *arg, int task, int thread) {
+static void gemm_task_tiles(void *arg, int task, int thread) {
     (void)thread;
     const gemm_job *g = arg;
     int M = g->M, K = g->w.K, p = g->p0 + task, c0, c1;
@@ -109,7 +110,7 @@ static void gemm_task(void *arg, int task, int thread) {
                 pf += (size_t)n * 64, lines -= n;
             }
             o.y = g->y + (size_t)m * ldy + j0;
-            bmc__outer(mr, g->x + (size_t)m * ldx + k0, ldx, panel + (size_t)k0 * PANEL + c0,
+            g->kern->outer(mr, g->x + (size_t)m * ldx + k0, ldx, panel + (size_t)k0 * PANEL + c0,
                        PANEL, kc, &o);
         }
     }
@@ -118,7 +119,7 @@ static void gemm_task(void *arg, int task, int thread) {
     if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(g->y + j0, ldy, M, (size_t)(c1 - c0));
 }
 
-#else /* portable: each panel an OpenBLAS product (its own threads), then the epilogue */
+/* portable: each panel an OpenBLAS product (its own threads), then the epilogue */
 
 static void add_bias(float *y, size_t ldy, int M, int N, const float *b) {
     if (!b) return;
@@ -128,7 +129,7 @@ static void add_bias(float *y, size_t ldy, int M, int N, const float *b) {
     }
 }
 
-static void gemm_task(void *arg, int task, int thread) {
+static void gemm_task_blas(void *arg, int task, int thread) {
     (void)thread;
     const gemm_job *g = arg;
     int M = g->M, K = g->w.K, p = g->p0 + task, c0, c1;
@@ -147,8 +148,6 @@ static void gemm_task(void *arg, int task, int thread) {
     if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(y, (size_t)g->ldy, M, (size_t)nc);
 }
 
-#endif
-
 void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const float *b, int flags) {
     if (x.rows <= 0 || w.N <= 0) return;
     BMC__PROF_BEGIN(t0);
@@ -157,6 +156,7 @@ void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const flo
     g.x = x.p, g.w = w, g.n0 = w.n0, g.N = w.N, g.p0 = w.n0 / PANEL, g.b = b, g.y = y.p;
     g.M = x.rows, g.ldx = x.ld, g.ldy = y.ld, g.flags = flags;
     g.threads = bmc__pool_threads(pool);
-    bmc__pool_run(pool, gemm_task, &g, (w.n0 + w.N - 1) / PANEL - g.p0 + 1);
+    g.kern = bmc__kern();
+    bmc__pool_run(pool, g.kern->outer ? gemm_task_tiles : gemm_task_blas, &g, (w.n0 + w.N - 1) / PANEL - g.p0 + 1);
     BMC__PROF_END(BMC__PROF_GEMM, t0);
 }

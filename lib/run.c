@@ -17,6 +17,7 @@
 
 #include "bert.h"
 #include "context.h"
+#include "cpu.h"
 #include "error.h"
 #include "pool.h"
 #include "vit.h"
@@ -254,9 +255,8 @@ bmc_status bmc__run_init(bmc_ctx *ctx) {
     /* n_threads, or as many as OpenBLAS uses (its default is every core; throughput mode sets it
      * to 1 before making one context per worker) */
     int threads = ctx->params.n_threads > 0 ? ctx->params.n_threads : openblas_get_num_threads();
-#if !defined(__AVX512F__)
-    threads = 1; /* the products are OpenBLAS's (gemm.c), which runs its own threads */
-#endif
+    if (!bmc__kern()->outer)
+        threads = 1; /* the products are OpenBLAS's (gemm.c), which runs its own threads */
     int b = ctx->params.max_batch, L = (int)c->context_length;
     bmc__vit_plan vp = bmc__vit_plan_for(c, 1);
     bmc__bert_plan tp = bmc__bert_plan_for(c, L, 1, L);

@@ -51,7 +51,7 @@ static inline void transpose16(__m512 r[16]) {
     }
 }
 
-void bmc__pack_w(const float *w, size_t ldw, int nb, int kc, float *bp) {
+void bmc__pack_w_avx512(const float *w, size_t ldw, int nb, int kc, float *bp) {
     int slivers = (nb + PNR - 1) / PNR;
     for (int sv = 0; sv < slivers; sv++)
         for (int half = 0; half < PNR; half += 16) { /* 16 rows at a time */
@@ -209,7 +209,7 @@ static const outer_fn outers[PMR][PNV] = {OUTER_REF(1), OUTER_REF(2), OUTER_REF(
 
 static outer_fn outer_for(int mr, int ncols) { return outers[mr - 1][(ncols + 15) / 16 - 1]; }
 
-void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
+void bmc__outer_avx512(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                 const bmc__tile_out *o) {
     outer_for(mr, o->ncols)(x, ldx, bp, ldb, kc, o);
 }
