@@ -10,8 +10,8 @@
 
 #if defined(__AVX512F__)
 
-#define BMC__KERN_MR 6  /* rows of X per outer-product tile (at most 12)            */
-#define BMC__KERN_NR 64 /* columns per tile and per sliver (16, 32, 48 or 64); a weight panel's
+#define BMC__KERN_MR 6  /* rows of X per outer-product tile (6, 8 or 12: tiles.c)   */
+#define BMC__KERN_NR 64 /* columns per tile and per sliver (32 or 64: tiles.c); a weight panel's
                            width (format.h, BMC__PANEL) */
 
 /* Where and how an outer-product tile is written (see bmc__outer). */

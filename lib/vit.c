@@ -82,15 +82,9 @@ void bmc__vit_embed(const bmc_model *model, const float *chw, int n, float *scra
 static bmc__attn vit_attn(const bmc__config *c, float *scratch, const bmc__vit_plan *plan,
                           bmc__mat qkv, bmc__mat out) {
     int W = (int)c->vision_width, H = (int)c->vision_heads;
-    bmc__attn a;
-    memset(&a, 0, sizeof a);
-    a.pool = plan->pool;
-    a.q = bmc__mat_cols(qkv, 0, W), a.k = bmc__mat_cols(qkv, W, W), a.v = bmc__mat_cols(qkv, 2 * W, W);
-    a.out = out;
+    float scale = (float)(1.0 / sqrt((double)(W / H))); /* head_dim^-0.5, 0.125 at 64 */
+    bmc__attn a = bmc__attn_qkv(plan->pool, qkv, out, H, scale, scratch + plan->scores);
     a.n_seq = plan->n, a.len = plan->T;
-    a.heads = H;
-    a.scale = (float)(1.0 / sqrt((double)(W / H))); /* head_dim^-0.5, 0.125 at 64 */
-    a.scratch = scratch + plan->scores;
     return a;
 }
 
