@@ -9,24 +9,22 @@
 #include "error.h"
 #include "ops.h"
 
-static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 bmc__bert_plan bmc__bert_plan_for(const bmc__config *cfg, int rows, int n, int max_len) {
     size_t W = cfg->text_width, F = cfg->text_ffn, E = cfg->embed_dim;
     size_t H = cfg->text_proj_hidden > E ? cfg->text_proj_hidden : E;
     size_t R = (size_t)rows, N = (size_t)n, L = (size_t)max_len;
     bmc__bert_plan p;
     size_t at = 0;
-    p.h = at;     at += align16(R * W);
-    p.qkv = at;   at += align16(R * 3 * W);
-    p.ctx = at;   at += align16(R * W);
-    p.a = at;     at += align16(R * W);
-    p.inter = at; at += align16(R * F);
-    p.thread_floats = align16(bmc__attention_scratch((int)L, (int)(W / cfg->text_heads)));
+    p.h = at;     at += bmc__align16(R * W);
+    p.qkv = at;   at += bmc__align16(R * 3 * W);
+    p.ctx = at;   at += bmc__align16(R * W);
+    p.a = at;     at += bmc__align16(R * W);
+    p.inter = at; at += bmc__align16(R * F);
+    p.thread_floats = bmc__align16(bmc__attention_scratch((int)L, (int)(W / cfg->text_heads)));
     p.att = at;   at += p.thread_floats;
-    p.cls = at;   at += align16(N * W);
-    p.q = at;     at += align16(N * W);
-    p.proj = at;  at += align16(N * H);
+    p.cls = at;   at += bmc__align16(N * W);
+    p.q = at;     at += bmc__align16(N * W);
+    p.proj = at;  at += bmc__align16(N * H);
     p.total = at;
     p.pool = NULL;
     return p;

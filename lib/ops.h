@@ -8,6 +8,9 @@
 
 #include "pool.h"
 
+/* n rounded up to a multiple of 16 floats (64 bytes): every part of a scratch plan is aligned. */
+static inline size_t bmc__align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
 /* A matrix view: rows x cols floats, element (r, c) at p[r * ld + c]. Views name the operands
  * of the products and of attention, so that a call reads as the maths does. */
 typedef struct bmc__mat {

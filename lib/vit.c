@@ -12,8 +12,6 @@
 #include "ops.h"
 #include "vit.h"
 
-static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 bmc__vit_plan bmc__vit_plan_for(const bmc__config *cfg, int n) {
     size_t W = cfg->vision_width, F = cfg->vision_mlp, P = cfg->patch_size;
     size_t G = cfg->image_size / P;
@@ -26,11 +24,11 @@ bmc__vit_plan bmc__vit_plan_for(const bmc__config *cfg, int n) {
     if (F > wide) wide = F;
     if (3 * P * P > wide) wide = 3 * P * P;
     size_t off = 0;
-    p.x = off, off += align16(rows * W);
-    p.xn = off, off += align16(rows * W);
-    p.att = off, off += align16(rows * W);
-    p.big = off, off += align16(rows * wide);
-    p.thread_floats = align16(bmc__attention_scratch(p.T, (int)(W / cfg->vision_heads)));
+    p.x = off, off += bmc__align16(rows * W);
+    p.xn = off, off += bmc__align16(rows * W);
+    p.att = off, off += bmc__align16(rows * W);
+    p.big = off, off += bmc__align16(rows * wide);
+    p.thread_floats = bmc__align16(bmc__attention_scratch(p.T, (int)(W / cfg->vision_heads)));
     p.scores = off, off += p.thread_floats;
     p.total = off;
     p.pool = NULL;

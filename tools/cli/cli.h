@@ -54,7 +54,7 @@ typedef enum cli_kind {
 } cli_kind;
 
 typedef struct cli_option {
-    const char *name;    /* "--batch"; NULL: the entry receives the arguments that are not options */
+    const char *name;    /* "--batch"; NULL: the entry that receives the non-option arguments */
     const char *alias;   /* another spelling ("-m"), or NULL */
     cli_kind kind;
     void *dest;
@@ -94,7 +94,8 @@ int cli_list_add_file(void *list, const char *path); /* CLI_CALL: a file of inpu
 /* CLI_GO_ON when have is true, else CLI_EXIT_USAGE after "biomedclip cmd: no WHAT (see --help)". */
 int cli_require(const char *cmd, int have, const char *what);
 
-/* Called with each input text (len bytes, NUL-terminated, valid during the call); non-zero stops. */
+/* Called with each input text (len bytes, NUL-terminated, valid during the call); non-zero
+ * stops. */
 typedef int (*cli_text_fn)(void *user, const char *text, size_t len);
 /* Call fn for the inputs of in, in order: an argument as it is, a file ('-': standard input) line
  * by line without its "\n" or "\r\n". Returns 0; 1 when a file could not be read (after
@@ -109,7 +110,7 @@ int cli_new_ctx(const char *cmd, const bmc_model *model, int threads, int max_ba
 /* CLI_EXIT_FAILURE, after "biomedclip cmd: out of memory". */
 int cli_oom(const char *cmd);
 
-/* dir + "/" + name in a new string (trailing slashes of dir dropped), or NULL when out of memory. */
+/* dir + "/" + name in a new string (trailing slashes of dir dropped); NULL: out of memory. */
 char *cli_join_path(const char *dir, const char *name);
 
 /* Print one embedding: `name<TAB>v1 v2 ...`, or as JSON {"KEY": name, "embedding": [...]}. */

@@ -258,7 +258,8 @@ int cli_each_input(const char *cmd, const cli_list *in, cli_text_fn fn, void *us
     return unreadable;
 }
 
-int cli_new_ctx(const char *cmd, const bmc_model *model, int threads, int max_batch, bmc_ctx **ctx) {
+int cli_new_ctx(const char *cmd, const bmc_model *model, int threads, int max_batch,
+                bmc_ctx **ctx) {
     bmc_ctx_params cp = bmc_ctx_default_params();
     if (threads > 0) cp.n_threads = threads;
     if (max_batch > 0) cp.max_batch = max_batch;

@@ -72,8 +72,8 @@ static int run_batch(job *j, int start, int count) {
                 fprintf(stderr, "biomedclip embed-image: %s: %s\n", j->files[start + k], j->err[k]);
             failed++;
         } else {
-            cli_print_embedding("file", j->files[start + k], j->emb + (size_t)j->ok[k] * j->dim, j->dim,
-                                j->json);
+            const float *e = j->emb + (size_t)j->ok[k] * j->dim;
+            cli_print_embedding("file", j->files[start + k], e, j->dim, j->json);
         }
     }
     fflush(stdout);
