@@ -9,24 +9,22 @@
 #include "error.h"
 #include "ops.h"
 
-static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 bmc__bert_plan bmc__bert_plan_for(const bmc__config *cfg, int rows, int n, int max_len) {
     size_t W = cfg->text_width, F = cfg->text_ffn, E = cfg->embed_dim;
     size_t H = cfg->text_proj_hidden > E ? cfg->text_proj_hidden : E;
     size_t R = (size_t)rows, N = (size_t)n, L = (size_t)max_len;
     bmc__bert_plan p;
     size_t at = 0;
-    p.h = at;     at += align16(R * W);
-    p.qkv = at;   at += align16(R * 3 * W);
-    p.ctx = at;   at += align16(R * W);
-    p.a = at;     at += align16(R * W);
-    p.inter = at; at += align16(R * F);
-    p.thread_floats = align16(bmc__attention_scratch((int)L, (int)(W / cfg->text_heads)));
+    p.h = at;     at += bmc__align16(R * W);
+    p.qkv = at;   at += bmc__align16(R * 3 * W);
+    p.ctx = at;   at += bmc__align16(R * W);
+    p.a = at;     at += bmc__align16(R * W);
+    p.inter = at; at += bmc__align16(R * F);
+    p.thread_floats = bmc__align16(bmc__attention_scratch((int)L, (int)(W / cfg->text_heads)));
     p.att = at;   at += p.thread_floats;
-    p.cls = at;   at += align16(N * W);
-    p.q = at;     at += align16(N * W);
-    p.proj = at;  at += align16(N * H);
+    p.cls = at;   at += bmc__align16(N * W);
+    p.q = at;     at += bmc__align16(N * W);
+    p.proj = at;  at += bmc__align16(N * H);
     p.total = at;
     p.pool = NULL;
     return p;
@@ -99,16 +97,17 @@ static void bert_layer_tail(const bmc_model *model, const bmc__bert_layer *L, bm
 static bmc__attn bert_attn(const bmc__config *c, float *scratch, const bmc__bert_plan *plan,
                            const int *lens, int n, bmc__mat qkv, bmc__mat out) {
     int W = (int)c->text_width, heads = (int)c->text_heads;
-    bmc__attn a;
-    memset(&a, 0, sizeof a);
-    a.pool = plan->pool;
-    a.q = bmc__mat_cols(qkv, 0, W), a.k = bmc__mat_cols(qkv, W, W), a.v = bmc__mat_cols(qkv, 2 * W, W);
-    a.out = out;
+    bmc__attn a = bmc__attn_qkv(plan->pool, qkv, out, heads, 1.0f / sqrtf((float)(W / heads)),
+                                scratch + plan->att);
     a.n_seq = n, a.lens = lens;
-    a.heads = heads;
-    a.scale = 1.0f / sqrtf((float)(W / heads));
-    a.scratch = scratch + plan->att;
     return a;
+}
+
+/* Keys and values of every row of x, into their columns of qkv. */
+static void bert_keys_values(bmc__pool *pool, const bmc__bert_layer *L, bmc__mat x, bmc__mat qkv) {
+    int W = x.cols;
+    bmc__gemm(pool, bmc__mat_cols(qkv, W, W), x, L->k_w, L->k_b, 0);
+    bmc__gemm(pool, bmc__mat_cols(qkv, 2 * W, W), x, L->v_w, L->v_b, 0);
 }
 
 static int sum_lens(const int *lens, int n) {
@@ -129,8 +128,7 @@ void bmc__bert_run_layer(const bmc_model *model, int layer, float *h, const int 
 
     /* Q, K, V: three products over all packed rows into one [rows, 3W] matrix */
     bmc__gemm(pool, bmc__mat_cols(qkv, 0, W), x, L->q_w, L->q_b, 0);
-    bmc__gemm(pool, bmc__mat_cols(qkv, W, W), x, L->k_w, L->k_b, 0);
-    bmc__gemm(pool, bmc__mat_cols(qkv, 2 * W, W), x, L->v_w, L->v_b, 0);
+    bert_keys_values(pool, L, x, qkv);
     bmc__attn a = bert_attn(c, scratch, plan, lens, n, qkv, ctx); /* each text within itself */
     bmc__attention(&a);
     bert_layer_tail(model, L, pool, ctx, x, bmc__mat_of(scratch + plan->a, rows, W, W),
@@ -142,18 +140,17 @@ void bmc__bert_run_layer_cls(const bmc_model *model, int layer, const float *h,
                              const bmc__bert_plan *plan) {
     const bmc__config *c = &model->config;
     const bmc__bert_layer *L = &model->bert.layers[layer];
-    int W = (int)c->text_width, F = (int)c->text_ffn, rows = sum_lens(lens, n);
+    int W = (int)c->text_width, F = (int)c->text_ffn;
     bmc__pool *pool = plan->pool;
-    bmc__mat x = bmc__mat_of(h, rows, W, W);
-    bmc__mat qkv = bmc__mat_of(scratch + plan->qkv, rows, 3 * W, 3 * W);
-    bmc__mat g = bmc__mat_of(scratch + plan->cls, n, W, W); /* the [CLS] rows: the residual */
-    bmc__mat q = bmc__mat_of(scratch + plan->q, n, W, W);   /* ... and their queries */
+    /* the [CLS] rows: the residual, their queries and their attention context */
+    bmc__mat g = bmc__mat_of(scratch + plan->cls, n, W, W);
+    bmc__mat q = bmc__mat_of(scratch + plan->q, n, W, W);
     bmc__mat ctx = bmc__mat_of(scratch + plan->ctx, n, W, W);
+    bmc__mat qkv = bmc__mat_of(scratch + plan->qkv, sum_lens(lens, n), 3 * W, 3 * W);
 
     gather_cls(h, lens, n, W, g.p);
     bmc__gemm(pool, q, g, L->q_w, L->q_b, 0);
-    bmc__gemm(pool, bmc__mat_cols(qkv, W, W), x, L->k_w, L->k_b, 0);
-    bmc__gemm(pool, bmc__mat_cols(qkv, 2 * W, W), x, L->v_w, L->v_b, 0);
+    bert_keys_values(pool, L, bmc__mat_of(h, qkv.rows, W, W), qkv);
 
     /* one query per text: scores over the text's keys, softmax, weighted values */
     bmc__attn a = bert_attn(c, scratch, plan, lens, n, qkv, ctx);

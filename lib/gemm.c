@@ -4,8 +4,7 @@
  * each a contiguous [K][64] block, which is exactly the sliver the outer-product tiles of
  * tiles.c read. So nothing is packed or copied at run time, and a panel streams from memory as
  * one sequential run (row-major weights gave 6 or 64 interleaved short streams, and left the
- * thin products of a short text waiting on memory: the 48 products of a 24-token text took
- * 19.9 ms at 2 threads from rows, 14.0 ms from panels, 28 Nov, microbenchmark).
+ * thin products of a short text waiting on memory: docs/PERF.md).
  *
  * One pool task per panel: for each K slice of up to 768, 6 x 64 tiles go down the rows of X
  * (a slice is 192 KB, kept in L2 while X streams through). Every product, whatever M, runs the
@@ -114,8 +113,8 @@ static void gemm_task_tiles(void *arg, int task, int thread) {
                        PANEL, kc, &o);
         }
     }
-    /* GELU once the block is final, a row at a time: in each tile's epilogue instead it cost
-     * 7% of the MLP's first product at 197 rows on 2 threads (28 Nov, microbenchmark) */
+    /* GELU once the block is final, a row at a time: fused into the tiles' epilogue it was
+     * slower (docs/PERF.md) */
     if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(g->y + j0, ldy, M, (size_t)(c1 - c0));
 }
 

@@ -9,8 +9,8 @@
 
 #include "pool.h"
 
-#define BMC__KERN_MR 6  /* rows of X per outer-product tile (at most 12)            */
-#define BMC__KERN_NR 64 /* columns per tile and per sliver (16, 32, 48 or 64); a weight panel's
+#define BMC__KERN_MR 6  /* rows of X per outer-product tile (6, 8 or 12: tiles.c; 6 at AVX2) */
+#define BMC__KERN_NR 64 /* columns per tile and per sliver (32 or 64: tiles.c); a weight panel's
                            width (format.h, BMC__PANEL) */
 
 /* Where and how an outer-product tile is written (see bmc__outer_avx512). */

@@ -8,6 +8,9 @@
 
 #include "pool.h"
 
+/* n rounded up to a multiple of 16 floats (64 bytes): every part of a scratch plan is aligned. */
+static inline size_t bmc__align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
 /* A matrix view: rows x cols floats, element (r, c) at p[r * ld + c]. Views name the operands
  * of the products and of attention, so that a call reads as the maths does. */
 typedef struct bmc__mat {
@@ -86,6 +89,16 @@ typedef struct bmc__attn {
     float *scratch;  /* used when pool is NULL */
 } bmc__attn;
 void bmc__attention(const bmc__attn *a);
+
+/* Attention with q, k and v side by side in the rows of qkv [rows, 3W], into out (the sequences
+ * are still to be set: n_seq and len or lens). */
+static inline bmc__attn bmc__attn_qkv(bmc__pool *pool, bmc__mat qkv, bmc__mat out, int heads,
+                                      float scale, float *scratch) {
+    int W = qkv.cols / 3;
+    bmc__attn a = {pool,  bmc__mat_cols(qkv, 0, W), bmc__mat_cols(qkv, W, W),
+                   bmc__mat_cols(qkv, 2 * W, W), out, 0, NULL, 0, 0, heads, scale, scratch};
+    return a;
+}
 
 /* Floats of scratch one thread needs for sequences of up to max_len rows. */
 size_t bmc__attention_scratch(int max_len, int head_dim);

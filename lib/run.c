@@ -19,6 +19,7 @@
 #include "context.h"
 #include "cpu.h"
 #include "error.h"
+#include "ops.h"
 #include "pool.h"
 #include "vit.h"
 
@@ -62,8 +63,6 @@ static float *arena(bmc_ctx *ctx, size_t n_floats) {
     ctx->scratch_floats = n_floats;
     return fresh;
 }
-
-static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 static size_t image_input_floats(const bmc__config *c) {
     return 3 * (size_t)c->image_size * c->image_size;
@@ -130,7 +129,7 @@ bmc_status bmc__run_images(bmc_ctx *ctx, const float *chw, bmc__image_input_fn i
         int m = n - i < chunk ? n - i : chunk;
         /* the arena holds the chunk's model inputs when they are made here, then the tower's
          * scratch */
-        size_t in_part = chw ? 0 : align16((size_t)m * in_floats);
+        size_t in_part = chw ? 0 : bmc__align16((size_t)m * in_floats);
         float *buf = arena(ctx, in_part + bmc__run_image_scratch(c, m, threads));
         if (!buf) return BMC_E_NOMEM;
         const float *in = chw ? chw + (size_t)i * in_floats : buf;
@@ -268,7 +267,8 @@ bmc_status bmc__run_init(bmc_ctx *ctx) {
     threads = bmc__pool_threads(ctx->pool);
     /* b images with their model inputs (as bmc_encode_image lays them out), or b texts of the
      * context length */
-    size_t need = align16((size_t)b * image_input_floats(c)) + bmc__run_image_scratch(c, b, threads);
+    size_t need = bmc__align16((size_t)b * image_input_floats(c)) +
+                  bmc__run_image_scratch(c, b, threads);
     text_groups tg;
     plan_text_groups(c, NULL, L, b, b * L, L, threads, &tg);
     if (tg.total > need) need = tg.total;

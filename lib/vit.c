@@ -12,8 +12,6 @@
 #include "ops.h"
 #include "vit.h"
 
-static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
-
 bmc__vit_plan bmc__vit_plan_for(const bmc__config *cfg, int n) {
     size_t W = cfg->vision_width, F = cfg->vision_mlp, P = cfg->patch_size;
     size_t G = cfg->image_size / P;
@@ -26,11 +24,11 @@ bmc__vit_plan bmc__vit_plan_for(const bmc__config *cfg, int n) {
     if (F > wide) wide = F;
     if (3 * P * P > wide) wide = 3 * P * P;
     size_t off = 0;
-    p.x = off, off += align16(rows * W);
-    p.xn = off, off += align16(rows * W);
-    p.att = off, off += align16(rows * W);
-    p.big = off, off += align16(rows * wide);
-    p.thread_floats = align16(bmc__attention_scratch(p.T, (int)(W / cfg->vision_heads)));
+    p.x = off, off += bmc__align16(rows * W);
+    p.xn = off, off += bmc__align16(rows * W);
+    p.att = off, off += bmc__align16(rows * W);
+    p.big = off, off += bmc__align16(rows * wide);
+    p.thread_floats = bmc__align16(bmc__attention_scratch(p.T, (int)(W / cfg->vision_heads)));
     p.scores = off, off += p.thread_floats;
     p.total = off;
     p.pool = NULL;
@@ -82,15 +80,9 @@ void bmc__vit_embed(const bmc_model *model, const float *chw, int n, float *scra
 static bmc__attn vit_attn(const bmc__config *c, float *scratch, const bmc__vit_plan *plan,
                           bmc__mat qkv, bmc__mat out) {
     int W = (int)c->vision_width, H = (int)c->vision_heads;
-    bmc__attn a;
-    memset(&a, 0, sizeof a);
-    a.pool = plan->pool;
-    a.q = bmc__mat_cols(qkv, 0, W), a.k = bmc__mat_cols(qkv, W, W), a.v = bmc__mat_cols(qkv, 2 * W, W);
-    a.out = out;
+    float scale = (float)(1.0 / sqrt((double)(W / H))); /* head_dim^-0.5, 0.125 at 64 */
+    bmc__attn a = bmc__attn_qkv(plan->pool, qkv, out, H, scale, scratch + plan->scores);
     a.n_seq = plan->n, a.len = plan->T;
-    a.heads = H;
-    a.scale = (float)(1.0 / sqrt((double)(W / H))); /* head_dim^-0.5, 0.125 at 64 */
-    a.scratch = scratch + plan->scores;
     return a;
 }
 

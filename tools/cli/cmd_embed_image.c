@@ -72,8 +72,8 @@ static int run_batch(job *j, int start, int count) {
                 fprintf(stderr, "biomedclip embed-image: %s: %s\n", j->files[start + k], j->err[k]);
             failed++;
         } else {
-            cli_print_embedding("file", j->files[start + k], j->emb + (size_t)j->ok[k] * j->dim, j->dim,
-                                j->json);
+            const float *e = j->emb + (size_t)j->ok[k] * j->dim;
+            cli_print_embedding("file", j->files[start + k], e, j->dim, j->json);
         }
     }
     fflush(stdout);
@@ -91,14 +91,10 @@ int cli_embed_image(int argc, char **argv) {
     if (cli_list_init(&files, argc)) goto oom;
     const cli_option opts[] = {CLI_OPT_MODEL(&model_opt), CLI_OPT_THREADS(&threads),
                                CLI_OPT_BATCH(&batch), CLI_OPT_JSON(&json),
-                               {"--raw", NULL, CLI_SET, &raw, 1, NULL, NULL}, CLI_ARGS(&files), {0}};
+                               CLI_OPT_RAW(&raw), CLI_ARGS(&files), {0}};
     if ((rc = cli_parse("embed-image", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
     int n_files = files.n;
-    rc = CLI_EXIT_USAGE;
-    if (n_files == 0) {
-        fprintf(stderr, "biomedclip embed-image: no images (see --help)\n");
-        goto done;
-    }
+    if ((rc = cli_require("embed-image", n_files > 0, "images")) != CLI_GO_ON) goto done;
 
     rc = CLI_EXIT_MODEL;
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
@@ -121,8 +117,7 @@ int cli_embed_image(int argc, char **argv) {
     goto done;
 
 oom:
-    fprintf(stderr, "biomedclip embed-image: out of memory\n");
-    rc = CLI_EXIT_FAILURE;
+    rc = cli_oom("embed-image");
 done:
     free(j.chw), free(j.emb), free(j.ok), free(j.err);
     cli_list_free(&files);

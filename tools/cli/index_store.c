@@ -14,16 +14,6 @@
 
 #define NPY_HEADER_BYTES 128
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *s = malloc(a + b + 2);
-    if (!s) return NULL;
-    memcpy(s, dir, a);
-    s[a] = '/';
-    memcpy(s + a + 1, name, b + 1);
-    return s;
-}
-
 static int host_is_little_endian(void) {
     const uint16_t one = 1;
     return *(const unsigned char *)&one == 1;
@@ -158,7 +148,7 @@ int idx_contains(const idx_store *ix, const char *path) {
 }
 
 static int write_meta(const char *dir, int dim, const char *model) {
-    char *file = join(dir, "index.json");
+    char *file = cli_join_path(dir, "index.json");
     FILE *f = file ? fopen(file, "wb") : NULL;
     free(file);
     if (!f) return -1;
@@ -176,8 +166,8 @@ int idx_open_append(idx_store *ix, const char *dir, int dim, const char *model) 
     }
     char *npy = NULL, *txt = NULL;
     int rc = -1;
-    if (!(ix->dir = strdup(dir)) || !(npy = join(dir, "embeddings.npy")) ||
-        !(txt = join(dir, "paths.txt")))
+    if (!(ix->dir = strdup(dir)) || !(npy = cli_join_path(dir, "embeddings.npy")) ||
+        !(txt = cli_join_path(dir, "paths.txt")))
         goto oom;
     struct stat st;
     if (mkdir(dir, 0777) && errno != EEXIST) {
@@ -247,7 +237,7 @@ out:
 
 int idx_open_read(idx_store *ix, const char *dir) {
     memset(ix, 0, sizeof *ix);
-    char *npy = join(dir, "embeddings.npy"), *txt = join(dir, "paths.txt");
+    char *npy = cli_join_path(dir, "embeddings.npy"), *txt = cli_join_path(dir, "paths.txt");
     FILE *f = NULL;
     int rc = -1;
     long data_offset, end;
