@@ -1,5 +1,6 @@
 /* tiles.c - the outer-product tiles every product runs on (kernels.h), and the packing of a
- * row-major matrix into slivers (attention's keys). AVX-512 only.
+ * row-major matrix into slivers (attention's keys), at the AVX-512 level: this file is compiled
+ * with AVX-512 flags (Makefile) and runs only where cpu.c finds AVX-512 (tiles_avx2.c: AVX2).
  *
  * A 6 x 64 tile: per step of k, 4 vector loads of the sliver, 6 broadcasts of X and 24 FMAs
  * into 24 accumulators, which keeps the FMA units nearly busy with the fewest broadcasts per FMA
