@@ -25,7 +25,12 @@ const char *bmc_system_info(void) {
 #else
     const char *jpeg = "stb_image";
 #endif
-    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s", simd, openblas_get_config(),
-             openblas_get_num_threads(), jpeg);
+#ifdef BMC_WITH_LIBTIFF
+    const char *tiff = "libtiff";
+#else
+    const char *tiff = "none";
+#endif
+    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s TIFF=%s", simd, openblas_get_config(),
+             openblas_get_num_threads(), jpeg, tiff);
     return buf;
 }
