@@ -1,6 +1,10 @@
 # libbiomedclip - BiomedCLIP inference in C.   make | make test | make demo | make bench | make install
 #
-# Options:  JPEG=turbo   decode JPEG with libjpeg-turbo (PIL-identical pixels; needs libjpeg62-turbo-dev)
+# Options:  JPEG=stb     decode JPEG with stb_image instead of libjpeg-turbo (the default whenever
+#                        libjpeg-turbo's headers are installed: PIL-identical pixels; builds into
+#                        $(BUILD)-stb). JPEG=turbo insists on libjpeg-turbo.
+#           TIFF=0       build without libtiff (TIFF files are then refused; the default uses
+#                        libtiff whenever libtiff-4 is installed)
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
 #           OPT=...      optimisation flags (default -O2: baseline x86-64, kernels chosen at run time)
 
@@ -16,11 +20,32 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -
               -I/usr/include/openblas $(shell pkg-config --cflags openblas 2>/dev/null)
 LDLIBS_BASE = -lopenblas -lm -lpthread
 
-ifeq ($(JPEG),turbo)
-CFLAGS_BASE += -DBMC_WITH_LIBJPEG
-LDLIBS_BASE += -ljpeg
-override BUILD := $(BUILD)-turbo
+# JPEG: libjpeg-turbo (PIL's own decoder) unless JPEG=stb or its headers are missing
+ifeq ($(JPEG),)
+JPEG := $(if $(shell printf '\043include <stdio.h>\n\043include <jpeglib.h>\n' | $(CC) -E -x c - >/dev/null 2>&1 && echo y),turbo,stb)
 endif
+ifeq ($(JPEG),turbo)
+FEATURE_CFLAGS += -DBMC_WITH_LIBJPEG
+LDLIBS_BASE += -ljpeg
+else ifeq ($(JPEG),stb)
+override BUILD := $(BUILD)-stb
+else
+$(error JPEG=$(JPEG): use JPEG=turbo (libjpeg-turbo) or JPEG=stb (stb_image))
+endif
+# TIFF: libtiff (lib/image_tiff.c) unless TIFF=0 or libtiff-4 is not installed
+ifeq ($(TIFF),)
+TIFF := $(if $(shell pkg-config --exists libtiff-4 && echo y),1,0)
+endif
+ifeq ($(TIFF),1)
+TIFF_CFLAGS := $(shell pkg-config --cflags libtiff-4 2>/dev/null)
+TIFF_LIBS := $(or $(shell pkg-config --libs libtiff-4 2>/dev/null),-ltiff)
+FEATURE_CFLAGS += -DBMC_WITH_LIBTIFF $(TIFF_CFLAGS)
+LDLIBS_BASE += $(TIFF_LIBS)
+else
+override BUILD := $(BUILD)-notiff
+endif
+# the optional decoders' defines (also used by fuzz/fuzz.mk)
+CFLAGS_BASE += $(FEATURE_CFLAGS)
 ifeq ($(SANITIZE),1)
 # every kernel level is compiled in (cpu.c picks one at run time; tests/sh/test_cpu_levels.sh
 # runs each level the CPU has)

@@ -8,7 +8,7 @@ FUZZ_CC    ?= clang
 FUZZ_BUILD ?= $(BUILD)-fuzz
 FUZZ_SAN    = -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
 FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE -Wall -Wno-unused-parameter -Wno-unused-function -g -O1 -march=native $(FUZZ_SAN) \
-              -fsanitize=fuzzer-no-link -Iinclude -Ilib -Itools/cli -I/usr/include/openblas \
+              -fsanitize=fuzzer-no-link $(FEATURE_CFLAGS) -Iinclude -Ilib -Itools/cli -I/usr/include/openblas \
               $(shell pkg-config --cflags openblas 2>/dev/null)
 FUZZ_SRC      = $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN      = $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)

@@ -158,6 +158,11 @@ BMC_API float bmc_model_logit_scale(const bmc_model *model);  /* exp(logit_scale
 BMC_API int64_t bmc_model_n_params(const bmc_model *model);   /* float parameters (195,902,721) */
 BMC_API int bmc_model_n_tensors(const bmc_model *model);
 BMC_API uint64_t bmc_model_file_size(const bmc_model *model);
+/* The identity of the model file's contents as text, "bmc<version>-<file size>-<CRC-32>", where
+ * the CRC-32 is the header's own, which covers the configuration and the directory CRC-32, which
+ * covers every tensor's CRC-32: two files with the same fingerprint hold the same model. Written
+ * into buf (always NUL-terminated when size > 0); returns the full length (snprintf semantics). */
+BMC_API int bmc_model_fingerprint(const bmc_model *model, char *buf, size_t size);
 /* The token string of id (NULL if out of range); the pointer lives as long as the model. */
 BMC_API const char *bmc_model_token(const bmc_model *model, int id, size_t *len);
 /* Multi-line human-readable description (configuration, counts, sizes) written into buf;
@@ -237,6 +242,52 @@ typedef struct bmc_image {
 BMC_API bmc_status bmc_image_load(const char *path, int flags, bmc_image *out);
 BMC_API bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out);
 BMC_API void bmc_image_free(bmc_image *image); /* NULL-safe; a no-op on caller-made views */
+
+/* How stored values of more than 8 bits become the 8-bit image (docs/IMAGE.md). */
+typedef enum bmc_window_mode {
+    BMC_WINDOW_AUTO = 0,        /* DICOM: the file's first window (Window Center/Width with its VOI
+                                   LUT Function), else its first VOI LUT Sequence item, else the
+                                   min-max of the frame. Other 16-bit images: the flags' rule
+                                   (scale v * 255 / 65535, or PIL's clip with BMC_DECODE_PIL_16BIT) */
+    BMC_WINDOW_FILE = 1,        /* DICOM: the file's window number window_index (0-based)       */
+    BMC_WINDOW_MINMAX = 2,      /* min-max of the frame (DICOM) or of the image (16-bit PNG, PGM,
+                                   TIFF)                                                          */
+    BMC_WINDOW_CENTER_WIDTH = 3 /* window_center / window_width, LINEAR as DICOM PS3.3
+                                   C.11.2.1.2.1                                                   */
+} bmc_window_mode;
+
+typedef struct bmc_load_params {
+    int flags;                /* BMC_DECODE_* (default BMC_DECODE_DEFAULT)                       */
+    int frame;                /* 0-based frame (DICOM multi-frame) or page (multi-page TIFF).
+                                 Default 0.                                                       */
+    bmc_window_mode window;   /* default BMC_WINDOW_AUTO                                          */
+    int window_index;         /* for BMC_WINDOW_FILE                                              */
+    double window_center, window_width; /* for BMC_WINDOW_CENTER_WIDTH (width > 0)                */
+} bmc_load_params;
+BMC_API bmc_load_params bmc_load_default_params(void);
+
+/* Like bmc_image_load / _memory, with frame, page and window choices. params NULL = defaults.
+ * bmc_image_load(path, flags, out) equals bmc_image_load_ex with the default params and flags. */
+BMC_API bmc_status bmc_image_load_ex(const char *path, const bmc_load_params *params, bmc_image *out);
+BMC_API bmc_status bmc_image_load_memory_ex(const void *data, size_t size, const bmc_load_params *params,
+                                    bmc_image *out);
+
+/* What the decoder saw (for `biomedclip info-image`, frame enumeration). */
+typedef struct bmc_image_info {
+    char format[16];           /* "DICOM", "TIFF", "PNG", "JPEG", "GIF", "BMP", "TGA", "PNM"     */
+    char mode[8];              /* PIL mode the pixels are in: "L", "RGB", "P", "I", ...          */
+    int width, height;
+    int bits_stored;           /* bits per sample in the file (1, 8, 12, 16, ...)                */
+    int n_frames;              /* frames (DICOM) or pages (TIFF); 1 for single-image formats     */
+    int frame;                 /* the frame / page that was loaded (0-based)                     */
+    char photometric[32];      /* DICOM / TIFF photometric interpretation; "" otherwise          */
+    char transfer_syntax[128]; /* DICOM: "UID (name)"; TIFF: compression name; "" otherwise      */
+    char window[128];          /* the rule applied to reach 8 bits, e.g. "file window 0: C=40
+                                  W=400 LINEAR", "min-max 12..3012", "scale 16->8 bit"; "" for
+                                  8-bit sources                                                  */
+} bmc_image_info;
+/* Fill info for an image from bmc_image_load*; BMC_E_INVALID_ARG for caller-made views. */
+BMC_API bmc_status bmc_image_get_info(const bmc_image *image, bmc_image_info *info);
 
 /* Resize (shorter side to 224, PIL bicubic) and centre-crop an 8-bit image view.
  * rgb224 receives 224*224*3 bytes, row-major RGB. */

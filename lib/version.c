@@ -16,9 +16,14 @@ const char *bmc_system_info(void) {
 #else
     const char *jpeg = "stb_image";
 #endif
+#ifdef BMC_WITH_LIBTIFF
+    const char *tiff = "libtiff";
+#else
+    const char *tiff = "none";
+#endif
     /* the kernels chosen at run time (cpu.c), and why */
-    snprintf(buf, sizeof buf, "KERNELS=%s (%s) BLAS=%s BLAS_THREADS=%d JPEG=%s",
+    snprintf(buf, sizeof buf, "KERNELS=%s (%s) BLAS=%s BLAS_THREADS=%d JPEG=%s TIFF=%s",
              bmc__level_name(bmc__kern()->level), bmc__cpu_reason(), openblas_get_config(),
-             openblas_get_num_threads(), jpeg);
+             openblas_get_num_threads(), jpeg, tiff);
     return buf;
 }

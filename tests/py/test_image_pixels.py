@@ -5,7 +5,8 @@ images, the C crop ($BUILD/tests/tool_image_crop) is compared with open_clip's v
 by PIL: torchvision Resize(224, BICUBIC) -> CenterCrop(224) -> convert('RGB') (torchvision is not
 installed here, so its size/offset rules are written out below, after torchvision/transforms/
 functional.py resize/_compute_resized_output_size/center_crop). Lossless formats must match byte
-for byte; JPEG must match byte for byte with the libjpeg-turbo build and is measured otherwise.
+for byte; JPEG too in the default build (libjpeg-turbo); a `make JPEG=stb` build's JPEG crops are
+measured and bounded instead (tests/sh/test_jpeg_turbo.sh runs that).
 The float input is compared with torchvision's to_tensor + Normalize done in torch (float32,
 bit for bit). Raw caller views (gray/rgb/rgba with padded strides) go through the same checks.
 

@@ -10,6 +10,11 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 # defined dynamic symbols (text, data, weak), minus the linker's own markers
 nm -D --defined-only "$so" | awk '{print $NF}' | grep -vxE '_init|_fini|_edata|_end|__bss_start' |
   sort -u > "$tmp/exported"
+# every function declaration of the header carries BMC_API (a declaration without it would be
+# neither exported nor noticed below)
+if grep -nE '^[A-Za-z_][A-Za-z0-9_ ]*[ *]bmc_[a-z0-9_]*\(' include/biomedclip.h | grep -v ':BMC_API ' | grep -v typedef > "$tmp/bare"; then
+  echo "FAIL test_exports: header declarations without BMC_API:"; cat "$tmp/bare"; exit 1
+fi
 # the header's functions: the name before the '(' of each BMC_API declaration
 sed -n 's/^BMC_API .*[^a-z0-9_]\(bmc_[a-z0-9_]*\)(.*/\1/p' include/biomedclip.h | sort -u > "$tmp/declared"
 n=$(wc -l < "$tmp/declared")

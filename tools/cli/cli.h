@@ -20,6 +20,7 @@ int cli_embed_image(int argc, char **argv);
 int cli_embed_text(int argc, char **argv);
 int cli_classify(int argc, char **argv);
 int cli_index(int argc, char **argv);
+int cli_index_merge(int argc, char **argv);
 int cli_search(int argc, char **argv);
 
 /* The model path: the -m value if given, else $BIOMEDCLIP_MODEL, else NULL. */
