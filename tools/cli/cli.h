@@ -99,6 +99,10 @@ int cli_require(const char *cmd, int have, const char *what);
 /* Called with each input text (len bytes, NUL-terminated, valid during the call); non-zero
  * stops. */
 typedef int (*cli_text_fn)(void *user, const char *text, size_t len);
+/* Call fn for every line of path ('-': standard input), without its "\n" or "\r\n". Returns 0;
+ * 1 when the file cannot be read (after "biomedclip cmd: cannot open PATH" or "... error reading
+ * PATH"); -1 as soon as fn returns non-zero. */
+int cli_read_lines(const char *cmd, const char *path, cli_text_fn fn, void *user);
 /* Call fn for the inputs of in, in order: an argument as it is, a file ('-': standard input) line
  * by line without its "\n" or "\r\n". Returns 0; 1 when a file could not be read (after
  * "biomedclip cmd: cannot open PATH" or "... error reading PATH"; the other inputs still went

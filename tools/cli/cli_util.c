@@ -214,8 +214,7 @@ int cli_require(const char *cmd, int have, const char *what) {
     return CLI_EXIT_USAGE;
 }
 
-/* The lines of a file: 0, 1 when it cannot be read, -1 when fn stopped. */
-static int read_lines(const char *cmd, const char *path, cli_text_fn fn, void *user) {
+int cli_read_lines(const char *cmd, const char *path, cli_text_fn fn, void *user) {
     int is_stdin = !strcmp(path, "-");
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f) {
@@ -250,7 +249,7 @@ static int read_lines(const char *cmd, const char *path, cli_text_fn fn, void *u
 int cli_each_input(const char *cmd, const cli_list *in, cli_text_fn fn, void *user) {
     int unreadable = 0;
     for (int k = 0; k < in->n; k++) {
-        int rc = in->is_file[k] ? read_lines(cmd, in->v[k], fn, user)
+        int rc = in->is_file[k] ? cli_read_lines(cmd, in->v[k], fn, user)
                                 : (fn(user, in->v[k], strlen(in->v[k])) ? -1 : 0);
         if (rc < 0) return -1;
         if (rc) unreadable = 1;
