@@ -11,11 +11,11 @@
 #           DICOM=0      build without DICOM (default: DICOM through DCMTK when libdcmtk-dev is
 #                        installed; lib/image_dicom.cc is then compiled with $(BMC_CXX))
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
-#           OPT=...      optimisation flags (default -O2 -march=native)
+#           OPT=...      optimisation flags (default -O2: baseline x86-64, kernels chosen at run time)
 #           SERVE=0      build the CLI without `biomedclip serve` (no libmicrohttpd, libcjson)
 
 CC      ?= cc
-OPT     ?= -O2 -march=native
+OPT     ?= -O2
 PREFIX  ?= /usr/local
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
@@ -80,8 +80,9 @@ else
 override BUILD := $(BUILD)-noslide
 endif
 ifeq ($(SANITIZE),1)
-# -march=native: the AVX-512 kernels (lib/gemm.c, lib/attention.c) are checked too
-OPT = -O1 -g -fno-omit-frame-pointer -march=native
+# every kernel level is compiled in (cpu.c picks one at run time; tests/sh/test_cpu_levels.sh
+# runs each level the CPU has)
+OPT = -O1 -g -fno-omit-frame-pointer
 CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 override BUILD := $(BUILD)-sanitize
@@ -129,6 +130,13 @@ lib: $(STATIC) $(SHLIB)
 cli: $(CLI)
 tests: $(TEST_BIN) $(TOOL_BIN) $(CLI) $(SHLIB)
 
+# The kernels of each level (lib/cpu.h) in their own files, compiled for that level; nothing in
+# them runs unless cpu.c finds the CPU and the OS support it. Everything else is baseline x86-64.
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
+AVX2_FLAGS   = -mavx2 -mfma
+$(BUILD)/obj/lib/tiles.o $(BUILD)/obj/lib/ops_avx512.o: CFLAGS += $(AVX512_FLAGS)
+$(BUILD)/obj/lib/tiles_avx2.o $(BUILD)/obj/lib/ops_avx2.o: CFLAGS += $(AVX2_FLAGS)
+
 $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
@@ -168,7 +176,7 @@ $(BUILD)/tests/%: tests/%.c $(STATIC) $(wildcard tests/*.h)
 
 $(BUILD)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 
 # Every test: unit tests (cmocka), converter tests, parity against the PyTorch reference.
 # The Python package's tests (tests/py/test_python_*.py) load $(SHLIB) through $BIOMEDCLIP_LIB.

@@ -137,10 +137,10 @@ typedef struct bmc_model bmc_model;
 typedef struct bmc_model_params {
     int verify_data;  /* 1: check every tensor's CRC32 at load (reads the whole file). Default 0. */
     int prefault;     /* 1: ask the kernel to read the mapping ahead (MADV_WILLNEED). Default 0.  */
-    int huge_pages;   /* 1: ask for 2 MB pages for the mapping (MADV_HUGEPAGE; used where the
-                         file system caches files in large folios, as ext4 on Linux 6.18 does,
-                         for the pages read from disk after the load). Fewer TLB misses: 2-13%
-                         faster passes (docs/PERF.md). Default 1. */
+    int huge_pages;   /* 1: ask for 2 MB pages for the mapping (MADV_HUGEPAGE; honoured where
+                         the file system caches files in large folios, for the pages read from
+                         disk after the load). Fewer TLB misses, faster passes (docs/PERF.md).
+                         Default 1. */
 } bmc_model_params;
 
 BMC_API bmc_model_params bmc_model_default_params(void);

@@ -193,10 +193,7 @@ int cli_classify(int argc, char **argv) {
         fprintf(stderr, "biomedclip classify: no labels: pass --labels \"a,b,c\" or --labels-file FILE\n");
         goto done;
     }
-    if (n_files == 0) {
-        fprintf(stderr, "biomedclip classify: no images (see --help)\n");
-        goto done;
-    }
+    if ((rc = cli_require("classify", n_files > 0, "images")) != CLI_GO_ON) goto done;
 
     rc = CLI_EXIT_MODEL;
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
@@ -226,8 +223,7 @@ int cli_classify(int argc, char **argv) {
     goto done;
 
 oom:
-    fprintf(stderr, "biomedclip classify: out of memory\n");
-    rc = CLI_EXIT_FAILURE;
+    rc = cli_oom("classify");
 done:
     if (texts)
         for (int j = 0; j < lab.n; j++) free(texts[j]);

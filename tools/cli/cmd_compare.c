@@ -176,8 +176,8 @@ static int add_text(void *p, const char *v) {
     return strlist_add(&((inputs *)p)->texts, v, strlen(v), 0) ? oom() : CLI_GO_ON;
 }
 
-static int text_line(void *l, char *line, size_t len) { return strlist_add(l, line, len, 0); }
-static int label_line(void *l, char *line, size_t len) { return strlist_add(l, line, len, 1); }
+static int text_line(void *l, const char *line, size_t len) { return strlist_add(l, line, len, 0); }
+static int label_line(void *l, const char *line, size_t len) { return strlist_add(l, line, len, 1); }
 
 static int add_texts_file(void *p, const char *path) {
     return cli_read_lines("compare", path, text_line, &((inputs *)p)->texts) ? CLI_EXIT_USAGE : CLI_GO_ON;

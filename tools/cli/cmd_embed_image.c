@@ -107,15 +107,11 @@ int cli_embed_image(int argc, char **argv) {
     if (cli_list_init(&files, argc)) goto oom;
     const cli_option opts[] = {CLI_OPT_MODEL(&model_opt), CLI_OPT_THREADS(&threads),
                                CLI_OPT_BATCH(&batch), CLI_OPT_JSON(&json),
-                               {"--raw", NULL, CLI_SET, &raw, 1, NULL, NULL}, CLI_IMAGE_OPTS(&img),
+                               CLI_OPT_RAW(&raw), CLI_IMAGE_OPTS(&img),
                                CLI_ARGS(&files), {0}};
     if ((rc = cli_parse("embed-image", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
     int n_files = files.n;
-    rc = CLI_EXIT_USAGE;
-    if (n_files == 0) {
-        fprintf(stderr, "biomedclip embed-image: no images (see --help)\n");
-        goto done;
-    }
+    if ((rc = cli_require("embed-image", n_files > 0, "images")) != CLI_GO_ON) goto done;
 
     rc = CLI_EXIT_MODEL;
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
@@ -139,8 +135,7 @@ int cli_embed_image(int argc, char **argv) {
     goto done;
 
 oom:
-    fprintf(stderr, "biomedclip embed-image: out of memory\n");
-    rc = CLI_EXIT_FAILURE;
+    rc = cli_oom("embed-image");
 done:
     free(j.chw), free(j.emb), free(j.ok), free(j.err);
     cli_image_items_free(items, n_items);

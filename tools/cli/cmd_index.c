@@ -84,17 +84,6 @@ static int is_image_name(const char *name) {
     return 0;
 }
 
-static char *join_path(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    while (a > 1 && dir[a - 1] == '/') a--;
-    char *s = malloc(a + b + 2);
-    if (!s) return NULL;
-    memcpy(s, dir, a);
-    s[a] = '/';
-    memcpy(s + a + 1, name, b + 1);
-    return s;
-}
-
 /* Collect image files under dir into out; unreadable directories are reported and counted. */
 static int walk(const char *dir, strlist *out, int *errors) {
     DIR *d = opendir(dir);
@@ -107,7 +96,7 @@ static int walk(const char *dir, strlist *out, int *errors) {
     int rc = 0;
     while (rc == 0 && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char *p = join_path(dir, e->d_name);
+        char *p = cli_join_path(dir, e->d_name);
         struct stat lst, st;
         if (!p) {
             rc = -1;
@@ -277,10 +266,7 @@ int cli_index(int argc, char **argv) {
         fprintf(stderr, "biomedclip index: no index: pass -o INDEX (see --help)\n");
         goto done;
     }
-    if (n_roots == 0) {
-        fprintf(stderr, "biomedclip index: no directories to index (see --help)\n");
-        goto done;
-    }
+    if ((rc = cli_require("index", n_roots > 0, "directories to index")) != CLI_GO_ON) goto done;
 
     /* the file list first: a typo in a directory name should not cost a model load */
     rc = CLI_EXIT_FAILURE;
@@ -359,8 +345,7 @@ int cli_index(int argc, char **argv) {
     goto done;
 
 oom:
-    fprintf(stderr, "biomedclip index: out of memory\n");
-    rc = CLI_EXIT_FAILURE;
+    rc = cli_oom("index");
 done:
     idx_close(&ix);
     for (int i = 0; i < found.n; i++) free(found.v[i]);

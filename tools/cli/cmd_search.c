@@ -89,11 +89,8 @@ int cli_search(int argc, char **argv) {
         {0},
     };
     if ((rc = cli_parse("search", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    if ((rc = cli_require("search", index_dir != NULL, "INDEX")) != CLI_GO_ON) goto done;
     rc = CLI_EXIT_USAGE;
-    if (!index_dir) {
-        fprintf(stderr, "biomedclip search: no INDEX (see --help)\n");
-        goto done;
-    }
     if (!text == !image) {
         fprintf(stderr, "biomedclip search: give exactly one of --text QUERY and --image FILE\n");
         goto done;
