@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "text_clean.h"
+#include "cpbuf.h"
 
 /* A character that some table mentions: the BADNESS_RE sets it belongs to, the alternatives
  * of BADNESS_RE it can begin, its UTF8_CLUES classes, and its byte in each of ftfy's single-byte codecs (0: not encodable). */

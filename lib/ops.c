@@ -8,18 +8,16 @@
  * Speed: erf and exp are the only transcendentals, evaluated ~7M and ~6M times per image.
  * libm's erff/expf are scalar calls (GELU alone was ~15% of a ViT-B pass), so both are written
  * as branch-free element loops that the compiler vectorizes (ops_loops.h, compiled once per
- * kernel level: cpu.h); tests/test_ops.c holds them to about 1 ulp of double-precision
+ * kernel level: cpu.h; the portable level's in ops_portable.c); tests/test_ops.c holds them to about 1 ulp of double-precision
  * erf/exp. */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "ops.h"
 #include "profile.h"
-
-#define BMC__SFX(name) name##_portable
-#include "ops_loops.h"
 
 /* the element-wise loops of the level in use (ops_loops.h) */
 

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "image_walk.h"
 #include "image_batch.h"
 
 #define DEFAULT_TEMPLATE "this is a photo of "
@@ -41,12 +42,7 @@ static const char usage_text[] =
     "Exit status: 0 every input compared, 1 some input failed (named on stderr; the others\n"
     "are compared), 2 bad command line, 3 a model not loadable.\n";
 
-static const char *const image_ext[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif", "ppm", "pgm", "pnm"};
-
-typedef struct strlist {
-    char **v;
-    int n, cap;
-} strlist;
+typedef cli_paths strlist;
 
 /* Append a copy of s[0..len); trim: drop surrounding blanks; empty items are skipped. */
 static int strlist_add(strlist *l, const char *s, size_t len, int trim) {
@@ -56,24 +52,10 @@ static int strlist_add(strlist *l, const char *s, size_t len, int trim) {
         while (len && (s[len - 1] == ' ' || s[len - 1] == '\t')) len--;
     }
     if (!len) return 0;
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        char **p = realloc(l->v, (size_t)cap * sizeof *p);
-        if (!p) return -1;
-        l->v = p, l->cap = cap;
-    }
-    char *c = malloc(len + 1);
-    if (!c) return -1;
-    memcpy(c, s, len);
-    c[len] = '\0';
-    l->v[l->n++] = c;
-    return 0;
+    return cli_paths_push(l, strndup(s, len));
 }
 
-static void strlist_free(strlist *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i]);
-    free(l->v);
-}
+static void strlist_free(strlist *l) { cli_paths_free(l); }
 
 static int split_labels(strlist *l, const char *list) {
     for (const char *p = list;;) {
@@ -85,59 +67,13 @@ static int split_labels(strlist *l, const char *list) {
     }
 }
 
-static int is_image_name(const char *name) {
-    const char *dot = strrchr(name, '.');
-    if (!dot) return 0;
-    for (size_t i = 0; i < sizeof image_ext / sizeof *image_ext; i++)
-        if (!strcasecmp(dot + 1, image_ext[i])) return 1;
-    return 0;
-}
-
-static int cmp_str(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
-
-/* Image files under dir (hidden entries skipped, links to directories not followed), appended
- * to out; -1 only when memory runs out. */
-static int walk(const char *dir, strlist *out, int *errors) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "biomedclip compare: %s: cannot open directory\n", dir);
-        (*errors)++;
-        return 0;
-    }
-    struct dirent *e;
-    int rc = 0;
-    size_t dl = strlen(dir);
-    while (dl > 1 && dir[dl - 1] == '/') dl--;
-    while (rc == 0 && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        size_t nl = strlen(e->d_name);
-        char *p = malloc(dl + nl + 2);
-        struct stat lst, st;
-        if (!p) {
-            rc = -1;
-            break;
-        }
-        memcpy(p, dir, dl);
-        p[dl] = '/';
-        memcpy(p + dl + 1, e->d_name, nl + 1);
-        if (lstat(p, &lst) == 0 && S_ISDIR(lst.st_mode)) {
-            rc = walk(p, out, errors);
-        } else if (is_image_name(e->d_name) && stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
-            rc = strlist_add(out, p, strlen(p), 0);
-        }
-        free(p);
-    }
-    closedir(d);
-    return rc;
-}
-
 /* A directory gives its images in sorted order; anything else is taken as an image file. */
 static int add_images(strlist *out, const char *arg, int *errors) {
     struct stat st;
     if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
         int first = out->n;
-        if (walk(arg, out, errors)) return -1;
-        qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, cmp_str);
+        if (cli_walk_images("compare", arg, out, errors)) return -1;
+        qsort(out->v + first, (size_t)(out->n - first), sizeof *out->v, cli_paths_cmp);
         if (out->n == first) fprintf(stderr, "biomedclip compare: %s: no images found\n", arg);
         return 0;
     }

@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "image_batch.h"
+#include "image_walk.h"
 #include "index_store.h"
 #include "shard.h"
 
@@ -42,88 +43,6 @@ static const char usage_text[] =
     "\n"
     "Exit status: 0 every image indexed, 1 some image failed (the others are indexed),\n"
     "2 bad command line, 3 model not loadable.\n";
-
-static const char *const image_ext[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif", "ppm",  "pgm",
-                                        "pnm", "tif",  "tiff", "dcm", "dicom"};
-
-typedef struct strlist {
-    char **v;
-    int n, cap;
-} strlist;
-
-static int strlist_push(strlist *l, char *s) {
-    if (!s) return -1;
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 256;
-        char **p = realloc(l->v, (size_t)cap * sizeof *p);
-        if (!p) {
-            free(s);
-            return -1;
-        }
-        l->v = p, l->cap = cap;
-    }
-    l->v[l->n++] = s;
-    return 0;
-}
-
-/* DICOM files often have no extension (IM000001): those are recognised by their content, the
- * Part 10 marker "DICM" at byte 128. */
-static int is_dicom_part10(const char *path) {
-    FILE *f = fopen(path, "rb");
-    unsigned char b[132];
-    int yes = f && fread(b, 1, sizeof b, f) == sizeof b && !memcmp(b + 128, "DICM", 4);
-    if (f) fclose(f);
-    return yes;
-}
-
-static int is_image_name(const char *name) {
-    const char *dot = strrchr(name, '.');
-    if (!dot) return 0;
-    for (size_t i = 0; i < sizeof image_ext / sizeof *image_ext; i++)
-        if (!strcasecmp(dot + 1, image_ext[i])) return 1;
-    return 0;
-}
-
-/* Collect image files under dir into out; unreadable directories are reported and counted. */
-static int walk(const char *dir, strlist *out, int *errors) {
-    DIR *d = opendir(dir);
-    if (!d) {
-        fprintf(stderr, "biomedclip index: %s: cannot open directory\n", dir);
-        (*errors)++;
-        return 0;
-    }
-    struct dirent *e;
-    int rc = 0;
-    while (rc == 0 && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        char *p = cli_join_path(dir, e->d_name);
-        struct stat lst, st;
-        if (!p) {
-            rc = -1;
-        } else if (lstat(p, &lst) != 0) {
-            free(p);
-        } else if (S_ISDIR(lst.st_mode)) {
-            rc = walk(p, out, errors);
-            free(p);
-        } else if (stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
-                   (is_image_name(e->d_name) || (!strchr(e->d_name, '.') && is_dicom_part10(p)))) {
-            if (strchr(p, '\n')) {
-                fprintf(stderr, "biomedclip index: skipping a file with a newline in its name: %s\n", p);
-                free(p);
-            } else {
-                rc = strlist_push(out, p);
-            }
-        } else {
-            free(p);
-        }
-    }
-    closedir(d);
-    return rc;
-}
-
-static int cmp_str(const void *a, const void *b) {
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
 
 typedef struct run {
     idx_store *index;
@@ -236,7 +155,7 @@ int cli_index(int argc, char **argv) {
     const char *shard_spec = NULL;
     int shard_k = 0, shard_n = 0;
     int walk_errors = 0;
-    strlist found = {0};
+    cli_paths found = {0};
     cli_item *todo = NULL, *items = NULL;
     int n_items = 0;
     cli_image_opts img;
@@ -276,12 +195,12 @@ int cli_index(int argc, char **argv) {
             fprintf(stderr, "biomedclip index: %s: no such file or directory\n", roots.v[i]);
             walk_errors++;
         } else if (S_ISDIR(st.st_mode)) {
-            if (walk(roots.v[i], &found, &walk_errors)) goto oom;
-        } else if (strlist_push(&found, strdup(roots.v[i]))) {
+            if (cli_walk_images("index", roots.v[i], &found, &walk_errors)) goto oom;
+        } else if (cli_paths_push(&found, strdup(roots.v[i]))) {
             goto oom;
         }
     }
-    if (found.n) qsort(found.v, (size_t)found.n, sizeof *found.v, cmp_str);
+    if (found.n) qsort(found.v, (size_t)found.n, sizeof *found.v, cli_paths_cmp);
     /* duplicates from overlapping arguments only once */
     int n_unique = 0;
     for (int i = 0; i < found.n; i++) {

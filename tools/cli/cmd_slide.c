@@ -543,13 +543,8 @@ int cli_embed_slide(int argc, char **argv) {
     rc = CLI_EXIT_MODEL;
     o.model_path = cli_model_path(o.model_path);
     if (!(model = cli_load_model(o.model_path))) goto done;
-    bmc_ctx_params cp = bmc_ctx_default_params();
-    cp.n_threads = o.threads, cp.max_batch = o.batch;
     rc = CLI_EXIT_FAILURE;
-    if (bmc_ctx_new(model, &cp, &ctx) != BMC_OK) {
-        fprintf(stderr, "biomedclip embed-slide: %s\n", bmc_last_error());
-        goto done;
-    }
+    if (cli_new_ctx("embed-slide", model, o.threads, o.batch, &ctx)) goto done;
     int failed = 0;
     for (int s = 0; s < n_slides; s++) {
         slide_result res;
@@ -807,13 +802,8 @@ int cli_classify_slide(int argc, char **argv) {
     rc = CLI_EXIT_MODEL;
     o.model_path = cli_model_path(o.model_path);
     if (!(model = cli_load_model(o.model_path))) goto done;
-    bmc_ctx_params cp = bmc_ctx_default_params();
-    cp.n_threads = o.threads, cp.max_batch = o.batch;
     rc = CLI_EXIT_FAILURE;
-    if (bmc_ctx_new(model, &cp, &ctx) != BMC_OK) {
-        fprintf(stderr, "biomedclip classify-slide: %s\n", bmc_last_error());
-        goto done;
-    }
+    if (cli_new_ctx("classify-slide", model, o.threads, o.batch, &ctx)) goto done;
     int dim = bmc_model_embed_dim(model);
 
     /* the tile embeddings: an embed-slide output (.h5, or the .npy pair), or embedded now */
