@@ -227,6 +227,52 @@ bmc_status bmc_image_load(const char *path, int flags, bmc_image *out);
 bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out);
 void bmc_image_free(bmc_image *image); /* NULL-safe; a no-op on caller-made views */
 
+/* How stored values of more than 8 bits become the 8-bit image (docs/IMAGE.md). */
+typedef enum bmc_window_mode {
+    BMC_WINDOW_AUTO = 0,        /* DICOM: the file's first window (Window Center/Width with its VOI
+                                   LUT Function), else its first VOI LUT Sequence item, else the
+                                   min-max of the frame. Other 16-bit images: the flags' rule
+                                   (scale v * 255 / 65535, or PIL's clip with BMC_DECODE_PIL_16BIT) */
+    BMC_WINDOW_FILE = 1,        /* DICOM: the file's window number window_index (0-based)       */
+    BMC_WINDOW_MINMAX = 2,      /* min-max of the frame (DICOM) or of the image (16-bit PNG, PGM,
+                                   TIFF)                                                          */
+    BMC_WINDOW_CENTER_WIDTH = 3 /* window_center / window_width, LINEAR as DICOM PS3.3
+                                   C.11.2.1.2.1                                                   */
+} bmc_window_mode;
+
+typedef struct bmc_load_params {
+    int flags;                /* BMC_DECODE_* (default BMC_DECODE_DEFAULT)                       */
+    int frame;                /* 0-based frame (DICOM multi-frame) or page (multi-page TIFF).
+                                 Default 0.                                                       */
+    bmc_window_mode window;   /* default BMC_WINDOW_AUTO                                          */
+    int window_index;         /* for BMC_WINDOW_FILE                                              */
+    double window_center, window_width; /* for BMC_WINDOW_CENTER_WIDTH (width > 0)                */
+} bmc_load_params;
+bmc_load_params bmc_load_default_params(void);
+
+/* Like bmc_image_load / _memory, with frame, page and window choices. params NULL = defaults.
+ * bmc_image_load(path, flags, out) equals bmc_image_load_ex with the default params and flags. */
+bmc_status bmc_image_load_ex(const char *path, const bmc_load_params *params, bmc_image *out);
+bmc_status bmc_image_load_memory_ex(const void *data, size_t size, const bmc_load_params *params,
+                                    bmc_image *out);
+
+/* What the decoder saw (for `biomedclip info-image`, frame enumeration). */
+typedef struct bmc_image_info {
+    char format[16];           /* "DICOM", "TIFF", "PNG", "JPEG", "GIF", "BMP", "TGA", "PNM"     */
+    char mode[8];              /* PIL mode the pixels are in: "L", "RGB", "P", "I", ...          */
+    int width, height;
+    int bits_stored;           /* bits per sample in the file (1, 8, 12, 16, ...)                */
+    int n_frames;              /* frames (DICOM) or pages (TIFF); 1 for single-image formats     */
+    int frame;                 /* the frame / page that was loaded (0-based)                     */
+    char photometric[32];      /* DICOM / TIFF photometric interpretation; "" otherwise          */
+    char transfer_syntax[128]; /* DICOM: "UID (name)"; TIFF: compression name; "" otherwise      */
+    char window[128];          /* the rule applied to reach 8 bits, e.g. "file window 0: C=40
+                                  W=400 LINEAR", "min-max 12..3012", "scale 16->8 bit"; "" for
+                                  8-bit sources                                                  */
+} bmc_image_info;
+/* Fill info for an image from bmc_image_load*; BMC_E_INVALID_ARG for caller-made views. */
+bmc_status bmc_image_get_info(const bmc_image *image, bmc_image_info *info);
+
 /* Resize (shorter side to 224, PIL bicubic) and centre-crop an 8-bit image view.
  * rgb224 receives 224*224*3 bytes, row-major RGB. */
 bmc_status bmc_image_crop(const bmc_model *model, const bmc_image *image, unsigned char *rgb224);

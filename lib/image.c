@@ -14,6 +14,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -33,6 +34,7 @@ typedef struct bmc__image_internal {
     uint8_t *view;       /* [height][stride] the public pixels */
     uint16_t *pix16;     /* [height][width] PIL 'I' values (mode I with BMC_DECODE_PIL_16BIT) */
     uint8_t *cmyk;       /* [height][width * 4] PIL's CMYK (mode CMYK) */
+    bmc_image_info info; /* what the decoder saw (bmc_image_get_info) */
 } bmc__image_internal;
 
 /* ---- loading ------------------------------------------------------------------------------- */
@@ -113,8 +115,13 @@ static bmc_status finish(bmc__decoded *d, int flags, const char *name, bmc_image
         bmc__decoded_free(d);
         return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d image", name, d->width, d->height);
     }
+    in->info = d->info;
     switch (d->mode) {
     case BMC__MODE_I: /* PIL clips 'I' to 255 in convert('RGB'); by default scale to 8 bits */
+        if (!in->info.window[0])
+            snprintf(in->info.window, sizeof in->info.window, "%s",
+                     (flags & BMC_DECODE_PIL_16BIT) ? "PIL clip 16->8 bit (values over 255 become 255)"
+                                                    : "scale 16->8 bit (v * 255 / 65535)");
         for (size_t i = 0; i < n; i++) {
             unsigned v = d->pix16[i];
             view[i] = (uint8_t)((flags & BMC_DECODE_PIL_16BIT) ? (v > 255 ? 255 : v) : (v * 255u + 32767u) / 65535u);
@@ -164,41 +171,99 @@ static bmc_status finish(bmc__decoded *d, int flags, const char *name, bmc_image
     return BMC_OK;
 }
 
-static bmc_status load_buffer(const uint8_t *data, size_t size, int flags, const char *name, bmc_image *out) {
+static bmc_status load_buffer(const uint8_t *data, size_t size, const bmc__decode_opts *o, const char *name,
+                              bmc_image *out) {
     bmc__decoded d;
-    bmc_status st = bmc__decode_any(data, size, name, &d);
+    bmc_status st = bmc__decode_any(data, size, name, o, &d);
     if (st != BMC_OK) return st;
-    return finish(&d, flags, name, out);
+    return finish(&d, o->flags, name, out);
 }
 
-static bmc_status check_load_args(const char *fn, const void *src, int flags, bmc_image *out) {
+bmc_load_params bmc_load_default_params(void) {
+    bmc_load_params p;
+    memset(&p, 0, sizeof p);
+    p.flags = BMC_DECODE_DEFAULT;
+    p.window = BMC_WINDOW_AUTO;
+    return p;
+}
+
+/* Check the arguments and turn the public params into the decoders' options. */
+static bmc_status check_load_args(const char *fn, const void *src, const bmc_load_params *params, bmc_image *out,
+                                  bmc__decode_opts *o) {
     if (out) memset(out, 0, sizeof *out);
     if (!src) return bmc__fail(BMC_E_INVALID_ARG, "%s: input is NULL", fn);
     if (!out) return bmc__fail(BMC_E_INVALID_ARG, "%s: out is NULL", fn);
-    if (flags & ~BMC_DECODE_PIL_16BIT) return bmc__fail(BMC_E_INVALID_ARG, "%s: unknown flags 0x%x", fn, flags);
+    bmc_load_params p = params ? *params : bmc_load_default_params();
+    if (p.flags & ~BMC_DECODE_PIL_16BIT) return bmc__fail(BMC_E_INVALID_ARG, "%s: unknown flags 0x%x", fn, p.flags);
+    if (p.frame < 0) return bmc__fail(BMC_E_INVALID_ARG, "%s: frame %d (frames are numbered from 0)", fn, p.frame);
+    switch (p.window) {
+    case BMC_WINDOW_AUTO: case BMC_WINDOW_MINMAX: break;
+    case BMC_WINDOW_FILE:
+        if (p.window_index < 0)
+            return bmc__fail(BMC_E_INVALID_ARG, "%s: window_index %d (file windows are numbered from 0)", fn,
+                             p.window_index);
+        break;
+    case BMC_WINDOW_CENTER_WIDTH:
+        if (!isfinite(p.window_center) || !isfinite(p.window_width) || !(p.window_width > 0))
+            return bmc__fail(BMC_E_INVALID_ARG, "%s: window centre %g, width %g (want finite values, width > 0)",
+                             fn, p.window_center, p.window_width);
+        break;
+    default:
+        return bmc__fail(BMC_E_INVALID_ARG, "%s: unknown window mode %d", fn, (int)p.window);
+    }
+    o->flags = p.flags;
+    o->frame = p.frame;
+    o->window = (int)p.window;
+    o->window_index = p.window_index;
+    o->window_center = p.window_center;
+    o->window_width = p.window_width;
     return BMC_OK;
 }
 
-bmc_status bmc_image_load(const char *path, int flags, bmc_image *out) {
-    bmc_status st = check_load_args("bmc_image_load", path, flags, out);
+bmc_status bmc_image_load_ex(const char *path, const bmc_load_params *params, bmc_image *out) {
+    bmc__decode_opts o;
+    bmc_status st = check_load_args("bmc_image_load", path, params, out, &o);
     if (st != BMC_OK) return st;
     uint8_t *data;
     size_t size;
     if ((st = read_file(path, &data, &size)) != BMC_OK) return st;
-    st = load_buffer(data, size, flags, path, out);
+    st = load_buffer(data, size, &o, path, out);
     bmc__free(data);
     return st;
 }
 
-bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out) {
-    bmc_status st = check_load_args("bmc_image_load_memory", data, flags, out);
+bmc_status bmc_image_load_memory_ex(const void *data, size_t size, const bmc_load_params *params, bmc_image *out) {
+    bmc__decode_opts o;
+    bmc_status st = check_load_args("bmc_image_load_memory", data, params, out, &o);
     if (st != BMC_OK) return st;
-    return load_buffer(data, size, flags, "image in memory", out);
+    return load_buffer(data, size, &o, "image in memory", out);
+}
+
+bmc_status bmc_image_load(const char *path, int flags, bmc_image *out) {
+    bmc_load_params p = bmc_load_default_params();
+    p.flags = flags;
+    return bmc_image_load_ex(path, &p, out);
+}
+
+bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out) {
+    bmc_load_params p = bmc_load_default_params();
+    p.flags = flags;
+    return bmc_image_load_memory_ex(data, size, &p, out);
 }
 
 static bmc__image_internal *internal_of(const bmc_image *img) {
     bmc__image_internal *in = img ? (bmc__image_internal *)img->internal_ : NULL;
     return in && in->magic == IMAGE_MAGIC ? in : NULL;
+}
+
+bmc_status bmc_image_get_info(const bmc_image *image, bmc_image_info *info) {
+    if (info) memset(info, 0, sizeof *info);
+    if (!image || !info) return bmc__fail(BMC_E_INVALID_ARG, "bmc_image_get_info: %s is NULL", image ? "info" : "image");
+    const bmc__image_internal *in = internal_of(image);
+    if (!in) return bmc__fail(BMC_E_INVALID_ARG, "bmc_image_get_info: not an image from bmc_image_load* (a caller's "
+                              "view has no file information)");
+    *info = in->info;
+    return BMC_OK;
 }
 
 void bmc_image_free(bmc_image *image) {

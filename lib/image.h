@@ -39,7 +39,15 @@ typedef struct bmc__decoded {
     uint16_t *pix16;          /* [height][width] PIL 'I' values (0..65535), mode I only */
     uint8_t palette[256 * 3]; /* mode P: RGB per index; indices the file leaves unset keep the
                                  gray ramp (i, i, i), as PIL's palettes do */
+    bmc_image_info info;      /* what the decoder saw; bmc__decode_any fills the fields a decoder
+                                 leaves empty (format, mode, size, bits 8 / 16 / 1, one frame) */
 } bmc__decoded;
+
+/* The caller's choices (bmc_load_params) as the decoders see them. */
+typedef struct bmc__decode_opts {
+    int flags, frame, window, window_index; /* window: enum bmc_window_mode */
+    double window_center, window_width;
+} bmc__decode_opts;
 
 /* Bytes per pixel of bmc__decoded.pix for a mode (0 for mode I). */
 int bmc__mode_bpp(int mode);
@@ -61,8 +69,11 @@ bmc_status bmc__decode_gif(const uint8_t *data, size_t size, const char *name, b
 bmc_status bmc__decode_bmp(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
 bmc_status bmc__decode_tga(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
 bmc_status bmc__decode_pnm(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
-/* Sniff the format and decode (BMC_E_IMAGE for unknown formats, naming what it looks like). */
-bmc_status bmc__decode_any(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+/* Sniff the format and decode (BMC_E_IMAGE for unknown formats, naming what it looks like).
+ * opts NULL = defaults. A frame past the file's last is refused. On success out->info is
+ * complete. */
+bmc_status bmc__decode_any(const uint8_t *data, size_t size, const char *name, const bmc__decode_opts *opts,
+                           bmc__decoded *out);
 /* True when a TGA header this plausible is at data (TGA has no magic number). */
 int bmc__tga_plausible(const uint8_t *data, size_t size);
 

@@ -70,21 +70,64 @@ static const char *other_format(const uint8_t *d, size_t n) {
     return NULL;
 }
 
-bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, bmc__decoded *out) {
+/* Complete the info a decoder left partly empty: every single-image decoder reports its
+ * format here, and the 8-bit ones need nothing else. */
+static bmc_status finish_info(bmc__decoded *out, const char *format, const char *name, const bmc__decode_opts *o) {
+    bmc_image_info *in = &out->info;
+    if (!in->format[0]) snprintf(in->format, sizeof in->format, "%s", format);
+    if (!in->mode[0]) snprintf(in->mode, sizeof in->mode, "%s", bmc__mode_name(out->mode));
+    in->width = out->width;
+    in->height = out->height;
+    if (!in->bits_stored) in->bits_stored = out->mode == BMC__MODE_I ? 16 : out->mode == BMC__MODE_1 ? 1 : 8;
+    if (!in->n_frames) {
+        /* a decoder that knows no frames read the first (and only) one */
+        in->n_frames = 1;
+        in->frame = 0;
+        if (o->frame != 0) {
+            bmc__decoded_free(out);
+            return bmc__fail(BMC_E_IMAGE, "%s: frame %d requested, but a %s file holds one image (frame 0)", name,
+                             o->frame, in->format);
+        }
+    }
+    return BMC_OK;
+}
+
+bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, const bmc__decode_opts *opts,
+                           bmc__decoded *out) {
+    static const bmc__decode_opts defaults = {0};
+    const bmc__decode_opts *o = opts ? opts : &defaults;
     memset(out, 0, sizeof *out);
     if (n == 0) return bmc__fail(BMC_E_IMAGE, "%s: empty file", name);
-    if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) return bmc__decode_png(d, n, name, out);
-    if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) return bmc__decode_jpeg(d, n, name, out);
-    if (n >= 6 && (!memcmp(d, "GIF87a", 6) || !memcmp(d, "GIF89a", 6))) return bmc__decode_gif(d, n, name, out);
-    if (n >= 2 && d[0] == 'B' && d[1] == 'M') return bmc__decode_bmp(d, n, name, out);
-    if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' &&
-        (d[2] == ' ' || d[2] == '\t' || d[2] == '\n' || d[2] == '\r' || d[2] == '\v' || d[2] == '\f'))
-        return bmc__decode_pnm(d, n, name, out);
-    const char *other = other_format(d, n);
-    if (other)
-        return bmc__fail(BMC_E_IMAGE, "%s: %s images are not supported (JPEG, PNG, BMP, TGA, GIF, PNM are)", name, other);
-    if (bmc__tga_plausible(d, n)) return bmc__decode_tga(d, n, name, out);
-    return bmc__fail(BMC_E_IMAGE, "%s: not a recognised image format (JPEG, PNG, BMP, TGA, GIF, PNM; %zu bytes "
-                     "starting %02x %02x %02x %02x)", name, n, d[0], n > 1 ? d[1] : 0, n > 2 ? d[2] : 0,
-                     n > 3 ? d[3] : 0);
+    bmc_status st;
+    const char *format;
+    if (n >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) {
+        format = "PNG";
+        st = bmc__decode_png(d, n, name, out);
+    } else if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF) {
+        format = "JPEG";
+        st = bmc__decode_jpeg(d, n, name, out);
+    } else if (n >= 6 && (!memcmp(d, "GIF87a", 6) || !memcmp(d, "GIF89a", 6))) {
+        format = "GIF";
+        st = bmc__decode_gif(d, n, name, out);
+    } else if (n >= 2 && d[0] == 'B' && d[1] == 'M') {
+        format = "BMP";
+        st = bmc__decode_bmp(d, n, name, out);
+    } else if (n >= 3 && d[0] == 'P' && d[1] >= '1' && d[1] <= '6' &&
+               (d[2] == ' ' || d[2] == '\t' || d[2] == '\n' || d[2] == '\r' || d[2] == '\v' || d[2] == '\f')) {
+        format = "PNM";
+        st = bmc__decode_pnm(d, n, name, out);
+    } else {
+        const char *other = other_format(d, n);
+        if (other)
+            return bmc__fail(BMC_E_IMAGE, "%s: %s images are not supported (JPEG, PNG, BMP, TGA, GIF, PNM are)", name,
+                             other);
+        if (!bmc__tga_plausible(d, n))
+            return bmc__fail(BMC_E_IMAGE, "%s: not a recognised image format (JPEG, PNG, BMP, TGA, GIF, PNM; %zu "
+                             "bytes starting %02x %02x %02x %02x)", name, n, d[0], n > 1 ? d[1] : 0,
+                             n > 2 ? d[2] : 0, n > 3 ? d[3] : 0);
+        format = "TGA";
+        st = bmc__decode_tga(d, n, name, out);
+    }
+    if (st != BMC_OK) return st;
+    return finish_info(out, format, name, o);
 }

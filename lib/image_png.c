@@ -254,5 +254,6 @@ bmc_status bmc__decode_png(const uint8_t *data, size_t size, const char *name, b
         }
     }
     bmc__free(raw);
+    out->info.bits_stored = pi.depth;
     return BMC_OK;
 }

@@ -144,5 +144,8 @@ bmc_status bmc__decode_pnm(const uint8_t *d, size_t n, const char *name, bmc__de
         bmc__decoded_free(out);
         return bmc__fail(BMC_E_IMAGE, "%s: PNM: %s", name, why);
     }
+    int bits = 1; /* bits of maxval: a 12-bit PGM declares 4095 */
+    while (bits < 16 && (1L << bits) <= maxval) bits++;
+    out->info.bits_stored = bits;
     return BMC_OK;
 }

@@ -228,6 +228,91 @@ static void test_16bit_gray(void **s) {
     assert_int_equal(bmc_image_load_memory(f, n, 4, &im), BMC_E_INVALID_ARG); /* unknown flag */
 }
 
+/* bmc_load_params and bmc_image_get_info: the _ex calls equal the plain ones with default params,
+ * every decoder reports what it saw, a frame past a single-image file and bad params are refused,
+ * a caller's view has no info. */
+static void test_load_params_and_info(void **s) {
+    static uint8_t f[1 << 16];
+    static uint8_t raw[4 * 2 * 2];
+    bmc_image im, im2;
+    bmc_image_info info;
+    const uint8_t rgb[6] = {1, 2, 3, 250, 251, 252};
+    size_t n = build_png(f, 2, 1, 8, 2, rgb, 6, NULL, 0);
+    bmc_load_params p = bmc_load_default_params();
+    assert_int_equal(p.flags, BMC_DECODE_DEFAULT);
+    assert_int_equal(p.frame, 0);
+    assert_int_equal(p.window, BMC_WINDOW_AUTO);
+    assert_int_equal(bmc_image_load_memory_ex(f, n, &p, &im), BMC_OK);
+    assert_int_equal(bmc_image_load_memory_ex(f, n, NULL, &im2), BMC_OK);
+    assert_memory_equal(im.pixels, im2.pixels, 6);
+    assert_int_equal(bmc_image_get_info(&im, &info), BMC_OK);
+    assert_string_equal(info.format, "PNG");
+    assert_string_equal(info.mode, "RGB");
+    assert_int_equal(info.width, 2);
+    assert_int_equal(info.height, 1);
+    assert_int_equal(info.bits_stored, 8);
+    assert_int_equal(info.n_frames, 1);
+    assert_int_equal(info.frame, 0);
+    assert_string_equal(info.photometric, "");
+    assert_string_equal(info.transfer_syntax, "");
+    assert_string_equal(info.window, "");
+    bmc_image_free(&im);
+    bmc_image_free(&im2);
+    /* frame 1 of a PNG: refused, naming the frame */
+    p.frame = 1;
+    assert_int_equal(bmc_image_load_memory_ex(f, n, &p, &im), BMC_E_IMAGE);
+    assert_non_null(strstr(bmc_last_error(), "frame 1"));
+    assert_null(im.pixels);
+    /* bad params */
+    p = bmc_load_default_params();
+    p.frame = -1;
+    assert_int_equal(bmc_image_load_memory_ex(f, n, &p, &im), BMC_E_INVALID_ARG);
+    p = bmc_load_default_params();
+    p.window = BMC_WINDOW_CENTER_WIDTH, p.window_center = 40, p.window_width = 0;
+    assert_int_equal(bmc_image_load_memory_ex(f, n, &p, &im), BMC_E_INVALID_ARG);
+    p.window = (bmc_window_mode)9;
+    assert_int_equal(bmc_image_load_memory_ex(f, n, &p, &im), BMC_E_INVALID_ARG);
+    p = bmc_load_default_params();
+    p.window = BMC_WINDOW_FILE, p.window_index = -2;
+    assert_int_equal(bmc_image_load_memory_ex(f, n, &p, &im), BMC_E_INVALID_ARG);
+    p = bmc_load_default_params();
+    p.flags = 8;
+    assert_int_equal(bmc_image_load_memory_ex(f, n, &p, &im), BMC_E_INVALID_ARG);
+    /* 16-bit gray PNG: bits 16, mode I, the scaling named */
+    for (int i = 0; i < 4; i++) raw[2 * i] = 0x12, raw[2 * i + 1] = 0x34;
+    n = build_png(f, 2, 2, 16, 0, raw, 4, NULL, 0);
+    assert_int_equal(load(f, n, 0, &im), BMC_OK);
+    assert_int_equal(bmc_image_get_info(&im, &info), BMC_OK);
+    assert_int_equal(info.bits_stored, 16);
+    assert_string_equal(info.mode, "I");
+    assert_non_null(strstr(info.window, "scale 16->8"));
+    bmc_image_free(&im);
+    /* other decoders: GIF, BMP, PNM (a 12-bit PGM says 12 bits) */
+    const uint8_t idx[4] = {0, 3, 2, 1};
+    assert_int_equal(load(f, build_gif(f, idx, -1), 0, &im), BMC_OK);
+    assert_int_equal(bmc_image_get_info(&im, &info), BMC_OK);
+    assert_string_equal(info.format, "GIF");
+    assert_string_equal(info.mode, "P");
+    bmc_image_free(&im);
+    assert_int_equal(load(f, build_bmp24(f, 1, 2, rgb), 0, &im), BMC_OK);
+    assert_int_equal(bmc_image_get_info(&im, &info), BMC_OK);
+    assert_string_equal(info.format, "BMP");
+    assert_int_equal(info.height, 2);
+    bmc_image_free(&im);
+    const char p5[] = "P5 1 1 4095 \x0f\xff";
+    assert_int_equal(load((const uint8_t *)p5, sizeof p5 - 1, 0, &im), BMC_OK);
+    assert_int_equal(bmc_image_get_info(&im, &info), BMC_OK);
+    assert_string_equal(info.format, "PNM");
+    assert_int_equal(info.bits_stored, 12);
+    bmc_image_free(&im);
+    /* a caller's view, NULLs */
+    const uint8_t px[1] = {7};
+    bmc_image view = {1, 1, BMC_PIXEL_GRAY, 1, px, NULL};
+    assert_int_equal(bmc_image_get_info(&view, &info), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc_image_get_info(NULL, &info), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc_image_get_info(&view, NULL), BMC_E_INVALID_ARG);
+}
+
 static void test_other_formats(void **s) {
     static uint8_t f[1 << 16];
     bmc_image im;
@@ -584,7 +669,7 @@ int main(void) {
         cmocka_unit_test(test_normalize_matches_torch), cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_truncated),         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_absurd_sizes),      cmocka_unit_test(test_bad_views_and_config),
-        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_alloc_failures),    cmocka_unit_test(test_load_params_and_info),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
