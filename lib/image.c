@@ -95,8 +95,44 @@ static bmc_status read_file(const char *path, uint8_t **data, size_t *size) {
     return BMC_OK;
 }
 
+/* 16-bit gray (mode I) to 8 bits with a window other than the default rule (docs/IMAGE.md,
+ * "16-bit gray"): min-max of the image, or a given centre / width, LINEAR as DICOM PS3.3
+ * C.11.2.1.2.1 (the DICOM decoder's rule, so that --window means the same for every format);
+ * y in [0, 1] becomes floor(255 y + 0.5). */
+static bmc_status window16(const uint16_t *v, size_t n, const bmc__decode_opts *o, const char *name, uint8_t *dst,
+                           char *rule, size_t rule_size) {
+    if (o->window == BMC_WINDOW_MINMAX) {
+        unsigned lo = 65535, hi = 0;
+        for (size_t i = 0; i < n; i++) lo = v[i] < lo ? v[i] : lo, hi = v[i] > hi ? v[i] : hi;
+        for (size_t i = 0; i < n; i++) {
+            double y = hi > lo ? (double)(v[i] - lo) / (double)(hi - lo) : 0;
+            dst[i] = (uint8_t)floor(255 * y + 0.5);
+        }
+        snprintf(rule, rule_size, "min-max %u..%u", lo, hi);
+        return BMC_OK;
+    }
+    if (o->window == BMC_WINDOW_CENTER_WIDTH) {
+        double c = o->window_center, w = o->window_width;
+        if (!(w >= 1))
+            return bmc__fail(BMC_E_IMAGE, "%s: window width %g (LINEAR needs width >= 1)", name, w);
+        for (size_t i = 0; i < n; i++) {
+            double x = v[i], y;
+            if (x <= c - 0.5 - (w - 1) / 2) y = 0;
+            else if (x > c - 0.5 + (w - 1) / 2) y = 1;
+            else y = (x - (c - 0.5)) / (w - 1) + 0.5;
+            double q = floor(255 * y + 0.5);
+            dst[i] = (uint8_t)(q <= 0 ? 0 : q >= 255 ? 255 : q);
+        }
+        snprintf(rule, rule_size, "given window C=%g W=%g LINEAR", c, w);
+        return BMC_OK;
+    }
+    return bmc__fail(BMC_E_IMAGE, "%s: a window from the file was asked for, but only DICOM files hold windows "
+                     "(use min-max or a centre and width)", name);
+}
+
 /* Build the public view (and what the crop needs) from a decoded image; consumes d. */
-static bmc_status finish(bmc__decoded *d, int flags, const char *name, bmc_image *out) {
+static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char *name, bmc_image *out) {
+    int flags = o->flags;
     bmc__image_internal *in = bmc__calloc(1, sizeof *in);
     size_t n = (size_t)d->width * d->height;
     int format = d->mode == BMC__MODE_P || d->mode == BMC__MODE_RGB || d->mode == BMC__MODE_CMYK ? BMC_PIXEL_RGB
@@ -118,6 +154,16 @@ static bmc_status finish(bmc__decoded *d, int flags, const char *name, bmc_image
     in->info = d->info;
     switch (d->mode) {
     case BMC__MODE_I: /* PIL clips 'I' to 255 in convert('RGB'); by default scale to 8 bits */
+        if (o->window != BMC_WINDOW_AUTO) { /* a window chosen by the caller: 8 bits, no PIL 'I' */
+            bmc_status st = window16(d->pix16, n, o, name, view, in->info.window, sizeof in->info.window);
+            if (st != BMC_OK) {
+                bmc__free(view);
+                bmc__free(in);
+                bmc__decoded_free(d);
+                return st;
+            }
+            break;
+        }
         if (!in->info.window[0])
             snprintf(in->info.window, sizeof in->info.window, "%s",
                      (flags & BMC_DECODE_PIL_16BIT) ? "PIL clip 16->8 bit (values over 255 become 255)"
@@ -176,7 +222,7 @@ static bmc_status load_buffer(const uint8_t *data, size_t size, const bmc__decod
     bmc__decoded d;
     bmc_status st = bmc__decode_any(data, size, name, o, &d);
     if (st != BMC_OK) return st;
-    return finish(&d, o->flags, name, out);
+    return finish(&d, o, name, out);
 }
 
 bmc_load_params bmc_load_default_params(void) {

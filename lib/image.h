@@ -69,6 +69,10 @@ bmc_status bmc__decode_gif(const uint8_t *data, size_t size, const char *name, b
 bmc_status bmc__decode_bmp(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
 bmc_status bmc__decode_tga(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
 bmc_status bmc__decode_pnm(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+/* TIFF through libtiff (image_tiff.c): opts->frame picks the page; fills out->info (pages,
+ * photometric, compression). Without libtiff (TIFF=0) it refuses the file naming the option. */
+bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, const bmc__decode_opts *opts,
+                            bmc__decoded *out);
 /* Sniff the format and decode (BMC_E_IMAGE for unknown formats, naming what it looks like).
  * opts NULL = defaults. A frame past the file's last is refused. On success out->info is
  * complete. */

@@ -59,7 +59,6 @@ void bmc__decoded_free(bmc__decoded *d) {
 
 /* Names for formats we recognise but do not decode, so that the error says what the file is. */
 static const char *other_format(const uint8_t *d, size_t n) {
-    if (n >= 4 && (!memcmp(d, "II*\0", 4) || !memcmp(d, "MM\0*", 4))) return "TIFF";
     if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4)) return "WebP";
     if (n >= 132 && !memcmp(d + 128, "DICM", 4)) return "DICOM";
     if (n >= 12 && !memcmp(d, "\0\0\0\fjP  ", 8)) return "JPEG 2000";
@@ -116,13 +115,17 @@ bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, const b
                (d[2] == ' ' || d[2] == '\t' || d[2] == '\n' || d[2] == '\r' || d[2] == '\v' || d[2] == '\f')) {
         format = "PNM";
         st = bmc__decode_pnm(d, n, name, out);
+    } else if (n >= 4 && (!memcmp(d, "II*\0", 4) || !memcmp(d, "MM\0*", 4) || !memcmp(d, "II+\0", 4) ||
+                          !memcmp(d, "MM\0+", 4))) {
+        format = "TIFF"; /* classic and BigTIFF; lib/image_tiff.c (libtiff) fills info and pages */
+        st = bmc__decode_tiff(d, n, name, o, out);
     } else {
         const char *other = other_format(d, n);
         if (other)
-            return bmc__fail(BMC_E_IMAGE, "%s: %s images are not supported (JPEG, PNG, BMP, TGA, GIF, PNM are)", name,
+            return bmc__fail(BMC_E_IMAGE, "%s: %s images are not supported (JPEG, PNG, TIFF, BMP, TGA, GIF, PNM are)", name,
                              other);
         if (!bmc__tga_plausible(d, n))
-            return bmc__fail(BMC_E_IMAGE, "%s: not a recognised image format (JPEG, PNG, BMP, TGA, GIF, PNM; %zu "
+            return bmc__fail(BMC_E_IMAGE, "%s: not a recognised image format (JPEG, PNG, TIFF, BMP, TGA, GIF, PNM; %zu "
                              "bytes starting %02x %02x %02x %02x)", name, n, d[0], n > 1 ? d[1] : 0,
                              n > 2 ? d[2] : 0, n > 3 ? d[3] : 0);
         format = "TGA";
