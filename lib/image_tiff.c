@@ -40,6 +40,7 @@ typedef struct tiff_src {
     const uint8_t *data;
     size_t size, pos;
     char err[256]; /* libtiff's first error */
+    int extras_guessed; /* libtiff defined ExtraSamples the file does not declare (its warning) */
 } tiff_src;
 
 static tmsize_t src_read(thandle_t h, void *buf, tmsize_t n) {
@@ -78,7 +79,12 @@ static int on_error(TIFF *tif, void *user, const char *module, const char *fmt, 
     return 1; /* handled: libtiff's global handler (stderr) is not called */
 }
 static int on_warning(TIFF *tif, void *user, const char *module, const char *fmt, va_list ap) {
-    (void)tif, (void)user, (void)module, (void)fmt, (void)ap;
+    (void)tif, (void)module, (void)ap;
+    /* TIFFReadDirectory: "Sum of Photometric type-related color channels and ExtraSamples doesn't
+     * match SamplesPerPixel. Defining non-color channels as ExtraSamples.": PIL keys its mode on
+     * the ExtraSamples the file holds (none), not on libtiff's guess */
+    tiff_src *s = (tiff_src *)user;
+    if (s && fmt && strstr(fmt, "Defining non-color channels as ExtraSamples")) s->extras_guessed = 1;
     return 1;
 }
 
@@ -159,13 +165,9 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
     for (int i = 1; i < n_extra; i++)
         if (extra[i] != 0) extras_rest_zero = 0;
     if (compression == COMPRESSION_OJPEG) photo = PHOTOMETRIC_YCBCR; /* as TiffImagePlugin */
-    int base = photo == PHOTOMETRIC_RGB || photo == PHOTOMETRIC_YCBCR || photo == PHOTOMETRIC_CIELAB ? 3
-             : photo == PHOTOMETRIC_SEPARATED ? 4 : 1;
-    if (spp != base + n_extra) {
-        snprintf(why, why_size, "%d samples per pixel for photometric %d with %d extra samples (PIL: unknown data "
-                 "organization or pixel mode)", spp, photo, n_extra);
-        return 0;
-    }
+    /* PIL's key holds the ExtraSamples tuple itself: the colour samples are what is left */
+    int ok_extra = n_extra == spp - (photo == PHOTOMETRIC_RGB || photo == PHOTOMETRIC_YCBCR ||
+                                     photo == PHOTOMETRIC_CIELAB ? 3 : photo == PHOTOMETRIC_SEPARATED ? 4 : 1);
     if (sf != SAMPLEFORMAT_UINT) {
         snprintf(why, why_size, "%s samples (%d-bit; PIL mode 'I' or 'F', which the pipeline does not take)",
                  sf == SAMPLEFORMAT_INT ? "signed integer" : sf == SAMPLEFORMAT_IEEEFP ? "floating-point"
@@ -175,7 +177,7 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
     switch (photo) {
     case PHOTOMETRIC_MINISWHITE:
     case PHOTOMETRIC_MINISBLACK:
-        if (spp == 1) {
+        if (spp == 1 && n_extra == 0) {
             if (bps == 1 || bps == 2 || bps == 4 || bps == 8) {
                 L->kind = TK_GRAY;
                 L->mode = bps == 1 ? BMC__MODE_1 : BMC__MODE_L;
@@ -195,14 +197,14 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
             }
             break;
         }
-        if (spp == 2 && bps == 8 && photo == PHOTOMETRIC_MINISBLACK && e0 == EXTRASAMPLE_UNASSALPHA) {
+        if (spp == 2 && n_extra == 1 && bps == 8 && photo == PHOTOMETRIC_MINISBLACK && e0 == EXTRASAMPLE_UNASSALPHA) {
             L->kind = TK_LA;
             L->mode = BMC__MODE_LA;
             return 1;
         }
         break;
     case PHOTOMETRIC_RGB:
-        if (bps == 8 && spp >= 3 && spp <= 6 && extras_rest_zero) {
+        if (bps == 8 && spp >= 3 && spp <= 6 && extras_rest_zero && (ok_extra || (spp == 4 && !n_extra))) {
             if (n_extra == 0) L->kind = spp == 3 ? TK_RGB : TK_RGBA;
             else if (e0 == EXTRASAMPLE_UNSPECIFIED) L->kind = TK_RGB;
             else if (e0 == EXTRASAMPLE_ASSOCALPHA) L->kind = TK_RGBa;
@@ -211,7 +213,7 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
             L->mode = L->kind == TK_RGB ? BMC__MODE_RGB : BMC__MODE_RGBA;
             return 1;
         }
-        if (bps == 16 && (spp == 3 || spp == 4)) {
+        if (bps == 16 && (spp == 3 || spp == 4) && (ok_extra || (spp == 4 && !n_extra))) {
             if (spp == 3) L->kind = TK_RGB;
             else if (n_extra == 0 || e0 == EXTRASAMPLE_UNASSALPHA) L->kind = TK_RGBA;
             else if (e0 == EXTRASAMPLE_UNSPECIFIED) L->kind = TK_RGB;
@@ -222,7 +224,7 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
         }
         break;
     case PHOTOMETRIC_PALETTE:
-        if (spp == 1 && (bps == 1 || bps == 2 || bps == 4 || bps == 8)) {
+        if (spp == 1 && !n_extra && (bps == 1 || bps == 2 || bps == 4 || bps == 8)) {
             L->kind = TK_PALETTE;
             L->mode = BMC__MODE_P;
             return 1;
@@ -233,19 +235,19 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
         }
         break;
     case PHOTOMETRIC_SEPARATED:
-        if (bps == 8 && spp >= 4 && spp <= 6 && (n_extra == 0 || (e0 == 0 && extras_rest_zero))) {
+        if (bps == 8 && spp >= 4 && spp <= 6 && ok_extra && (n_extra == 0 || (e0 == 0 && extras_rest_zero))) {
             L->kind = TK_CMYK;
             L->mode = BMC__MODE_CMYK;
             return 1;
         }
-        if (bps == 16 && spp == 4 && !big_endian) {
+        if (bps == 16 && spp == 4 && !n_extra && !big_endian) {
             L->kind = TK_CMYK;
             L->mode = BMC__MODE_CMYK;
             return 1;
         }
         break;
     case PHOTOMETRIC_YCBCR:
-        if (bps == 8 && spp == 3) {
+        if (bps == 8 && spp == 3 && !n_extra) {
             L->kind = compression == COMPRESSION_JPEG && planar == PLANARCONFIG_CONTIG ? TK_YCBCR_JPEG : TK_RGBAIMG;
             L->mode = BMC__MODE_RGB;
             return 1;
@@ -490,7 +492,7 @@ bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, 
                             bmc__decoded *out) {
     memset(out, 0, sizeof *out);
     int frame = opts ? opts->frame : 0;
-    tiff_src src = {data, size, 0, ""};
+    tiff_src src = {data, size, 0, "", 0};
     TIFFOpenOptions *oo = TIFFOpenOptionsAlloc();
     if (!oo) return bmc__fail(BMC_E_NOMEM, "%s: out of memory opening the TIFF", name);
     TIFFOpenOptionsSetErrorHandlerExtR(oo, on_error, &src);
@@ -547,6 +549,8 @@ bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, 
     TIFFGetFieldDefaulted(tif, TIFFTAG_PLANARCONFIG, &planar);
     TIFFGetFieldDefaulted(tif, TIFFTAG_EXTRASAMPLES, &n_extra, &extra);
     if (!TIFFGetField(tif, TIFFTAG_ORIENTATION, &orientation)) orientation = 0;
+    if (src.extras_guessed) n_extra = 0;
+    src.err[0] = 0; /* from here on, any libtiff error means corrupt pixel data */
 
     bmc_image_info *info = &out->info;
     snprintf(info->format, sizeof info->format, "TIFF");
@@ -611,6 +615,9 @@ bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, 
         }
         if ((st = read_raw(&r)) == BMC_OK) convert(&r, &L, cmap, out);
     }
+    /* libtiff reports some corrupt data (a bad CCITT code word, an LZW code out of range) as an
+     * error yet returns the strip: refuse the file, as PIL does */
+    if (st == BMC_OK && src.err[0]) st = tiff_fail(&r, "the pixel data is corrupt");
     if (st == BMC_OK) st = apply_orientation(out, orientation, name);
 
 done:
