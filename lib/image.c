@@ -34,6 +34,9 @@ typedef struct bmc__image_internal {
     uint8_t *view;       /* [height][stride] the public pixels */
     uint16_t *pix16;     /* [height][width] PIL 'I' values (mode I with BMC_DECODE_PIL_16BIT) */
     uint8_t *cmyk;       /* [height][width * 4] PIL's CMYK (mode CMYK) */
+    int32_t *pix32;      /* [height][width] PIL 'I' values (mode I32, default window) */
+    float *pixf;         /* [height][width] PIL 'F' values (mode F, default window) */
+    uint8_t *pa;         /* [height][width * 2] index + alpha (mode PA) */
     bmc_image_info info; /* what the decoder saw (bmc_image_get_info) */
 } bmc__image_internal;
 
@@ -95,20 +98,30 @@ static bmc_status read_file(const char *path, uint8_t **data, size_t *size) {
     return BMC_OK;
 }
 
-/* 16-bit gray (mode I) to 8 bits with a window other than the default rule (docs/IMAGE.md,
- * "16-bit gray"): min-max of the image, or a given centre / width, LINEAR as DICOM PS3.3
- * C.11.2.1.2.1 (the DICOM decoder's rule, so that --window means the same for every format);
- * y in [0, 1] becomes floor(255 y + 0.5). */
-static bmc_status window16(const uint16_t *v, size_t n, const bmc__decode_opts *o, const char *name, uint8_t *dst,
-                           char *rule, size_t rule_size) {
+/* A sample of a gray image held wider than 8 bits: 16-bit 'I', 32-bit 'I' or 'F'. */
+static inline double wide_at(const bmc__decoded *d, size_t i) {
+    return d->pix16 ? (double)d->pix16[i] : d->pix32 ? (double)d->pix32[i] : (double)d->pixf[i];
+}
+
+/* Gray held wider than 8 bits (16-bit PNG/PGM/TIFF 'I', TIFF 32-bit 'I' and 'F') to 8 bits with a
+ * window chosen by the caller (docs/IMAGE.md, "16-bit gray"): min-max of the image, or a given
+ * centre / width, LINEAR as DICOM PS3.3 C.11.2.1.2.1 (the DICOM decoder's rule, so that --window
+ * means the same for every format); y in [0, 1] becomes floor(255 y + 0.5). NaN becomes 0 and is
+ * left out of the min-max, as are infinities. */
+static bmc_status window_wide(const bmc__decoded *d, size_t n, const bmc__decode_opts *o, const char *name,
+                              uint8_t *dst, char *rule, size_t rule_size) {
     if (o->window == BMC_WINDOW_MINMAX) {
-        unsigned lo = 65535, hi = 0;
-        for (size_t i = 0; i < n; i++) lo = v[i] < lo ? v[i] : lo, hi = v[i] > hi ? v[i] : hi;
+        double lo = INFINITY, hi = -INFINITY;
         for (size_t i = 0; i < n; i++) {
-            double y = hi > lo ? (double)(v[i] - lo) / (double)(hi - lo) : 0;
+            double v = wide_at(d, i);
+            if (isfinite(v)) lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+        }
+        if (!(lo <= hi)) lo = hi = 0; /* no finite sample */
+        for (size_t i = 0; i < n; i++) {
+            double v = wide_at(d, i), y = isnan(v) ? 0 : v <= lo ? 0 : v >= hi ? (hi > lo ? 1 : 0) : (v - lo) / (hi - lo);
             dst[i] = (uint8_t)floor(255 * y + 0.5);
         }
-        snprintf(rule, rule_size, "min-max %u..%u", lo, hi);
+        snprintf(rule, rule_size, "min-max %.9g..%.9g", lo, hi);
         return BMC_OK;
     }
     if (o->window == BMC_WINDOW_CENTER_WIDTH) {
@@ -116,8 +129,8 @@ static bmc_status window16(const uint16_t *v, size_t n, const bmc__decode_opts *
         if (!(w >= 1))
             return bmc__fail(BMC_E_IMAGE, "%s: window width %g (LINEAR needs width >= 1)", name, w);
         for (size_t i = 0; i < n; i++) {
-            double x = v[i], y;
-            if (x <= c - 0.5 - (w - 1) / 2) y = 0;
+            double x = wide_at(d, i), y;
+            if (isnan(x) || x <= c - 0.5 - (w - 1) / 2) y = 0;
             else if (x > c - 0.5 + (w - 1) / 2) y = 1;
             else y = (x - (c - 0.5)) / (w - 1) + 0.5;
             double q = floor(255 * y + 0.5);
@@ -130,12 +143,16 @@ static bmc_status window16(const uint16_t *v, size_t n, const bmc__decode_opts *
                      "(use min-max or a centre and width)", name);
 }
 
+/* Convert.c f2l: clipped to 0..255, then truncated (NaN: 0, what x86 gives PIL's cast). */
+static inline uint8_t f2l(float v) { return v >= 255.0f ? 255 : v > 0.0f ? (uint8_t)v : 0; }
+
 /* Build the public view (and what the crop needs) from a decoded image; consumes d. */
 static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char *name, bmc_image *out) {
     int flags = o->flags;
     bmc__image_internal *in = bmc__calloc(1, sizeof *in);
     size_t n = (size_t)d->width * d->height;
-    int format = d->mode == BMC__MODE_P || d->mode == BMC__MODE_RGB || d->mode == BMC__MODE_CMYK ? BMC_PIXEL_RGB
+    int format = d->mode == BMC__MODE_P || d->mode == BMC__MODE_PA || d->mode == BMC__MODE_RGB ||
+                 d->mode == BMC__MODE_CMYK ? BMC_PIXEL_RGB
                : d->mode == BMC__MODE_LA || d->mode == BMC__MODE_RGBA ? BMC_PIXEL_RGBA : BMC_PIXEL_GRAY;
     uint8_t *view = NULL;
     if (in) {
@@ -153,9 +170,9 @@ static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char 
     }
     in->info = d->info;
     switch (d->mode) {
-    case BMC__MODE_I: /* PIL clips 'I' to 255 in convert('RGB'); by default scale to 8 bits */
+    case BMC__MODE_I: case BMC__MODE_I32: case BMC__MODE_F:
         if (o->window != BMC_WINDOW_AUTO) { /* a window chosen by the caller: 8 bits, no PIL 'I' */
-            bmc_status st = window16(d->pix16, n, o, name, view, in->info.window, sizeof in->info.window);
+            bmc_status st = window_wide(d, n, o, name, view, in->info.window, sizeof in->info.window);
             if (st != BMC_OK) {
                 bmc__free(view);
                 bmc__free(in);
@@ -164,6 +181,21 @@ static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char 
             }
             break;
         }
+        if (d->mode == BMC__MODE_I32) { /* PIL's 'I': resized as int32, clipped by convert('RGB') */
+            for (size_t i = 0; i < n; i++) view[i] = (uint8_t)(d->pix32[i] <= 0 ? 0 : d->pix32[i] >= 255 ? 255 : d->pix32[i]);
+            snprintf(in->info.window, sizeof in->info.window, "PIL clip (values outside 0..255 clipped)");
+            in->pix32 = d->pix32;
+            d->pix32 = NULL;
+            break;
+        }
+        if (d->mode == BMC__MODE_F) { /* PIL's 'F': resized as float, then F -> L */
+            for (size_t i = 0; i < n; i++) view[i] = f2l(d->pixf[i]);
+            snprintf(in->info.window, sizeof in->info.window, "PIL F->L (clipped to 0..255, truncated)");
+            in->pixf = d->pixf;
+            d->pixf = NULL;
+            break;
+        }
+        /* 16-bit: PIL clips 'I' to 255 in convert('RGB'); by default scale to 8 bits */
         if (!in->info.window[0])
             snprintf(in->info.window, sizeof in->info.window, "%s",
                      (flags & BMC_DECODE_PIL_16BIT) ? "PIL clip 16->8 bit (values over 255 become 255)"
@@ -179,6 +211,11 @@ static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char 
         break;
     case BMC__MODE_P:
         for (size_t i = 0; i < n; i++) memcpy(view + 3 * i, d->palette + 3 * d->pix[i], 3);
+        break;
+    case BMC__MODE_PA: /* Convert.c pa2rgb: the index's colour, alpha dropped */
+        for (size_t i = 0; i < n; i++) memcpy(view + 3 * i, d->palette + 3 * d->pix[2 * i], 3);
+        in->pa = d->pix;
+        d->pix = NULL;
         break;
     case BMC__MODE_LA:
         for (size_t i = 0; i < n; i++) {
@@ -318,6 +355,9 @@ void bmc_image_free(bmc_image *image) {
     bmc__free(in->view);
     bmc__free(in->pix16);
     bmc__free(in->cmyk);
+    bmc__free(in->pix32);
+    bmc__free(in->pixf);
+    bmc__free(in->pa);
     in->magic = 0;
     bmc__free(in);
     memset(image, 0, sizeof *image);
@@ -361,7 +401,7 @@ int bmc__image_mode(const bmc_image *img) {
 
 /* ---- the crop ------------------------------------------------------------------------------ */
 
-enum { K_U8, K_NEAREST, K_I32, K_CMYK };
+enum { K_U8, K_NEAREST, K_I32, K_CMYK, K_F32, K_PA };
 
 static bmc_status check_config(const bmc__config *cfg, const char *fn) {
     if (!cfg) return bmc__fail(BMC_E_INVALID_ARG, "%s: configuration is NULL", fn);
@@ -379,41 +419,58 @@ bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigne
     int S = (int)cfg->image_size, w = img->width, h = img->height;
     int mode = bmc__image_mode(img);
 
-    /* what gets resized: the view, PIL's 16-bit values, or the CMYK samples */
-    int kind = (mode == BMC__MODE_1 || mode == BMC__MODE_P) ? K_NEAREST
-             : in && in->pix16 ? K_I32 : in && in->cmyk ? K_CMYK : K_U8;
-    const uint8_t *src = img->pixels;
-    size_t stride = (size_t)img->stride;
-    int chans = (int)img->format;
-    if (kind == K_CMYK) {
-        src = in->cmyk;
-        chans = 4;
-        stride = (size_t)w * 4;
-    }
-
     /* torchvision Resize(S) then CenterCrop(S): the window of the resized image we need */
     int nw, nh;
     bmc__resize_dims(w, h, S, &nw, &nh);
     int resize = nw != w || nh != h;
+
+    /* what gets resized: the view, PIL's 'I' / 'F' values, the CMYK samples, or the PA indices
+     * (PIL resizes 'PA' bicubically, indices and all; unresized, the palette view is PIL's) */
+    int kind = (mode == BMC__MODE_1 || mode == BMC__MODE_P) ? K_NEAREST
+             : in && (in->pix16 || in->pix32) ? K_I32 : in && in->pixf ? K_F32 : in && in->cmyk ? K_CMYK
+             : in && in->pa && resize ? K_PA : K_U8;
+    const uint8_t *src = img->pixels;
+    size_t stride = (size_t)img->stride;
+    int chans = (int)img->format;
+    uint8_t *indices = NULL;
+    if (kind == K_CMYK) {
+        src = in->cmyk;
+        chans = 4;
+        stride = (size_t)w * 4;
+    } else if (kind == K_PA) {
+        indices = bmc__malloc((size_t)w * h);
+        if (!indices) return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d palette indices", fn, w, h);
+        for (size_t i = 0; i < (size_t)w * h; i++) indices[i] = in->pa[2 * i];
+        src = indices;
+        chans = 1;
+        stride = (size_t)w;
+    }
+
     int cw = nw < S ? nw : S, ch = nh < S ? nh : S;
     int x0 = nw < S ? 0 : bmc__crop_offset(nw, S), y0 = nh < S ? 0 : bmc__crop_offset(nh, S);
     int px = nw < S ? (S - nw) / 2 : 0, py = nh < S ? (S - nh) / 2 : 0; /* zero padding */
-    int rbpp = kind == K_I32 ? 4 : chans;
+    int rbpp = kind == K_I32 || kind == K_F32 ? 4 : chans;
     uint8_t *region = bmc__malloc((size_t)cw * ch * rbpp);
-    if (!region) return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d crop", fn, cw, ch);
+    if (!region) {
+        bmc__free(indices);
+        return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d crop", fn, cw, ch);
+    }
 
-    if (!resize && kind != K_I32) {
+    if (!resize && kind != K_I32 && kind != K_F32) {
         for (int y = 0; y < ch; y++)
             memcpy(region + (size_t)y * cw * chans, src + (size_t)(y0 + y) * stride + (size_t)x0 * chans,
                    (size_t)cw * chans);
     } else if (kind == K_NEAREST) {
         bmc__resize_nearest(src, w, h, stride, chans, nw, nh, x0, y0, cw, ch, region);
     } else if (kind == K_I32) {
-        st = bmc__resize_bicubic_i32(in->pix16, w, h, nw, nh, x0, y0, cw, ch, (int32_t *)region);
+        st = bmc__resize_bicubic_i32(in->pix16, in->pix32, w, h, nw, nh, x0, y0, cw, ch, (int32_t *)region);
+    } else if (kind == K_F32) {
+        st = bmc__resize_bicubic_f32(in->pixf, w, h, nw, nh, x0, y0, cw, ch, (float *)region);
     } else {
         st = bmc__resize_bicubic_u8(src, w, h, stride, chans, chans == 4 && kind == K_U8, nw, nh, x0, y0, cw,
                                     ch, region);
     }
+    bmc__free(indices);
     if (st != BMC_OK) {
         bmc__free(region);
         return st;
@@ -429,6 +486,15 @@ bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigne
                 int32_t v;
                 memcpy(&v, r, 4);
                 o[0] = o[1] = o[2] = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : v);
+            } else if (kind == K_F32) { /* convert('RGB') of 'F' goes through 'L' */
+                float v;
+                memcpy(&v, r, 4);
+                o[0] = o[1] = o[2] = f2l(v);
+            } else if (kind == K_PA) {
+                /* Pillow 9.4 resizes 'PA' into a new core image whose palette is the default
+                 * gray ramp (Image._new copies the Python palette without applying it), so
+                 * convert('RGB') then shows the resized indices as gray */
+                o[0] = o[1] = o[2] = r[0];
             } else if (kind == K_CMYK) { /* Convert.c cmyk2rgb */
                 int nk = 255 - r[3];
                 for (int k = 0; k < 3; k++) {

@@ -8,7 +8,7 @@
 int bmc__mode_bpp(int mode) {
     switch (mode) {
     case BMC__MODE_1: case BMC__MODE_L: case BMC__MODE_P: return 1;
-    case BMC__MODE_LA: return 2;
+    case BMC__MODE_LA: case BMC__MODE_PA: return 2;
     case BMC__MODE_RGB: return 3;
     case BMC__MODE_RGBA: case BMC__MODE_CMYK: return 4;
     }
@@ -16,8 +16,8 @@ int bmc__mode_bpp(int mode) {
 }
 
 const char *bmc__mode_name(int mode) {
-    static const char *names[] = {"?", "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK"};
-    return mode >= BMC__MODE_1 && mode <= BMC__MODE_CMYK ? names[mode] : "?";
+    static const char *names[] = {"?", "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK", "I", "F", "PA"};
+    return mode >= BMC__MODE_1 && mode <= BMC__MODE_PA ? names[mode] : "?";
 }
 
 bmc_status bmc__check_size(const char *what, long long width, long long height) {
@@ -39,8 +39,10 @@ bmc_status bmc__decoded_alloc(bmc__decoded *d, const char *what, int width, int 
     if (st != BMC_OK) return st;
     size_t n = (size_t)width * (size_t)height;
     if (mode == BMC__MODE_I) d->pix16 = bmc__malloc(n * sizeof(uint16_t));
+    else if (mode == BMC__MODE_I32) d->pix32 = bmc__malloc(n * sizeof(int32_t));
+    else if (mode == BMC__MODE_F) d->pixf = bmc__malloc(n * sizeof(float));
     else d->pix = bmc__malloc(n * (size_t)bmc__mode_bpp(mode));
-    if (!d->pix && !d->pix16)
+    if (!d->pix && !d->pix16 && !d->pix32 && !d->pixf)
         return bmc__fail(BMC_E_NOMEM, "%s: out of memory for %d x %d pixels", what, width, height);
     d->width = width;
     d->height = height;
@@ -53,8 +55,12 @@ void bmc__decoded_free(bmc__decoded *d) {
     if (!d) return;
     bmc__free(d->pix);
     bmc__free(d->pix16);
+    bmc__free(d->pix32);
+    bmc__free(d->pixf);
     d->pix = NULL;
     d->pix16 = NULL;
+    d->pix32 = NULL;
+    d->pixf = NULL;
 }
 
 /* Names for formats we recognise but do not decode, so that the error says what the file is. */
@@ -77,7 +83,9 @@ static bmc_status finish_info(bmc__decoded *out, const char *format, const char 
     if (!in->mode[0]) snprintf(in->mode, sizeof in->mode, "%s", bmc__mode_name(out->mode));
     in->width = out->width;
     in->height = out->height;
-    if (!in->bits_stored) in->bits_stored = out->mode == BMC__MODE_I ? 16 : out->mode == BMC__MODE_1 ? 1 : 8;
+    if (!in->bits_stored)
+        in->bits_stored = out->mode == BMC__MODE_I ? 16 : out->mode == BMC__MODE_I32 || out->mode == BMC__MODE_F ? 32
+                        : out->mode == BMC__MODE_1 ? 1 : 8;
     if (!in->n_frames) {
         /* a decoder that knows no frames read the first (and only) one */
         in->n_frames = 1;

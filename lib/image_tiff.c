@@ -15,9 +15,10 @@
  *   gray + unassociated alpha -> 'LA'; RGB -> 'RGB' (extra samples 'unspecified' dropped: PIL's
  *   RGBX resizes channel by channel, as RGB does); RGB + alpha -> 'RGBA' (associated alpha
  *   un-premultiplied as Unpack.c's RGBa); 16-bit RGB(A)/CMYK keep the high byte; palette -> 'P';
- *   CMYK -> 'CMYK'; YCbCr -> 'RGB'.
- * Files PIL refuses ("unknown pixel mode") are refused here too; so are the modes PIL opens that
- * the pipeline does not hold (signed / 32-bit / float samples: PIL 'I' and 'F'; 'PA'; 'LAB'). */
+ *   CMYK -> 'CMYK'; YCbCr -> 'RGB'; signed 16/32-bit and unsigned 32-bit gray -> 'I' (int32);
+ *   32-bit float gray -> 'F'; palette + alpha -> 'PA'.
+ * Files PIL refuses ("unknown pixel mode") are refused here too; so is 'LAB' (PIL converts it to
+ * RGB through littleCMS, which this library does not link). */
 #include <stdio.h>
 #include <string.h>
 
@@ -145,7 +146,10 @@ enum tiff_kind {
     TK_PALETTE, /* 1/2/4/8-bit indices */
     TK_CMYK,    /* 8/16-bit, extra samples dropped */
     TK_YCBCR_JPEG, /* YCbCr + JPEG: libjpeg converts to RGB (3 samples) */
-    TK_RGBAIMG  /* TIFFRGBAImage (other YCbCr, old-style JPEG) -> 'RGB' */
+    TK_RGBAIMG, /* TIFFRGBAImage (other YCbCr, old-style JPEG) -> 'RGB' */
+    TK_I32,     /* signed 16/32-bit or unsigned 32-bit gray -> PIL 'I' (int32) */
+    TK_F,       /* 32-bit float gray -> PIL 'F' */
+    TK_PA       /* palette + alpha, 8-bit -> 'PA' */
 };
 
 typedef struct tiff_layout {
@@ -168,10 +172,23 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
     /* PIL's key holds the ExtraSamples tuple itself: the colour samples are what is left */
     int ok_extra = n_extra == spp - (photo == PHOTOMETRIC_RGB || photo == PHOTOMETRIC_YCBCR ||
                                      photo == PHOTOMETRIC_CIELAB ? 3 : photo == PHOTOMETRIC_SEPARATED ? 4 : 1);
+    /* signed, 32-bit and float gray: (II|MM, 1, INT, 16|32), (II, 1, UINT, 32), (II|MM, 0|1, FLOAT, 32) */
+    if (spp == 1 && n_extra == 0 && photo == PHOTOMETRIC_MINISBLACK &&
+        ((sf == SAMPLEFORMAT_INT && (bps == 16 || bps == 32)) || (sf == SAMPLEFORMAT_UINT && bps == 32 && !big_endian))) {
+        L->kind = TK_I32;
+        L->mode = BMC__MODE_I32;
+        return 1;
+    }
+    if (spp == 1 && n_extra == 0 && sf == SAMPLEFORMAT_IEEEFP && bps == 32 &&
+        (photo == PHOTOMETRIC_MINISBLACK || photo == PHOTOMETRIC_MINISWHITE)) {
+        L->kind = TK_F;
+        L->mode = BMC__MODE_F;
+        return 1;
+    }
     if (sf != SAMPLEFORMAT_UINT) {
-        snprintf(why, why_size, "%s samples (%d-bit; PIL mode 'I' or 'F', which the pipeline does not take)",
+        snprintf(why, why_size, "%s %d-bit samples, photometric %d, %d per pixel (PIL 9.4: unknown pixel mode)",
                  sf == SAMPLEFORMAT_INT ? "signed integer" : sf == SAMPLEFORMAT_IEEEFP ? "floating-point"
-                 : "complex or void", bps);
+                 : "complex or void", bps, photo, spp);
         return 0;
     }
     switch (photo) {
@@ -190,10 +207,6 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
                 L->kind = TK_GRAY16;
                 L->mode = BMC__MODE_I;
                 return 1;
-            }
-            if (bps == 32) {
-                snprintf(why, why_size, "32-bit integer gray (PIL mode 'I', which the pipeline does not take)");
-                return 0;
             }
             break;
         }
@@ -229,9 +242,10 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
             L->mode = BMC__MODE_P;
             return 1;
         }
-        if (spp == 2 && bps == 8 && e0 == EXTRASAMPLE_UNASSALPHA) {
-            snprintf(why, why_size, "palette + alpha (PIL mode 'PA', which the pipeline does not take)");
-            return 0;
+        if (spp == 2 && n_extra == 1 && bps == 8 && e0 == EXTRASAMPLE_UNASSALPHA) {
+            L->kind = TK_PA;
+            L->mode = BMC__MODE_PA;
+            return 1;
         }
         break;
     case PHOTOMETRIC_SEPARATED:
@@ -275,6 +289,11 @@ static inline unsigned sample_at(const uint8_t *row, size_t idx, int bps) {
     case 16: {
         uint16_t v;
         memcpy(&v, row + 2 * idx, 2);
+        return v;
+    }
+    case 32: {
+        uint32_t v;
+        memcpy(&v, row + 4 * idx, 4);
         return v;
     }
     default: {
@@ -370,13 +389,13 @@ static void convert(const tiff_reader *r, const tiff_layout *L, const uint16_t *
         uint8_t *o = out->pix ? out->pix + (size_t)y * w * bpp : NULL;
         uint16_t *o16 = out->pix16 ? out->pix16 + (size_t)y * w : NULL;
         for (int x = 0; x < w; x++) {
-            unsigned s[6];
+            unsigned s[6] = {0};
             int nc = spp < 6 ? spp : 6;
             for (int c = 0; c < nc; c++)
                 s[c] = separate ? sample_at(row0 + (size_t)c * plane_bytes, (size_t)x, bps)
                                 : sample_at(row0, (size_t)x * spp + c, bps);
             /* 16-bit colour keeps the high byte (Unpack.c RGB;16N etc.) */
-            if (bps == 16 && L->kind != TK_GRAY16)
+            if (bps == 16 && L->kind != TK_GRAY16 && L->kind != TK_I32)
                 for (int c = 0; c < nc; c++) s[c] >>= 8;
             switch (L->kind) {
             case TK_GRAY: {
@@ -386,6 +405,9 @@ static void convert(const tiff_reader *r, const tiff_layout *L, const uint16_t *
                 break;
             }
             case TK_GRAY16: o16[x] = (uint16_t)s[0]; break;
+            case TK_I32: out->pix32[(size_t)y * w + x] = bps == 16 ? (int32_t)(int16_t)s[0] : (int32_t)s[0]; break;
+            case TK_F: memcpy(&out->pixf[(size_t)y * w + x], &s[0], 4); break;
+            case TK_PA: o[2 * x] = (uint8_t)s[0], o[2 * x + 1] = (uint8_t)s[1]; break;
             case TK_LA: o[2 * x] = (uint8_t)s[0], o[2 * x + 1] = (uint8_t)s[1]; break;
             case TK_RGB: case TK_YCBCR_JPEG:
                 o[3 * x] = (uint8_t)s[0], o[3 * x + 1] = (uint8_t)s[1], o[3 * x + 2] = (uint8_t)s[2];
@@ -409,7 +431,7 @@ static void convert(const tiff_reader *r, const tiff_layout *L, const uint16_t *
             }
         }
     }
-    if (L->kind == TK_PALETTE) {
+    if (L->kind == TK_PALETTE || L->kind == TK_PA) {
         int n = 1 << bps;
         for (int i = 0; i < n && i < 256; i++)
             for (int c = 0; c < 3; c++) out->palette[3 * i + c] = (uint8_t)(cmap[c][i] >> 8);
@@ -457,8 +479,8 @@ static bmc_status read_rgba_image(tiff_reader *r, bmc__decoded *out) {
 static bmc_status apply_orientation(bmc__decoded *d, int orientation, const char *name) {
     if (orientation < 2 || orientation > 8) return BMC_OK;
     int w = d->width, h = d->height, swap = orientation >= 5;
-    int bpp = d->mode == BMC__MODE_I ? 2 : bmc__mode_bpp(d->mode);
-    uint8_t *src = d->pix ? d->pix : (uint8_t *)d->pix16;
+    int bpp = d->mode == BMC__MODE_I ? 2 : d->mode == BMC__MODE_I32 || d->mode == BMC__MODE_F ? 4 : bmc__mode_bpp(d->mode);
+    uint8_t *src = d->pix ? d->pix : d->pix16 ? (uint8_t *)d->pix16 : d->pix32 ? (uint8_t *)d->pix32 : (uint8_t *)d->pixf;
     uint8_t *dst = bmc__malloc((size_t)w * h * bpp);
     if (!dst) return bmc__fail(BMC_E_NOMEM, "%s: out of memory turning the TIFF image", name);
     int nw = swap ? h : w, nh = swap ? w : h;
@@ -479,9 +501,15 @@ static bmc_status apply_orientation(bmc__decoded *d, int orientation, const char
     if (d->pix) {
         bmc__free(d->pix);
         d->pix = dst;
-    } else {
+    } else if (d->pix16) {
         bmc__free(d->pix16);
         d->pix16 = (uint16_t *)dst;
+    } else if (d->pix32) {
+        bmc__free(d->pix32);
+        d->pix32 = (int32_t *)dst;
+    } else {
+        bmc__free(d->pixf);
+        d->pixf = (float *)dst;
     }
     d->width = nw;
     d->height = nh;
@@ -576,7 +604,7 @@ bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, 
     }
     if ((st = bmc__check_size(what, w, h)) != BMC_OK) goto done;
     const uint16_t *cmap[3] = {NULL, NULL, NULL};
-    if (L.kind == TK_PALETTE) {
+    if (L.kind == TK_PALETTE || L.kind == TK_PA) {
         uint16_t *rm, *gm, *bm;
         if (!TIFFGetField(tif, TIFFTAG_COLORMAP, &rm, &gm, &bm)) {
             st = bmc__fail(BMC_E_IMAGE, "%s: palette TIFF without a ColorMap", name);

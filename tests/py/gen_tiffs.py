@@ -4,7 +4,8 @@ Every layout the TIFF decoder (lib/image_tiff.c) follows PIL for, written by thr
   - PIL (its libtiff encoder for compressed files): modes 1, L, LA, P, RGB, RGBA, CMYK,
     I;16 / I;16B, compressions none / LZW / deflate / packbits / JPEG / group3 / group4,
     multi-page (save_all);
-  - tifffile: tiles, separate planes, big-endian, 2/4/12-bit samples, MinIsWhite,
+  - tifffile: tiles, separate planes, big-endian, signed / 32-bit / float gray, palette + alpha,
+    MinIsWhite,
     associated / unassociated / unspecified extra samples, 16-bit RGB(A) and CMYK,
     YCbCr + JPEG with subsampling, predictors, orientation tags, palettes of 2/4/8 bits,
     multi-page of different sizes and modes;
@@ -211,6 +212,21 @@ def generate(outdir):
         write_packed_tiff(p("hw_gray12_be.tif"), gray.astype(np.uint16) * 16 + 7, 12, 1, True)
         add("hw_gray12_be.tif", expect="refuse")
         # (JPEG and LZW need imagecodecs, which Debian lacks: tiffcp writes those below)
+        # palette + alpha ('PA'): resized (PIL shows the resized indices as gray) and not
+        for (pw, ph) in ((224, 224), (224, 300), (57, 41)):
+            pim = gen_images.to_palette(gen_images.content(pw, ph, pw), 256, pw)
+            pa = Image.merge("PA", (pim, Image.fromarray(gen_images.alpha(pw, ph, 3))))
+            pa.putpalette(pim.getpalette())
+            pa.save(p(f"pil_pa_{pw}x{ph}.tif"), compression="tiff_lzw")
+            add(f"pil_pa_{pw}x{ph}.tif")
+        # signed 16/32-bit, unsigned 32-bit, float gray: PIL 'I' and 'F' (clipped by PIL)
+        tw("tf_int16.tif", (gray.astype(np.int16) * 3 - 200), photometric="minisblack")
+        tw("tf_int32_be.tif", (gray.astype(np.int32) * 2 - 100), photometric="minisblack", byteorder=">")
+        tw("tf_uint32.tif", gray.astype(np.uint32) + 3, photometric="minisblack")
+        tw("tf_float32.tif", gray.astype(np.float32) * 1.5 - 20.25, photometric="minisblack")
+        tw("tf_float32_be_tiled.tif", gray.astype(np.float32) / 3, photometric="minisblack", byteorder=">",
+           tile=(32, 32))
+        tw("tf_float32_224.tif", gray[:224, :224].astype(np.float32) * 1.1, photometric="minisblack")
         # multi-page with different sizes and layouts
         with tifffile.TiffWriter(p("tf_multipage.tif")) as t:
             t.write(c, photometric="rgb", compression="zlib")
@@ -219,9 +235,8 @@ def generate(outdir):
         for k in range(3):
             add("tf_multipage.tif", page=k)
         # files PIL refuses or cannot crop: signed, float, 32-bit, LAB, palette + alpha
-        tw("tf_int16.tif", (gray.astype(np.int16) - 100), photometric="minisblack", expect="refuse")
-        tw("tf_float32.tif", gray.astype(np.float32) / 255, photometric="minisblack", expect="refuse")
-        tw("tf_uint32.tif", gray.astype(np.uint32) * 1000, photometric="minisblack", expect="refuse")
+        tw("tf_uint32_be.tif", gray.astype(np.uint32), photometric="minisblack", byteorder=">", expect="refuse")
+        tw("tf_float64.tif", gray.astype(np.float64), photometric="minisblack", expect="refuse")
         tw("tf_rgb_float.tif", c.astype(np.float32), photometric="rgb", expect="refuse")
         tw("tf_two_gray_samples.tif", np.dstack([gray, gray]), photometric="minisblack",
            extrasamples=["unspecified"], expect="refuse")

@@ -3,13 +3,16 @@
 The TIFFs are written at test time (tests/py/gen_tiffs.py: PIL, tifffile, tiffcp and a small
 hand-written writer; strips, tiles, separate planes, none / LZW / deflate / PackBits / JPEG /
 CCITT, 1/2/4/8/12/16-bit gray, RGB, RGBA (associated or not), palette, CMYK, YCbCr, multi-page,
-big-endian, BigTIFF, orientation tags) and each is decoded by $BUILD/tests/tool_image_crop:
+big-endian, BigTIFF, orientation tags, palette + alpha) and each is decoded by $BUILD/tests/tool_image_crop:
   - files PIL opens and crops: the 224x224 crop must be byte-identical to PIL's, in PIL's mode,
     and the float input bit-identical to torch's;
   - 16-bit gray (PIL 'I;16', which PIL 9.4 cannot resize): the default must equal PIL's crop of
     the v * 255 / 65535 image, --pil16 PIL's crop of im.convert('I') (clipped), and
     --window minmax PIL's crop of the min-max windowed image;
-  - files PIL refuses (signed / float / 32-bit samples, big-endian 12-bit, a page past the last):
+  - signed / 32-bit / float gray (PIL 'I' and 'F', which PIL crops by clipping): identical to
+    PIL, and --window minmax identical to PIL's crop of the min-max windowed image;
+  - files PIL refuses (big-endian 12-bit or 32-bit unsigned, 64-bit float, float RGB, a page past
+    the last):
     the library must refuse them with an error, not crash;
   - truncated copies: no crash; refused when PIL refuses them, identical when both decode.
 A build without libtiff (TIFF=0) must refuse every TIFF naming the build option.
@@ -37,15 +40,18 @@ def pil_reference(path, page, kind):
         im.load()
         if kind == "pil":
             return pil_crop(im), im.mode
-        v = np.array(im).astype(np.int64)
         if kind == "scale16":
+            v = np.array(im).astype(np.int64)
             return pil_crop(Image.fromarray(((v * 255 + 32767) // 65535).astype(np.uint8), "L")), "I"
         if kind == "pil16":
             return pil_crop(im.convert("I")), "I"
-        if kind == "minmax":
-            lo, hi = int(v.min()), int(v.max())
-            out = np.zeros_like(v) if hi == lo else (510 * (v - lo) + (hi - lo)) // (2 * (hi - lo))
-            return pil_crop(Image.fromarray(out.astype(np.uint8), "L")), "I"
+        if kind == "minmax":  # the library's order of operations, in float64
+            v = np.array(im).astype(np.float64)
+            fin = v[np.isfinite(v)]
+            lo, hi = (fin.min(), fin.max()) if fin.size else (0.0, 0.0)
+            y = np.zeros_like(v) if hi == lo else np.clip((v - lo) / (hi - lo), 0, 1)
+            out = np.floor(255 * np.nan_to_num(y) + 0.5)
+            return pil_crop(Image.fromarray(out.astype(np.uint8), "L")), im.mode
     except Exception:  # noqa: BLE001 - any PIL failure means "PIL refuses"
         return None
     raise ValueError(kind)
@@ -90,6 +96,8 @@ def main():
             for c in cases:
                 if c["expect"] == "scale16":
                     runs += [(c, [], "scale16"), (c, ["--pil16"], "pil16"), (c, ["--window", "minmax"], "minmax")]
+                elif c["name"].startswith(("tf_int", "tf_uint32.", "tf_float32")):  # PIL 'I' / 'F'
+                    runs += [(c, [], "pil"), (c, ["--window", "minmax"], "minmax")]
                 else:
                     runs.append((c, [], "pil"))
             groups = {}
@@ -131,6 +139,8 @@ def main():
                     got = read_ppm(outp + ".ppm")
                     c_mode = got_line[2]
                     pil_mode = {"RGBX": "RGB", "I;16": "I", "I;16B": "I"}.get(mode, mode)
+                    if kind == "minmax" and mode in ("I;16", "I;16B"):
+                        pil_mode = "I"
                     if c_mode != pil_mode:
                         failures.append(f"{label}: mode {c_mode}, PIL {mode}")
                     if not np.array_equal(got, want):

@@ -23,12 +23,12 @@ echo "test_fuzz_smoke: built the fuzz targets in $(( $(date +%s) - t0 )) s"
 art=$(cd "$FUZZ_BUILD" && pwd)/artifacts
 mkdir -p "$art"
 fail=0
-for target in loader image tokenize cli; do
+for target in loader image tiff tokenize cli; do
   bin=$FUZZ_BUILD/fuzz_$target
   opts=(-timeout=60 -rss_limit_mb=4096 -artifact_prefix="$art/$target-" -print_final_stats=1)
   case $target in
     loader) opts+=(-max_len=16384);;
-    image) opts+=(-max_len=8192);;
+    image|tiff) opts+=(-max_len=8192);;
     cli) opts+=(-max_len=1024 -close_fd_mask=2);;
   esac
   log=$FUZZ_BUILD/$target.log
