@@ -7,7 +7,7 @@
  * repeated here.
  *
  *   models   an image, a text file, an empty file, a directory given as the model
- *   images   empty, wrong type (model file, text, TIFF/WebP/DICOM/PDF magic), truncated at
+ *   images   empty, wrong type (model file, text, TIFF (corrupt)/WebP/DICOM/PDF magic), truncated at
  *            every length and corrupted at every byte (the fuzz seeds of every format),
  *            absurd declared sizes (PNG, BMP, GIF, PNM, TGA, JPEG headers) refused before any
  *            allocation, a directory, a missing file, bad arguments
@@ -135,7 +135,10 @@ static void test_image_wrong_type(void **s) {
         unsigned char buf[512];
         memset(buf, 0, sizeof buf);
         memcpy(buf + other[i].at, other[i].magic, other[i].len);
-        EXPECT(load_mem(buf, sizeof buf, &img), BMC_E_IMAGE, other[i].name, other[i].name, "not supported");
+        /* TIFF is decoded (libtiff: "corrupt TIFF", the IFD offset is 0) or, in a TIFF=0 build,
+         * refused as "TIFF support not built in" */
+        const char *piece = strcmp(other[i].name, "TIFF") ? "not supported" : "TIFF";
+        EXPECT(load_mem(buf, sizeof buf, &img), BMC_E_IMAGE, other[i].name, other[i].name, piece);
     }
     EXPECT(bmc_image_load(g_tmpdir, 0, &img), BMC_E_IO, "a directory as an image", "is a directory");
     EXPECT(bmc_image_load("/nonexistent/x.png", 0, &img), BMC_E_IO, "a missing image", "/nonexistent/x.png");
