@@ -47,6 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
     volatile unsigned sum = 0;
     for (int y = 0; y < img.height; y++)
         for (int x = 0; x < img.width * (int)img.format; x++) sum += img.pixels[(size_t)y * img.stride + x];
+    (void)sum;
     if (bmc_image_crop(g_model, &img, g_rgb) != BMC_OK) abort();
     if (bmc_image_preprocess(g_model, &img, g_chw) != BMC_OK) abort();
     int S = bmc_model_image_size(g_model);
