@@ -15,7 +15,8 @@ BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
 SHARED_DATA ?= $(abspath ../shared/data)
 
-CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -Iinclude -Ilib \
+CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Wno-unused-parameter -fPIC -fvisibility=hidden \
+              -Iinclude -Ilib \
               -I/usr/include/openblas $(shell pkg-config --cflags openblas 2>/dev/null)
 LDLIBS_BASE = -lopenblas -lm -lpthread
 

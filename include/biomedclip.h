@@ -73,6 +73,14 @@
 extern "C" {
 #endif
 
+/* BMC_API marks the functions of this header. The library is built with -fvisibility=hidden, so
+ * these are all that its shared object exports; everything else (bmc__*) stays internal. */
+#if defined(__GNUC__) || defined(__clang__)
+#define BMC_API __attribute__((visibility("default")))
+#else
+#define BMC_API
+#endif
+
 #define BMC_VERSION_MAJOR 0
 #define BMC_VERSION_MINOR 1
 #define BMC_VERSION_PATCH 0
@@ -101,24 +109,24 @@ typedef enum bmc_status {
 } bmc_status;
 
 /* Static English name of a status ("BMC_E_FORMAT: malformed model file"). Never NULL. */
-const char *bmc_status_str(bmc_status status);
+BMC_API const char *bmc_status_str(bmc_status status);
 
 /* Detail of the last failure on the calling thread; "" if none. Never NULL. */
-const char *bmc_last_error(void);
+BMC_API const char *bmc_last_error(void);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Version and system                                                                         */
 
-int bmc_version_number(void);       /* == BMC_VERSION_NUMBER of the compiled library */
-const char *bmc_version_string(void);
-const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads */
+BMC_API int bmc_version_number(void);       /* == BMC_VERSION_NUMBER of the compiled library */
+BMC_API const char *bmc_version_string(void);
+BMC_API const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads */
 
 typedef void (*bmc_log_fn)(int level, const char *message, void *user);
 #define BMC_LOG_ERROR 0
 #define BMC_LOG_WARN 1
 #define BMC_LOG_INFO 2
 /* Install a log callback (NULL: silent, the default). Not thread-safe: call before other use. */
-void bmc_log_set(bmc_log_fn fn, void *user);
+BMC_API void bmc_log_set(bmc_log_fn fn, void *user);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Model                                                                                      */
@@ -134,26 +142,32 @@ typedef struct bmc_model_params {
                          faster passes (docs/PERF.md). Default 1. */
 } bmc_model_params;
 
-bmc_model_params bmc_model_default_params(void);
+BMC_API bmc_model_params bmc_model_default_params(void);
 
 /* Map and validate a .bmc model file. params may be NULL (defaults). On failure *out is NULL. */
-bmc_status bmc_model_load(const char *path, const bmc_model_params *params, bmc_model **out);
-void bmc_model_free(bmc_model *model); /* NULL-safe */
+BMC_API bmc_status bmc_model_load(const char *path, const bmc_model_params *params,
+                                  bmc_model **out);
+BMC_API void bmc_model_free(bmc_model *model); /* NULL-safe */
 
 /* Accessors. */
-int bmc_model_embed_dim(const bmc_model *model);      /* 512 */
-int bmc_model_image_size(const bmc_model *model);     /* 224 */
-int bmc_model_context_length(const bmc_model *model); /* 256 */
-int bmc_model_vocab_size(const bmc_model *model);     /* entries in the tokenizer vocabulary */
-float bmc_model_logit_scale(const bmc_model *model);  /* exp(logit_scale) from the checkpoint */
-int64_t bmc_model_n_params(const bmc_model *model);   /* float parameters (195,902,721) */
-int bmc_model_n_tensors(const bmc_model *model);
-uint64_t bmc_model_file_size(const bmc_model *model);
+BMC_API int bmc_model_embed_dim(const bmc_model *model);      /* 512 */
+BMC_API int bmc_model_image_size(const bmc_model *model);     /* 224 */
+BMC_API int bmc_model_context_length(const bmc_model *model); /* 256 */
+BMC_API int bmc_model_vocab_size(const bmc_model *model);     /* tokenizer vocabulary entries */
+BMC_API float bmc_model_logit_scale(const bmc_model *model);  /* exp(logit_scale), checkpoint's */
+BMC_API int64_t bmc_model_n_params(const bmc_model *model);   /* float parameters (195,902,721) */
+BMC_API int bmc_model_n_tensors(const bmc_model *model);
+BMC_API uint64_t bmc_model_file_size(const bmc_model *model);
+/* The identity of the model file's contents as text, "bmc<version>-<file size>-<CRC-32>", where
+ * the CRC-32 is the header's own, which covers the configuration and the directory CRC-32, which
+ * covers every tensor's CRC-32: two files with the same fingerprint hold the same model. Written
+ * into buf (always NUL-terminated when size > 0); returns the full length (snprintf semantics). */
+BMC_API int bmc_model_fingerprint(const bmc_model *model, char *buf, size_t size);
 /* The token string of id (NULL if out of range); the pointer lives as long as the model. */
-const char *bmc_model_token(const bmc_model *model, int id, size_t *len);
+BMC_API const char *bmc_model_token(const bmc_model *model, int id, size_t *len);
 /* Multi-line human-readable description (configuration, counts, sizes) written into buf;
  * returns the full length (snprintf semantics). */
-int bmc_model_describe(const bmc_model *model, char *buf, size_t size);
+BMC_API int bmc_model_describe(const bmc_model *model, char *buf, size_t size);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Context                                                                                    */
@@ -166,11 +180,11 @@ typedef struct bmc_ctx_params {
     int max_batch;  /* scratch is sized for this many images/texts up front. Default 8.         */
 } bmc_ctx_params;
 
-bmc_ctx_params bmc_ctx_default_params(void);
+BMC_API bmc_ctx_params bmc_ctx_default_params(void);
 
-bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc_ctx **out);
-void bmc_ctx_free(bmc_ctx *ctx); /* NULL-safe */
-const bmc_model *bmc_ctx_model(const bmc_ctx *ctx);
+BMC_API bmc_status bmc_ctx_new(const bmc_model *model, const bmc_ctx_params *params, bmc_ctx **out);
+BMC_API void bmc_ctx_free(bmc_ctx *ctx); /* NULL-safe */
+BMC_API const bmc_model *bmc_ctx_model(const bmc_ctx *ctx);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Text                                                                                       */
@@ -179,15 +193,17 @@ const bmc_model *bmc_ctx_model(const bmc_ctx *ctx);
  * [CLS] ids... [SEP], truncated to the context length, no padding. Invalid UTF-8 bytes are
  * replaced by U+FFFD (which BERT's normaliser then drops). ids must hold `cap` ints;
  * cap >= BMC_MAX_TOKENS always suffices. *n_ids receives the count. */
-bmc_status bmc_tokenize(const bmc_model *model, const char *utf8, int *ids, int cap, int *n_ids);
+BMC_API bmc_status bmc_tokenize(const bmc_model *model, const char *utf8, int *ids, int cap,
+                                int *n_ids);
 
 /* Encode n texts into out[n * bmc_model_embed_dim(model)]. normalize != 0: each row has unit L2 norm. */
-bmc_status bmc_encode_text(bmc_ctx *ctx, const char *const *texts, int n, float *out, int normalize);
+BMC_API bmc_status bmc_encode_text(bmc_ctx *ctx, const char *const *texts, int n, float *out,
+                                   int normalize);
 
 /* Encode n already tokenized texts, packed one after another in ids: text i has lens[i] ids
  * (1 <= lens[i] <= context length), starting at the sum of the lengths before it. */
-bmc_status bmc_encode_ids(bmc_ctx *ctx, const int *ids, const int *lens, int n, float *out,
-                          int normalize);
+BMC_API bmc_status bmc_encode_ids(bmc_ctx *ctx, const int *ids, const int *lens, int n, float *out,
+                                  int normalize);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Images                                                                                     */
@@ -223,9 +239,9 @@ typedef struct bmc_image {
  * expanded). Free with bmc_image_free. Images wider or taller than BMC_IMAGE_MAX_SIDE are
  * refused before any pixel memory is allocated. */
 #define BMC_IMAGE_MAX_SIDE 32768
-bmc_status bmc_image_load(const char *path, int flags, bmc_image *out);
-bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out);
-void bmc_image_free(bmc_image *image); /* NULL-safe; a no-op on caller-made views */
+BMC_API bmc_status bmc_image_load(const char *path, int flags, bmc_image *out);
+BMC_API bmc_status bmc_image_load_memory(const void *data, size_t size, int flags, bmc_image *out);
+BMC_API void bmc_image_free(bmc_image *image); /* NULL-safe; a no-op on caller-made views */
 
 /* How stored values of more than 8 bits become the 8-bit image (docs/IMAGE.md). */
 typedef enum bmc_window_mode {
@@ -248,12 +264,12 @@ typedef struct bmc_load_params {
     int window_index;         /* for BMC_WINDOW_FILE                                              */
     double window_center, window_width; /* for BMC_WINDOW_CENTER_WIDTH (width > 0)                */
 } bmc_load_params;
-bmc_load_params bmc_load_default_params(void);
+BMC_API bmc_load_params bmc_load_default_params(void);
 
 /* Like bmc_image_load / _memory, with frame, page and window choices. params NULL = defaults.
  * bmc_image_load(path, flags, out) equals bmc_image_load_ex with the default params and flags. */
-bmc_status bmc_image_load_ex(const char *path, const bmc_load_params *params, bmc_image *out);
-bmc_status bmc_image_load_memory_ex(const void *data, size_t size, const bmc_load_params *params,
+BMC_API bmc_status bmc_image_load_ex(const char *path, const bmc_load_params *params, bmc_image *out);
+BMC_API bmc_status bmc_image_load_memory_ex(const void *data, size_t size, const bmc_load_params *params,
                                     bmc_image *out);
 
 /* What the decoder saw (for `biomedclip info-image`, frame enumeration). */
@@ -271,21 +287,24 @@ typedef struct bmc_image_info {
                                   8-bit sources                                                  */
 } bmc_image_info;
 /* Fill info for an image from bmc_image_load*; BMC_E_INVALID_ARG for caller-made views. */
-bmc_status bmc_image_get_info(const bmc_image *image, bmc_image_info *info);
+BMC_API bmc_status bmc_image_get_info(const bmc_image *image, bmc_image_info *info);
 
 /* Resize (shorter side to 224, PIL bicubic) and centre-crop an 8-bit image view.
  * rgb224 receives 224*224*3 bytes, row-major RGB. */
-bmc_status bmc_image_crop(const bmc_model *model, const bmc_image *image, unsigned char *rgb224);
+BMC_API bmc_status bmc_image_crop(const bmc_model *model, const bmc_image *image,
+                                  unsigned char *rgb224);
 
 /* The model input for an image: crop as above, then /255 and (x - mean) / std.
  * chw receives 3*224*224 floats in channel-major (CHW) order. */
-bmc_status bmc_image_preprocess(const bmc_model *model, const bmc_image *image, float *chw);
+BMC_API bmc_status bmc_image_preprocess(const bmc_model *model, const bmc_image *image, float *chw);
 
 /* Encode n images (views or loaded ones, any size) into out[n * bmc_model_embed_dim(model)]. */
-bmc_status bmc_encode_image(bmc_ctx *ctx, const bmc_image *images, int n, float *out, int normalize);
+BMC_API bmc_status bmc_encode_image(bmc_ctx *ctx, const bmc_image *images, int n, float *out,
+                                    int normalize);
 
 /* Encode n preprocessed inputs chw[n * 3*224*224] (as bmc_image_preprocess writes them). */
-bmc_status bmc_encode_pixels(bmc_ctx *ctx, const float *chw, int n, float *out, int normalize);
+BMC_API bmc_status bmc_encode_pixels(bmc_ctx *ctx, const float *chw, int n, float *out,
+                                     int normalize);
 
 /* ----------------------------------------------------------------------------------------- */
 /* Similarity and zero-shot                                                                   */
@@ -295,20 +314,21 @@ bmc_status bmc_encode_pixels(bmc_ctx *ctx, const float *chw, int n, float *out, 
  * in double. dim is the embedding length, bmc_model_embed_dim(model) (BMC_EMBED_DIM for
  * BiomedCLIP; smaller for test models). Any two sets of embeddings may be compared (image-image,
  * text-text). n_img, n_txt, dim must be > 0 (BMC_E_INVALID_ARG otherwise). */
-bmc_status bmc_similarity(const float *img, int n_img, const float *txt, int n_txt, int dim,
-                          float *out);
+BMC_API bmc_status bmc_similarity(const float *img, int n_img, const float *txt, int n_txt, int dim,
+                                  float *out);
 
 /* For n_img image embeddings and n_txt text embeddings (rows of bmc_model_embed_dim(model)
  * floats, normalised or not): probs[i * n_txt + j] = softmax_j(bmc_model_logit_scale(model) *
  * cosine(img_i, txt_j)), the notebook's zero-shot probabilities (softmax in double). */
-bmc_status bmc_zero_shot_probs(const bmc_model *model, const float *img, int n_img,
-                               const float *txt, int n_txt, float *probs);
+BMC_API bmc_status bmc_zero_shot_probs(const bmc_model *model, const float *img, int n_img,
+                                       const float *txt, int n_txt, float *probs);
 
 /* Convenience: decode one image file (BMC_DECODE_DEFAULT), encode it and the n texts (n > 0),
  * and write probs[n] as bmc_zero_shot_probs does. Allocates (n + 1) embeddings of scratch for
  * the call and frees it before returning. */
-bmc_status bmc_zero_shot_file(bmc_ctx *ctx, const char *path, const char *const *texts, int n,
-                              float *probs);
+BMC_API bmc_status bmc_zero_shot_file(bmc_ctx *ctx, const char *path, const char *const *texts,
+                                      int n,
+                                      float *probs);
 
 #ifdef __cplusplus
 }

@@ -559,6 +559,12 @@ int64_t bmc_model_n_params(const bmc_model *m) { return m ? m->n_params : 0; }
 int bmc_model_n_tensors(const bmc_model *m) { return m ? (int)m->n_tensors : 0; }
 uint64_t bmc_model_file_size(const bmc_model *m) { return m ? (uint64_t)m->map_size : 0; }
 
+int bmc_model_fingerprint(const bmc_model *m, char *buf, size_t size) {
+    if (!m) return snprintf(buf, size, "%s", "");
+    const bmc__header *h = (const bmc__header *)m->map;
+    return snprintf(buf, size, "bmc%u-%" PRIu64 "-%08x", h->version, h->file_size, h->header_crc32);
+}
+
 const char *bmc_model_token(const bmc_model *m, int id, size_t *len) {
     if (!m || id < 0 || (uint32_t)id >= m->vocab.n) {
         if (len) *len = 0;

@@ -20,6 +20,7 @@ int cli_embed_image(int argc, char **argv);
 int cli_embed_text(int argc, char **argv);
 int cli_classify(int argc, char **argv);
 int cli_index(int argc, char **argv);
+int cli_index_merge(int argc, char **argv);
 int cli_search(int argc, char **argv);
 
 /* The model path: the -m value if given, else $BIOMEDCLIP_MODEL, else NULL. */
@@ -32,11 +33,75 @@ void cli_json_string(FILE *f, const char *s);
 void cli_json_floats(FILE *f, const float *v, int n);
 /* Parse a positive int option value; returns 0 on success, prints an error otherwise. */
 int cli_parse_int(const char *cmd, const char *opt, const char *value, int *out);
-/* Option matching for hand-written argument loops: if argv[*i] is `name` ("--top") or
- * "name=VALUE", return 1 and set *value to the value (argv[*i + 1], advancing *i past it, or the
- * text after '='; NULL when missing). Return 0 when argv[*i] is another argument. */
-int cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
-/* True when s is "-h" or "--help". */
-int cli_is_help(const char *s);
+
+/* ---- The command line of a subcommand: a table of options, read by cli_parse ---------------
+ * Every subcommand reads its arguments the same way: -h/--help prints the usage, "--" ends the
+ * options, "-" alone is an argument, and an option that takes a value accepts "--opt VALUE" and
+ * "--opt=VALUE". A new command lists its options in a table ending with {0}:
+ *
+ *     const char *model = NULL;  int threads = 0, json = 0;  cli_list files;
+ *     const cli_option opts[] = {CLI_OPT_MODEL(&model), CLI_OPT_THREADS(&threads),
+ *                                CLI_OPT_JSON(&json), CLI_ARGS(&files), {0}};
+ *     int rc = cli_parse("my-cmd", usage_text, opts, argc, argv);
+ *     if (rc != CLI_GO_ON) return rc;
+ */
+typedef enum cli_kind {
+    CLI_END = 0, /* the end of the table */
+    CLI_SET,     /* a flag: *(int *)dest = value */
+    CLI_STRING,  /* takes a value: *(const char **)dest = VALUE */
+    CLI_INT,     /* takes a positive integer: *(int *)dest = VALUE */
+    CLI_CHOICE,  /* takes one of choices ("table|json|tsv"): *(int *)dest = its position */
+    CLI_CALL,    /* takes a value: call(dest, VALUE) */
+} cli_kind;
+
+typedef struct cli_option {
+    const char *name;    /* "--batch"; NULL: the entry receives the arguments that are not options */
+    const char *alias;   /* another spelling ("-m"), or NULL */
+    cli_kind kind;
+    void *dest;
+    int value;           /* CLI_SET: what is stored */
+    const char *choices; /* CLI_CHOICE: the values, '|'-separated */
+    /* CLI_CALL: CLI_GO_ON to go on, else the exit code to stop with (having printed why) */
+    int (*call)(void *dest, const char *value);
+} cli_option;
+
+#define CLI_GO_ON (-1)
+
+#define CLI_OPT_MODEL(p) {"--model", "-m", CLI_STRING, (p), 0, NULL, NULL}
+#define CLI_OPT_THREADS(p) {"--threads", NULL, CLI_INT, (p), 0, NULL, NULL}
+#define CLI_OPT_BATCH(p) {"--batch", NULL, CLI_INT, (p), 0, NULL, NULL}
+#define CLI_OPT_JSON(p) {"--json", NULL, CLI_SET, (p), 1, NULL, NULL}
+#define CLI_OPT_FORMAT(p) {"--format", NULL, CLI_CHOICE, (p), 0, "table|json|tsv", NULL}
+#define CLI_ARGS(list) {NULL, NULL, CLI_CALL, (list), 0, NULL, cli_list_add}
+
+/* Read argv[1..argc) against opts (for messages, cmd names the command). Returns CLI_GO_ON when
+ * the command should run, else the exit code to return: CLI_EXIT_OK after printing usage for
+ * --help, CLI_EXIT_USAGE after printing why the command line is wrong. */
+int cli_parse(const char *cmd, const char *usage, const cli_option *opts, int argc, char **argv);
+
+/* The inputs of a command in command-line order: arguments, or with --file, files to read. */
+typedef struct cli_list {
+    const char **v; /* [argc] */
+    char *is_file;  /* [argc] 1 where v[k] names a file of inputs */
+    int n;
+} cli_list;
+int cli_list_init(cli_list *l, int argc); /* 0, or -1 when out of memory */
+void cli_list_free(cli_list *l);
+int cli_list_add(void *list, const char *arg);       /* CLI_CALL: one input */
+int cli_list_add_file(void *list, const char *path); /* CLI_CALL: a file of inputs */
+
+/* Call fn(user, line) for every line of path ('-': standard input) without its "\n" or "\r\n";
+ * the line is writable and valid during the call. A non-zero return from fn stops the reading.
+ * Returns 0, or -1 when fn stopped or the file cannot be read (then after printing
+ * "biomedclip cmd: cannot open PATH" or "... error reading PATH"). */
+int cli_read_lines(const char *cmd, const char *path, int (*fn)(void *user, char *line, size_t len),
+                   void *user);
+
+/* A context on model with `threads` threads (0: the default) and scratch for batches of
+ * max_batch (0: the default). Returns 0, or -1 after printing "biomedclip cmd: why". */
+int cli_new_ctx(const char *cmd, const bmc_model *model, int threads, int max_batch, bmc_ctx **ctx);
+
+/* Print one embedding: `name<TAB>v1 v2 ...`, or as JSON {"KEY": name, "embedding": [...]}. */
+void cli_print_embedding(const char *key, const char *name, const float *e, int dim, int json);
 
 #endif /* BMC_CLI_H */

@@ -145,63 +145,43 @@ static int print_one(void *user, int index, const float *emb, const char *error)
     return 0;
 }
 
+static int add_labels(void *l, const char *list) {
+    if (labels_split(l, list) == 0) return CLI_GO_ON;
+    fprintf(stderr, "biomedclip classify: out of memory\n");
+    return CLI_EXIT_FAILURE;
+}
+
+static int add_labels_file(void *l, const char *path) {
+    return labels_file(l, path) ? CLI_EXIT_USAGE : CLI_GO_ON;
+}
+
 int cli_classify(int argc, char **argv) {
-    const char *model_opt = NULL, *template = DEFAULT_TEMPLATE, *v;
-    int top = 0, threads = 0, batch = 8, format = FMT_TABLE, rc = CLI_EXIT_USAGE;
+    const char *model_opt = NULL, *template = DEFAULT_TEMPLATE;
+    int top = 0, threads = 0, batch = 8, format = FMT_TABLE, rc = CLI_EXIT_FAILURE;
     labels lab = {0};
-    const char **files = calloc((size_t)argc, sizeof *files);
-    int n_files = 0, only_files = 0;
+    cli_list files;
     bmc_model *model = NULL;
     bmc_ctx *ctx = NULL;
     char **texts = NULL;
     float *text_emb = NULL, *probs = NULL;
     int *order = NULL;
-    if (!files) goto oom;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_files || a[0] != '-' || !a[1]) {
-            files[n_files++] = a;
-        } else if (!strcmp(a, "--")) {
-            only_files = 1;
-        } else if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "-m", &v) || cli_opt(argc, argv, &i, "--model", &v)) {
-            if (!v) goto missing;
-            model_opt = v;
-        } else if (cli_opt(argc, argv, &i, "--labels", &v)) {
-            if (!v) goto missing;
-            if (labels_split(&lab, v)) goto oom;
-        } else if (cli_opt(argc, argv, &i, "--labels-file", &v)) {
-            if (!v) goto missing;
-            if (labels_file(&lab, v)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--template", &v)) {
-            if (!v) goto missing;
-            template = v;
-        } else if (cli_opt(argc, argv, &i, "--top", &v)) {
-            if (cli_parse_int("classify", "--top", v, &top)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-            if (cli_parse_int("classify", "--threads", v, &threads)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--batch", &v)) {
-            if (cli_parse_int("classify", "--batch", v, &batch)) goto done;
-        } else if (!strcmp(a, "--json")) {
-            format = FMT_JSON;
-        } else if (cli_opt(argc, argv, &i, "--format", &v)) {
-            if (!v) goto missing;
-            if (!strcmp(v, "table")) format = FMT_TABLE;
-            else if (!strcmp(v, "json")) format = FMT_JSON;
-            else if (!strcmp(v, "tsv")) format = FMT_TSV;
-            else {
-                fprintf(stderr, "biomedclip classify: --format wants table, json or tsv, got '%s'\n", v);
-                goto done;
-            }
-        } else {
-            fprintf(stderr, "biomedclip classify: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
+    if (cli_list_init(&files, argc)) goto oom;
+    const cli_option opts[] = {
+        CLI_OPT_MODEL(&model_opt),
+        {"--labels", NULL, CLI_CALL, &lab, 0, NULL, add_labels},
+        {"--labels-file", NULL, CLI_CALL, &lab, 0, NULL, add_labels_file},
+        {"--template", NULL, CLI_STRING, &template, 0, NULL, NULL},
+        {"--top", NULL, CLI_INT, &top, 0, NULL, NULL},
+        CLI_OPT_THREADS(&threads),
+        CLI_OPT_BATCH(&batch),
+        {"--json", NULL, CLI_SET, &format, FMT_JSON, NULL, NULL},
+        CLI_OPT_FORMAT(&format),
+        CLI_ARGS(&files),
+        {0},
+    };
+    if ((rc = cli_parse("classify", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
+    int n_files = files.n;
     if (lab.n == 0) {
         fprintf(stderr, "biomedclip classify: no labels: pass --labels \"a,b,c\" or --labels-file FILE\n");
         goto done;
@@ -213,14 +193,8 @@ int cli_classify(int argc, char **argv) {
 
     rc = CLI_EXIT_MODEL;
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
-    bmc_ctx_params cp = bmc_ctx_default_params();
-    if (threads > 0) cp.n_threads = threads;
-    if (batch > cp.max_batch) cp.max_batch = batch;
     rc = CLI_EXIT_FAILURE;
-    if (bmc_ctx_new(model, &cp, &ctx) != BMC_OK) {
-        fprintf(stderr, "biomedclip classify: %s\n", bmc_last_error());
-        goto done;
-    }
+    if (cli_new_ctx("classify", model, threads, batch > 8 ? batch : 0, &ctx)) goto done;
     int dim = bmc_model_embed_dim(model), n = lab.n, width = 0;
     texts = calloc((size_t)n, sizeof *texts);
     text_emb = malloc((size_t)n * dim * sizeof *text_emb);
@@ -238,14 +212,11 @@ int cli_classify(int argc, char **argv) {
         fprintf(stderr, "biomedclip classify: encoding the labels: %s\n", bmc_last_error());
         goto done;
     }
-    run r = {files, &lab, text_emb, model, probs, order, format, top, width};
-    int failed = cli_encode_image_files(ctx, files, n_files, batch, print_one, &r);
+    run r = {files.v, &lab, text_emb, model, probs, order, format, top, width};
+    int failed = cli_encode_image_files(ctx, files.v, n_files, batch, print_one, &r);
     rc = failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
     goto done;
 
-missing:
-    fprintf(stderr, "biomedclip classify: %s needs a value\n", argv[argc - 1]);
-    goto done;
 oom:
     fprintf(stderr, "biomedclip classify: out of memory\n");
     rc = CLI_EXIT_FAILURE;
@@ -253,7 +224,8 @@ done:
     if (texts)
         for (int j = 0; j < lab.n; j++) free(texts[j]);
     for (int j = 0; j < lab.n; j++) free(lab.items[j]);
-    free(lab.items), free(texts), free(text_emb), free(probs), free(order), free(files);
+    free(lab.items), free(texts), free(text_emb), free(probs), free(order);
+    cli_list_free(&files);
     bmc_ctx_free(ctx);
     bmc_model_free(model);
     return rc;

@@ -39,20 +39,6 @@ typedef struct job {
     char (*err)[512];   /* [batch] why a file failed */
 } job;
 
-static void print_embedding(const job *j, const char *file, const float *e) {
-    if (j->json) {
-        fputs("{\"file\": ", stdout);
-        cli_json_string(stdout, file);
-        fputs(", \"embedding\": ", stdout);
-        cli_json_floats(stdout, e, j->dim);
-        fputs("}\n", stdout);
-    } else {
-        fputs(file, stdout);
-        for (int k = 0; k < j->dim; k++) printf(k ? " %.9g" : "\t%.9g", (double)e[k]);
-        putchar('\n');
-    }
-}
-
 /* Files [start, start + count): returns how many failed. */
 static int run_batch(job *j, int start, int count) {
     int rows = 0, failed = 0;
@@ -86,7 +72,8 @@ static int run_batch(job *j, int start, int count) {
                 fprintf(stderr, "biomedclip embed-image: %s: %s\n", j->files[start + k], j->err[k]);
             failed++;
         } else {
-            print_embedding(j, j->files[start + k], j->emb + (size_t)j->ok[k] * j->dim);
+            cli_print_embedding("file", j->files[start + k], j->emb + (size_t)j->ok[k] * j->dim, j->dim,
+                                j->json);
         }
     }
     fflush(stdout);
@@ -94,44 +81,20 @@ static int run_batch(job *j, int start, int count) {
 }
 
 int cli_embed_image(int argc, char **argv) {
-    const char *model_opt = NULL, *v;
-    int threads = 0, batch = 8, json = 0, raw = 0, n_files = 0, only_files = 0;
-    int rc = CLI_EXIT_USAGE;
-    const char **files = calloc((size_t)argc, sizeof *files);
+    const char *model_opt = NULL;
+    int threads = 0, batch = 8, json = 0, raw = 0;
+    cli_list files;
     bmc_model *model = NULL;
     job j;
     memset(&j, 0, sizeof j);
-    if (!files) goto oom;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_files || a[0] != '-' || !a[1]) {
-            files[n_files++] = a;
-        } else if (!strcmp(a, "--")) {
-            only_files = 1;
-        } else if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "-m", &v) || cli_opt(argc, argv, &i, "--model", &v)) {
-            if (!v) {
-                fprintf(stderr, "biomedclip embed-image: %s needs a value\n", a);
-                goto done;
-            }
-            model_opt = v;
-        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-            if (cli_parse_int("embed-image", "--threads", v, &threads)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--batch", &v)) {
-            if (cli_parse_int("embed-image", "--batch", v, &batch)) goto done;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--raw")) {
-            raw = 1;
-        } else {
-            fprintf(stderr, "biomedclip embed-image: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
+    int rc = CLI_EXIT_FAILURE;
+    if (cli_list_init(&files, argc)) goto oom;
+    const cli_option opts[] = {CLI_OPT_MODEL(&model_opt), CLI_OPT_THREADS(&threads),
+                               CLI_OPT_BATCH(&batch), CLI_OPT_JSON(&json),
+                               {"--raw", NULL, CLI_SET, &raw, 1, NULL, NULL}, CLI_ARGS(&files), {0}};
+    if ((rc = cli_parse("embed-image", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    int n_files = files.n;
+    rc = CLI_EXIT_USAGE;
     if (n_files == 0) {
         fprintf(stderr, "biomedclip embed-image: no images (see --help)\n");
         goto done;
@@ -141,15 +104,9 @@ int cli_embed_image(int argc, char **argv) {
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
     rc = CLI_EXIT_FAILURE;
     if (batch > n_files) batch = n_files;
-    bmc_ctx_params cp = bmc_ctx_default_params();
-    cp.n_threads = threads;
-    cp.max_batch = batch;
-    if (bmc_ctx_new(model, &cp, &j.ctx) != BMC_OK) {
-        fprintf(stderr, "biomedclip embed-image: %s\n", bmc_last_error());
-        goto done;
-    }
+    if (cli_new_ctx("embed-image", model, threads, batch, &j.ctx)) goto done;
     int side = bmc_model_image_size(model);
-    j.model = model, j.files = files, j.json = json, j.normalize = !raw, j.batch = batch;
+    j.model = model, j.files = files.v, j.json = json, j.normalize = !raw, j.batch = batch;
     j.in = 3 * (size_t)side * side;
     j.dim = bmc_model_embed_dim(model);
     j.chw = malloc((size_t)batch * j.in * sizeof *j.chw);
@@ -167,7 +124,8 @@ oom:
     fprintf(stderr, "biomedclip embed-image: out of memory\n");
     rc = CLI_EXIT_FAILURE;
 done:
-    free(j.chw), free(j.emb), free(j.ok), free(j.err), free(files);
+    free(j.chw), free(j.emb), free(j.ok), free(j.err);
+    cli_list_free(&files);
     bmc_ctx_free(j.ctx);
     bmc_model_free(model);
     return rc;

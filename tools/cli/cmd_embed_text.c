@@ -40,31 +40,18 @@ typedef struct job {
     int failed;     /* texts that could not be embedded */
 } job;
 
-static void print_embedding(const job *j, const char *text, const float *e) {
-    if (j->json) {
-        fputs("{\"text\": ", stdout);
-        cli_json_string(stdout, text);
-        fputs(", \"embedding\": ", stdout);
-        cli_json_floats(stdout, e, j->dim);
-        fputs("}\n", stdout);
-    } else {
-        fputs(text, stdout);
-        for (int k = 0; k < j->dim; k++) printf(k ? " %.9g" : "\t%.9g", (double)e[k]);
-        putchar('\n');
-    }
-}
-
 /* Encode and print the pending texts. A failing batch is retried one text at a time, so that
  * only the bad text is reported and the others are still printed in order. */
 static void flush_batch(job *j) {
     if (j->n == 0) return;
     const char *const *t = (const char *const *)j->texts;
     if (bmc_encode_text(j->ctx, t, j->n, j->emb, j->normalize) == BMC_OK) {
-        for (int k = 0; k < j->n; k++) print_embedding(j, t[k], j->emb + (size_t)k * j->dim);
+        for (int k = 0; k < j->n; k++)
+            cli_print_embedding("text", t[k], j->emb + (size_t)k * j->dim, j->dim, j->json);
     } else {
         for (int k = 0; k < j->n; k++) {
             if (bmc_encode_text(j->ctx, t + k, 1, j->emb, j->normalize) == BMC_OK) {
-                print_embedding(j, t[k], j->emb);
+                cli_print_embedding("text", t[k], j->emb, j->dim, j->json);
             } else {
                 fflush(stdout);
                 fprintf(stderr, "biomedclip embed-text: text %.60s: %s\n", t[k], bmc_last_error());
@@ -88,86 +75,26 @@ static int add_text(job *j, const char *text, size_t len) {
     return 0;
 }
 
-/* Every line of a file (without its "\n" or "\r\n") as a text; -1 if it cannot be read. */
-static int add_file(job *j, const char *path) {
-    int is_stdin = !strcmp(path, "-");
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) {
-        fflush(stdout);
-        fprintf(stderr, "biomedclip embed-text: cannot open %s\n", path);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got;
-    int rc = 0;
-    while ((got = getline(&line, &cap, f)) >= 0) {
-        size_t len = (size_t)got;
-        if (len && line[len - 1] == '\n') len--;
-        if (len && line[len - 1] == '\r') len--;
-        if (add_text(j, line, len)) {
-            rc = -1;
-            break;
-        }
-    }
-    if (ferror(f)) {
-        fflush(stdout);
-        fprintf(stderr, "biomedclip embed-text: error reading %s\n", path);
-        rc = -1;
-    }
-    free(line);
-    if (!is_stdin) fclose(f);
-    return rc;
-}
+/* A line of a --file as a text. */
+static int add_line(void *user, char *line, size_t len) { return add_text(user, line, len); }
 
 int cli_embed_text(int argc, char **argv) {
-    const char *model_opt = NULL, *v;
-    int threads = 0, batch = 32, json = 0, raw = 0, n_inputs = 0, only_texts = 0;
-    int rc = CLI_EXIT_USAGE;
-    /* inputs in order: a text, or a file name when is_file[k] */
-    const char **inputs = calloc((size_t)argc, sizeof *inputs);
-    char *is_file = calloc((size_t)argc, 1);
+    const char *model_opt = NULL;
+    int threads = 0, batch = 32, json = 0, raw = 0;
+    cli_list in; /* texts, and files of texts, in order */
     bmc_model *model = NULL;
     job j;
     memset(&j, 0, sizeof j);
-    if (!inputs || !is_file) goto oom;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_texts || a[0] != '-' || !a[1]) {
-            inputs[n_inputs++] = a;
-        } else if (!strcmp(a, "--")) {
-            only_texts = 1;
-        } else if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "-m", &v) || cli_opt(argc, argv, &i, "--model", &v) ||
-                   cli_opt(argc, argv, &i, "--file", &v)) {
-            if (!v) {
-                fprintf(stderr, "biomedclip embed-text: %s needs a value\n", a);
-                goto done;
-            }
-            if (!strncmp(a, "--file", 6)) {
-                is_file[n_inputs] = 1;
-                inputs[n_inputs++] = v;
-            } else {
-                model_opt = v;
-            }
-        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-            if (cli_parse_int("embed-text", "--threads", v, &threads)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--batch", &v)) {
-            if (cli_parse_int("embed-text", "--batch", v, &batch)) goto done;
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else if (!strcmp(a, "--raw")) {
-            raw = 1;
-        } else {
-            fprintf(stderr, "biomedclip embed-text: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
-    if (n_inputs == 0) {
+    int rc = CLI_EXIT_FAILURE;
+    if (cli_list_init(&in, argc)) goto oom;
+    const cli_option opts[] = {CLI_OPT_MODEL(&model_opt), CLI_OPT_THREADS(&threads),
+                               CLI_OPT_BATCH(&batch), CLI_OPT_JSON(&json),
+                               {"--raw", NULL, CLI_SET, &raw, 1, NULL, NULL},
+                               {"--file", NULL, CLI_CALL, &in, 0, NULL, cli_list_add_file},
+                               CLI_ARGS(&in), {0}};
+    if ((rc = cli_parse("embed-text", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
+    if (in.n == 0) {
         fprintf(stderr, "biomedclip embed-text: no texts (see --help)\n");
         goto done;
     }
@@ -176,15 +103,10 @@ int cli_embed_text(int argc, char **argv) {
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
     rc = CLI_EXIT_FAILURE;
     int has_file = 0;
-    for (int k = 0; k < n_inputs; k++) has_file |= is_file[k];
-    if (!has_file && batch > n_inputs) batch = n_inputs;
-    bmc_ctx_params cp = bmc_ctx_default_params();
-    cp.n_threads = threads;
-    cp.max_batch = batch < 8 ? batch : 8; /* scratch for 8 full-length texts; grows if needed */
-    if (bmc_ctx_new(model, &cp, &j.ctx) != BMC_OK) {
-        fprintf(stderr, "biomedclip embed-text: %s\n", bmc_last_error());
-        goto done;
-    }
+    for (int k = 0; k < in.n; k++) has_file |= in.is_file[k];
+    if (!has_file && batch > in.n) batch = in.n;
+    /* scratch for 8 full-length texts; grows if needed */
+    if (cli_new_ctx("embed-text", model, threads, batch < 8 ? batch : 8, &j.ctx)) goto done;
     j.json = json, j.normalize = !raw, j.batch = batch;
     j.dim = bmc_model_embed_dim(model);
     j.texts = calloc((size_t)batch, sizeof *j.texts);
@@ -192,10 +114,10 @@ int cli_embed_text(int argc, char **argv) {
     if (!j.texts || !j.emb) goto oom;
 
     int bad_input = 0;
-    for (int k = 0; k < n_inputs; k++) {
-        if (is_file[k]) {
-            if (add_file(&j, inputs[k])) bad_input = 1;
-        } else if (add_text(&j, inputs[k], strlen(inputs[k]))) {
+    for (int k = 0; k < in.n; k++) {
+        if (in.is_file[k]) {
+            if (cli_read_lines("embed-text", in.v[k], add_line, &j)) bad_input = 1;
+        } else if (add_text(&j, in.v[k], strlen(in.v[k]))) {
             goto oom;
         }
     }
@@ -213,7 +135,6 @@ done:
     free(j.emb);
     bmc_ctx_free(j.ctx);
     bmc_model_free(model);
-    free(inputs);
-    free(is_file);
+    cli_list_free(&in);
     return rc;
 }

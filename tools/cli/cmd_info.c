@@ -5,41 +5,22 @@
 
 #include "cli.h"
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: biomedclip info [-m MODEL] [--verify]\n"
-            "\n"
-            "Print a model file's configuration, tensor count, parameter count and file size.\n"
-            "\n"
-            "  -m, --model MODEL  the .bmc file (default: $BIOMEDCLIP_MODEL)\n"
-            "  --verify           also check every tensor's data CRC-32 (reads the whole file)\n"
-            "  -h, --help         this help\n");
-}
+static const char usage_text[] =
+    "usage: biomedclip info [-m MODEL] [--verify]\n"
+    "\n"
+    "Print a model file's configuration, tensor count, parameter count and file size.\n"
+    "\n"
+    "  -m, --model MODEL  the .bmc file (default: $BIOMEDCLIP_MODEL)\n"
+    "  --verify           also check every tensor's data CRC-32 (reads the whole file)\n"
+    "  -h, --help         this help\n";
 
 int cli_info(int argc, char **argv) {
     const char *model_opt = NULL;
     int verify = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            usage(stdout);
-            return CLI_EXIT_OK;
-        } else if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "biomedclip info: %s needs a value\n", a);
-                return CLI_EXIT_USAGE;
-            }
-            model_opt = argv[++i];
-        } else if (!strncmp(a, "--model=", 8)) {
-            model_opt = a + 8;
-        } else if (!strcmp(a, "--verify")) {
-            verify = 1;
-        } else {
-            fprintf(stderr, "biomedclip info: unknown argument '%s'\n", a);
-            usage(stderr);
-            return CLI_EXIT_USAGE;
-        }
-    }
+    const cli_option opts[] = {CLI_OPT_MODEL(&model_opt),
+                               {"--verify", NULL, CLI_SET, &verify, 1, NULL, NULL}, {0}};
+    int rc = cli_parse("info", usage_text, opts, argc, argv);
+    if (rc != CLI_GO_ON) return rc;
     const char *path = cli_model_path(model_opt);
     if (!path) {
         fprintf(stderr, "biomedclip info: no model: pass -m MODEL or set BIOMEDCLIP_MODEL\n");

@@ -51,9 +51,20 @@ static int on_query_image(void *user, int index, const float *emb, const char *e
     return 0;
 }
 
+/* The one positional argument: the index. */
+static int set_index(void *dir, const char *arg) {
+    const char **index_dir = dir;
+    if (*index_dir) {
+        fprintf(stderr, "biomedclip search: one index only ('%s' and '%s')\n", *index_dir, arg);
+        return CLI_EXIT_USAGE;
+    }
+    *index_dir = arg;
+    return CLI_GO_ON;
+}
+
 int cli_search(int argc, char **argv) {
-    const char *model_opt = NULL, *index_dir = NULL, *text = NULL, *image = NULL, *v;
-    int top = 10, threads = 0, format = FMT_TABLE, rc = CLI_EXIT_USAGE, only_args = 0;
+    const char *model_opt = NULL, *index_dir = NULL, *text = NULL, *image = NULL;
+    int top = 10, threads = 0, format = FMT_TABLE, rc;
     bmc_model *model = NULL;
     bmc_ctx *ctx = NULL;
     float *scores = NULL;
@@ -61,47 +72,19 @@ int cli_search(int argc, char **argv) {
     query q = {0};
     idx_store ix;
     memset(&ix, 0, sizeof ix);
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_args || a[0] != '-' || !a[1]) {
-            if (index_dir) {
-                fprintf(stderr, "biomedclip search: one index only ('%s' and '%s')\n", index_dir, a);
-                goto done;
-            }
-            index_dir = a;
-        } else if (!strcmp(a, "--")) {
-            only_args = 1;
-        } else if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "-m", &v) || cli_opt(argc, argv, &i, "--model", &v)) {
-            if (!(model_opt = v)) goto missing;
-        } else if (cli_opt(argc, argv, &i, "--text", &v)) {
-            if (!(text = v)) goto missing;
-        } else if (cli_opt(argc, argv, &i, "--image", &v)) {
-            if (!(image = v)) goto missing;
-        } else if (cli_opt(argc, argv, &i, "--top", &v)) {
-            if (cli_parse_int("search", "--top", v, &top)) goto done;
-        } else if (cli_opt(argc, argv, &i, "--threads", &v)) {
-            if (cli_parse_int("search", "--threads", v, &threads)) goto done;
-        } else if (!strcmp(a, "--json")) {
-            format = FMT_JSON;
-        } else if (cli_opt(argc, argv, &i, "--format", &v)) {
-            if (!v) goto missing;
-            if (!strcmp(v, "table")) format = FMT_TABLE;
-            else if (!strcmp(v, "json")) format = FMT_JSON;
-            else if (!strcmp(v, "tsv")) format = FMT_TSV;
-            else {
-                fprintf(stderr, "biomedclip search: --format wants table, json or tsv, got '%s'\n", v);
-                goto done;
-            }
-        } else {
-            fprintf(stderr, "biomedclip search: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
+    const cli_option opts[] = {
+        CLI_OPT_MODEL(&model_opt),
+        {"--text", NULL, CLI_STRING, &text, 0, NULL, NULL},
+        {"--image", NULL, CLI_STRING, &image, 0, NULL, NULL},
+        {"--top", NULL, CLI_INT, &top, 0, NULL, NULL},
+        CLI_OPT_THREADS(&threads),
+        {"--json", NULL, CLI_SET, &format, FMT_JSON, NULL, NULL},
+        CLI_OPT_FORMAT(&format),
+        {NULL, NULL, CLI_CALL, &index_dir, 0, NULL, set_index},
+        {0},
+    };
+    if ((rc = cli_parse("search", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
     if (!index_dir) {
         fprintf(stderr, "biomedclip search: no INDEX (see --help)\n");
         goto done;
@@ -122,8 +105,6 @@ int cli_search(int argc, char **argv) {
                 index_dir, ix.dim, q.dim);
         goto done;
     }
-    bmc_ctx_params cp = bmc_ctx_default_params();
-    if (threads > 0) cp.n_threads = threads;
     q.emb = malloc((size_t)q.dim * sizeof *q.emb);
     scores = malloc((size_t)(ix.n ? ix.n : 1) * sizeof *scores);
     order = malloc((size_t)(ix.n ? ix.n : 1) * sizeof *order);
@@ -131,10 +112,7 @@ int cli_search(int argc, char **argv) {
         fprintf(stderr, "biomedclip search: out of memory\n");
         goto done;
     }
-    if (bmc_ctx_new(model, &cp, &ctx) != BMC_OK) {
-        fprintf(stderr, "biomedclip search: %s\n", bmc_last_error());
-        goto done;
-    }
+    if (cli_new_ctx("search", model, threads, 0, &ctx)) goto done;
     if (text) {
         if (bmc_encode_text(ctx, &text, 1, q.emb, 1) != BMC_OK) {
             fprintf(stderr, "biomedclip search: encoding the query: %s\n", bmc_last_error());
@@ -172,8 +150,6 @@ int cli_search(int argc, char **argv) {
     rc = CLI_EXIT_OK;
     goto done;
 
-missing:
-    fprintf(stderr, "biomedclip search: %s needs a value\n", argv[argc - 1]);
 done:
     idx_close(&ix);
     free(q.emb), free(scores), free(order);

@@ -52,77 +52,27 @@ static void tokenize_one(job *j, const char *text) {
     }
 }
 
-/* Every line of a file as a text; -1 if the file cannot be read. */
-static int tokenize_file(job *j, const char *path) {
-    int is_stdin = !strcmp(path, "-");
-    FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) {
-        fflush(stdout);
-        fprintf(stderr, "biomedclip tokenize: cannot open %s\n", path);
-        return -1;
-    }
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t got;
-    while ((got = getline(&line, &cap, f)) >= 0) {
-        size_t len = (size_t)got;
-        if (len && line[len - 1] == '\n') len--;
-        if (len && line[len - 1] == '\r') len--;
-        line[len] = '\0';
-        tokenize_one(j, line);
-    }
-    int rc = 0;
-    if (ferror(f)) {
-        fflush(stdout);
-        fprintf(stderr, "biomedclip tokenize: error reading %s\n", path);
-        rc = -1;
-    }
-    free(line);
-    if (!is_stdin) fclose(f);
-    return rc;
+/* A line of a --file as a text. */
+static int tokenize_line(void *user, char *line, size_t len) {
+    tokenize_one(user, line);
+    return 0;
 }
 
 int cli_tokenize(int argc, char **argv) {
-    const char *model_opt = NULL, *v;
-    int json = 0, n_inputs = 0, only_texts = 0, rc = CLI_EXIT_USAGE;
-    /* inputs in order: a text, or a file name when is_file[k] */
-    const char **inputs = calloc((size_t)argc, sizeof *inputs);
-    char *is_file = calloc((size_t)argc, 1);
+    const char *model_opt = NULL;
+    int json = 0;
+    cli_list in; /* texts, and files of texts, in order */
     bmc_model *model = NULL;
     job j;
     memset(&j, 0, sizeof j);
-    if (!inputs || !is_file) goto oom;
-
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_texts || a[0] != '-' || !a[1]) {
-            inputs[n_inputs++] = a;
-        } else if (!strcmp(a, "--")) {
-            only_texts = 1;
-        } else if (cli_is_help(a)) {
-            fputs(usage_text, stdout);
-            rc = CLI_EXIT_OK;
-            goto done;
-        } else if (cli_opt(argc, argv, &i, "-m", &v) || cli_opt(argc, argv, &i, "--model", &v) ||
-                   cli_opt(argc, argv, &i, "--file", &v)) {
-            if (!v) {
-                fprintf(stderr, "biomedclip tokenize: %s needs a value\n", a);
-                goto done;
-            }
-            if (!strncmp(a, "--file", 6)) {
-                is_file[n_inputs] = 1;
-                inputs[n_inputs++] = v;
-            } else {
-                model_opt = v;
-            }
-        } else if (!strcmp(a, "--json")) {
-            json = 1;
-        } else {
-            fprintf(stderr, "biomedclip tokenize: unknown option '%s' (see --help)\n", a);
-            goto done;
-        }
-    }
-    if (n_inputs == 0) {
+    int rc = CLI_EXIT_FAILURE;
+    if (cli_list_init(&in, argc)) goto oom;
+    const cli_option opts[] = {CLI_OPT_MODEL(&model_opt), CLI_OPT_JSON(&json),
+                               {"--file", NULL, CLI_CALL, &in, 0, NULL, cli_list_add_file},
+                               CLI_ARGS(&in), {0}};
+    if ((rc = cli_parse("tokenize", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    rc = CLI_EXIT_USAGE;
+    if (in.n == 0) {
         fprintf(stderr, "biomedclip tokenize: no texts (see --help)\n");
         goto done;
     }
@@ -136,11 +86,11 @@ int cli_tokenize(int argc, char **argv) {
     if (!(j.ids = malloc((size_t)j.cap * sizeof *j.ids))) goto oom;
 
     int bad_input = 0;
-    for (int k = 0; k < n_inputs; k++) {
-        if (is_file[k]) {
-            if (tokenize_file(&j, inputs[k])) bad_input = 1;
+    for (int k = 0; k < in.n; k++) {
+        if (in.is_file[k]) {
+            if (cli_read_lines("tokenize", in.v[k], tokenize_line, &j)) bad_input = 1;
         } else {
-            tokenize_one(&j, inputs[k]);
+            tokenize_one(&j, in.v[k]);
         }
     }
     fflush(stdout);
@@ -153,7 +103,6 @@ oom:
 done:
     free(j.ids);
     bmc_model_free(model);
-    free(inputs);
-    free(is_file);
+    cli_list_free(&in);
     return rc;
 }

@@ -29,18 +29,24 @@ static int host_is_little_endian(void) {
     return *(const unsigned char *)&one == 1;
 }
 
-static int npy_write_header(FILE *f, long n, int dim) {
-    char h[NPY_HEADER_BYTES];
-    memset(h, ' ', sizeof h);
+int idx_npy_header(char *h, long n, int dim) {
+    memset(h, ' ', NPY_HEADER_BYTES);
     memcpy(h, "\x93NUMPY\x01\x00", 8);
     h[8] = (char)((NPY_HEADER_BYTES - 10) & 0xff);
     h[9] = (char)((NPY_HEADER_BYTES - 10) >> 8);
-    int len = snprintf(h + 10, sizeof h - 10, "{'descr': '<f4', 'fortran_order': False, 'shape': (%ld, %d), }",
-                       n, dim);
+    int len = snprintf(h + 10, NPY_HEADER_BYTES - 10,
+                       "{'descr': '<f4', 'fortran_order': False, 'shape': (%ld, %d), }", n, dim);
     if (len < 0 || len >= NPY_HEADER_BYTES - 11) return -1;
     h[10 + len] = ' '; /* snprintf's NUL */
     h[NPY_HEADER_BYTES - 1] = '\n';
-    if (fseek(f, 0, SEEK_SET) || fwrite(h, 1, sizeof h, f) != sizeof h || fflush(f)) return -1;
+    return 0;
+}
+
+static int npy_write_header(FILE *f, long n, int dim) {
+    char h[NPY_HEADER_BYTES];
+    if (idx_npy_header(h, n, dim) || fseek(f, 0, SEEK_SET) || fwrite(h, 1, sizeof h, f) != sizeof h ||
+        fflush(f))
+        return -1;
     return 0;
 }
 
@@ -142,6 +148,37 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Read the complete lines of failed.tsv (path TAB reason) into ix->failed, sorted, and cut an
+ * unterminated last line (a failure whose write was interrupted: it will be met again). */
+static int read_failed(idx_store *ix, const char *file) {
+    FILE *f = fopen(file, "rb");
+    if (!f) return errno == ENOENT ? 0 : -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long pos = 0, cap_list = 0;
+    int rc = 0;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n') break;
+        pos += len;
+        char *tab = memchr(line, '\t', (size_t)len);
+        size_t plen = tab ? (size_t)(tab - line) : (size_t)len - 1;
+        if (ix->n_failed == cap_list) {
+            cap_list = cap_list ? 2 * cap_list : 64;
+            char **p = realloc(ix->failed, (size_t)cap_list * sizeof *p);
+            if (!p) { rc = -1; break; }
+            ix->failed = p;
+        }
+        if (!(ix->failed[ix->n_failed] = strndup(line, plen))) { rc = -1; break; }
+        ix->n_failed++;
+    }
+    free(line);
+    fclose(f);
+    if (rc == 0 && truncate(file, pos)) rc = -1;
+    if (rc == 0 && ix->n_failed) qsort(ix->failed, (size_t)ix->n_failed, sizeof *ix->failed, cmp_str);
+    return rc;
+}
+
 static int build_sorted(idx_store *ix) {
     ix->n_sorted = ix->n;
     ix->sorted = malloc((size_t)(ix->n ? ix->n : 1) * sizeof *ix->sorted);
@@ -153,8 +190,10 @@ static int build_sorted(idx_store *ix) {
 }
 
 int idx_contains(const idx_store *ix, const char *path) {
-    return ix->n_sorted &&
-           bsearch(&path, ix->sorted, (size_t)ix->n_sorted, sizeof *ix->sorted, cmp_str) != NULL;
+    return (ix->n_sorted &&
+            bsearch(&path, ix->sorted, (size_t)ix->n_sorted, sizeof *ix->sorted, cmp_str) != NULL) ||
+           (ix->n_failed &&
+            bsearch(&path, ix->failed, (size_t)ix->n_failed, sizeof *ix->failed, cmp_str) != NULL);
 }
 
 static int write_meta(const char *dir, int dim, const char *model) {
@@ -168,16 +207,16 @@ static int write_meta(const char *dir, int dim, const char *model) {
     return fclose(f) ? -1 : 0;
 }
 
-int idx_open_append(idx_store *ix, const char *dir, int dim, const char *model) {
+int idx_open_append(idx_store *ix, const char *dir, int dim, const char *model, int flags) {
     memset(ix, 0, sizeof *ix);
     if (!host_is_little_endian()) {
         fprintf(stderr, "biomedclip: the index format is little-endian; this host is not\n");
         return -1;
     }
-    char *npy = NULL, *txt = NULL;
+    char *npy = NULL, *txt = NULL, *fail = NULL;
     int rc = -1;
     if (!(ix->dir = strdup(dir)) || !(npy = join(dir, "embeddings.npy")) ||
-        !(txt = join(dir, "paths.txt")))
+        !(txt = join(dir, "paths.txt")) || !(fail = join(dir, "failed.tsv")))
         goto oom;
     struct stat st;
     if (mkdir(dir, 0777) && errno != EEXIST) {
@@ -235,13 +274,17 @@ int idx_open_append(idx_store *ix, const char *dir, int dim, const char *model) 
         fprintf(stderr, "biomedclip: %s: %s\n", txt, strerror(errno));
         goto out;
     }
+    if ((flags & IDX_KEEP_FAILURES) && (read_failed(ix, fail) || !(ix->fail = fopen(fail, "ab")))) {
+        fprintf(stderr, "biomedclip: %s: %s\n", fail, strerror(errno));
+        goto out;
+    }
     if (build_sorted(ix)) goto oom;
     rc = 0;
     goto out;
 oom:
     fprintf(stderr, "biomedclip: out of memory\n");
 out:
-    free(npy), free(txt);
+    free(npy), free(txt), free(fail);
     return rc;
 }
 
@@ -289,22 +332,108 @@ int idx_append(idx_store *ix, const char *path, const float *emb) {
     return 0;
 }
 
+int idx_fail(idx_store *ix, const char *path, const char *reason) {
+    if (!ix->fail) return 0;
+    fprintf(ix->fail, "%s\t", path);
+    for (const char *r = reason; *r; r++) fputc(*r == '\n' || *r == '\t' ? ' ' : *r, ix->fail);
+    if (fputc('\n', ix->fail) == EOF) {
+        fprintf(stderr, "biomedclip: writing to the index %s failed: %s\n", ix->dir, strerror(errno));
+        return -1;
+    }
+    ix->pending_failed++;
+    return 0;
+}
+
 int idx_commit(idx_store *ix) {
-    if (!ix->pending) return 0;
-    /* rows and paths reach the files before the header counts them */
-    if (fflush(ix->npy) || fflush(ix->txt) || npy_write_header(ix->npy, ix->n + ix->pending, ix->dim) ||
+    if (!ix->pending && !ix->pending_failed) return 0;
+    /* rows, paths and failures reach the disk before the header counts them */
+    if (fflush(ix->npy) || fflush(ix->txt) || (ix->fail && fflush(ix->fail)) || fsync(fileno(ix->npy)) ||
+        fsync(fileno(ix->txt)) || (ix->fail && fsync(fileno(ix->fail))) ||
+        npy_write_header(ix->npy, ix->n + ix->pending, ix->dim) || fsync(fileno(ix->npy)) ||
         fseek(ix->npy, 0, SEEK_END)) {
         fprintf(stderr, "biomedclip: writing to the index %s failed: %s\n", ix->dir, strerror(errno));
         return -1;
     }
     ix->n += ix->pending;
     ix->pending = 0;
+    ix->pending_failed = 0;
     return 0;
+}
+
+int idx_write_atomic(const char *dir, const char *name, const void *data, size_t size) {
+    char *path = join(dir, name), *tmp = path ? malloc(strlen(path) + 5) : NULL;
+    int rc = -1;
+    if (!tmp) goto out;
+    sprintf(tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) goto out;
+    int bad = (size && fwrite(data, 1, size, f) != size) || fflush(f) || fsync(fileno(f));
+    if (fclose(f) || bad || rename(tmp, path)) goto out;
+    rc = 0;
+out:
+    if (rc) fprintf(stderr, "biomedclip: cannot write %s/%s: %s\n", dir, name, strerror(errno));
+    free(path), free(tmp);
+    return rc;
+}
+
+/* An in-memory file, for the atomic writes of whole files. */
+typedef struct membuf {
+    char *data;
+    size_t size;
+    FILE *f;
+} membuf;
+
+int idx_write_clip_part(const char *dir, int part, int n_parts, const float *emb, long n, int dim,
+                        char *const *paths) {
+    int digits = 1;
+    for (int p = n_parts; p >= 10; p /= 10) digits++;
+    char name[64], sub[2][16] = {"img_emb", "metadata"};
+    for (int i = 0; i < 2; i++) {
+        char *d = join(dir, sub[i]);
+        int bad = !d || (mkdir(d, 0777) && errno != EEXIST);
+        free(d);
+        if (bad) {
+            fprintf(stderr, "biomedclip: cannot create %s/%s: %s\n", dir, sub[i], strerror(errno));
+            return -1;
+        }
+    }
+    /* embeddings: the header, then the rows as they are in memory */
+    size_t bytes = (size_t)n * (size_t)dim * sizeof(float);
+    char *buf = malloc(NPY_HEADER_BYTES + bytes);
+    if (!buf || idx_npy_header(buf, n, dim)) {
+        free(buf);
+        fprintf(stderr, "biomedclip: out of memory\n");
+        return -1;
+    }
+    if (bytes) memcpy(buf + NPY_HEADER_BYTES, emb, bytes);
+    snprintf(name, sizeof name, "img_emb/img_emb_%0*d.npy", digits, part);
+    int rc = idx_write_atomic(dir, name, buf, NPY_HEADER_BYTES + bytes);
+    free(buf);
+    if (rc) return rc;
+    /* metadata: one JSON object per row, in row order */
+    membuf m = {0};
+    if (!(m.f = open_memstream(&m.data, &m.size))) return -1;
+    for (long i = 0; i < n; i++) {
+        fputs("{\"image_path\": ", m.f);
+        cli_json_string(m.f, paths[i]);
+        fputs("}\n", m.f);
+    }
+    if (fclose(m.f)) {
+        free(m.data);
+        return -1;
+    }
+    snprintf(name, sizeof name, "metadata/metadata_%0*d.jsonl", digits, part);
+    rc = idx_write_atomic(dir, name, m.data, m.size);
+    free(m.data);
+    return rc;
 }
 
 void idx_close(idx_store *ix) {
     if (ix->npy) fclose(ix->npy);
     if (ix->txt) fclose(ix->txt);
+    if (ix->fail) fclose(ix->fail);
+    for (long i = 0; i < ix->n_failed; i++) free(ix->failed[i]);
+    free(ix->failed);
     /* paths holds n + pending strings once read_paths ran; before that n is only the header's */
     if (ix->paths)
         for (long i = 0; i < ix->n + ix->pending; i++) free(ix->paths[i]);

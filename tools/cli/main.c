@@ -15,6 +15,7 @@ static const struct {
     {"embed-text", cli_embed_text, "print text embeddings"},
     {"classify", cli_classify, "zero-shot classification of images over labels"},
     {"index", cli_index, "embed every image under directories into an index directory"},
+    {"index-merge", cli_index_merge, "join the shards of `index --shard K/N` into one index"},
     {"search", cli_search, "search an index by text or by image"},
 };
 
