@@ -41,7 +41,8 @@ static const char usage_text[] =
     "Exit status: 0 every image indexed, 1 some image failed (the others are indexed),\n"
     "2 bad command line, 3 model not loadable.\n";
 
-static const char *const image_ext[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif", "ppm", "pgm", "pnm"};
+static const char *const image_ext[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif", "ppm", "pgm", "pnm",
+                                        "tif", "tiff"};
 
 typedef struct strlist {
     char **v;
