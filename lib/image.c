@@ -37,6 +37,7 @@ typedef struct bmc__image_internal {
     int32_t *pix32;      /* [height][width] PIL 'I' values (mode I32, default window) */
     float *pixf;         /* [height][width] PIL 'F' values (mode F, default window) */
     uint8_t *pa;         /* [height][width * 2] index + alpha (mode PA) */
+    uint8_t *lab;        /* [height][width * 3] PIL's LAB bytes (mode LAB) */
     bmc_image_info info; /* what the decoder saw (bmc_image_get_info) */
 } bmc__image_internal;
 
@@ -152,7 +153,7 @@ static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char 
     bmc__image_internal *in = bmc__calloc(1, sizeof *in);
     size_t n = (size_t)d->width * d->height;
     int format = d->mode == BMC__MODE_P || d->mode == BMC__MODE_PA || d->mode == BMC__MODE_RGB ||
-                 d->mode == BMC__MODE_CMYK ? BMC_PIXEL_RGB
+                 d->mode == BMC__MODE_CMYK || d->mode == BMC__MODE_LAB ? BMC_PIXEL_RGB
                : d->mode == BMC__MODE_LA || d->mode == BMC__MODE_RGBA ? BMC_PIXEL_RGBA : BMC_PIXEL_GRAY;
     uint8_t *view = NULL;
     if (in) {
@@ -212,6 +213,18 @@ static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char 
     case BMC__MODE_P:
         for (size_t i = 0; i < n; i++) memcpy(view + 3 * i, d->palette + 3 * d->pix[i], 3);
         break;
+    case BMC__MODE_LAB: { /* Pillow's convert('RGB'): littleCMS */
+        bmc_status st = bmc__lab_to_rgb(d->pix, n, view, name);
+        if (st != BMC_OK) {
+            bmc__free(view);
+            bmc__free(in);
+            bmc__decoded_free(d);
+            return st;
+        }
+        in->lab = d->pix;
+        d->pix = NULL;
+        break;
+    }
     case BMC__MODE_PA: /* Convert.c pa2rgb: the index's colour, alpha dropped */
         for (size_t i = 0; i < n; i++) memcpy(view + 3 * i, d->palette + 3 * d->pix[2 * i], 3);
         in->pa = d->pix;
@@ -358,6 +371,7 @@ void bmc_image_free(bmc_image *image) {
     bmc__free(in->pix32);
     bmc__free(in->pixf);
     bmc__free(in->pa);
+    bmc__free(in->lab);
     in->magic = 0;
     bmc__free(in);
     memset(image, 0, sizeof *image);
@@ -401,7 +415,7 @@ int bmc__image_mode(const bmc_image *img) {
 
 /* ---- the crop ------------------------------------------------------------------------------ */
 
-enum { K_U8, K_NEAREST, K_I32, K_CMYK, K_F32, K_PA };
+enum { K_U8, K_NEAREST, K_I32, K_CMYK, K_F32, K_PA, K_LAB };
 
 static bmc_status check_config(const bmc__config *cfg, const char *fn) {
     if (!cfg) return bmc__fail(BMC_E_INVALID_ARG, "%s: configuration is NULL", fn);
@@ -428,7 +442,7 @@ bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigne
      * (PIL resizes 'PA' bicubically, indices and all; unresized, the palette view is PIL's) */
     int kind = (mode == BMC__MODE_1 || mode == BMC__MODE_P) ? K_NEAREST
              : in && (in->pix16 || in->pix32) ? K_I32 : in && in->pixf ? K_F32 : in && in->cmyk ? K_CMYK
-             : in && in->pa && resize ? K_PA : K_U8;
+             : in && in->pa && resize ? K_PA : in && in->lab && resize ? K_LAB : K_U8;
     const uint8_t *src = img->pixels;
     size_t stride = (size_t)img->stride;
     int chans = (int)img->format;
@@ -437,6 +451,10 @@ bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigne
         src = in->cmyk;
         chans = 4;
         stride = (size_t)w * 4;
+    } else if (kind == K_LAB) { /* resized in LAB (3 bands, none premultiplied), converted after */
+        src = in->lab;
+        chans = 3;
+        stride = (size_t)w * 3;
     } else if (kind == K_PA) {
         indices = bmc__malloc((size_t)w * h);
         if (!indices) return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d palette indices", fn, w, h);
@@ -471,6 +489,13 @@ bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigne
                                     ch, region);
     }
     bmc__free(indices);
+    if (st == BMC_OK && kind == K_LAB) { /* the resized LAB window to RGB, in place */
+        uint8_t *lab_rgb = bmc__malloc((size_t)cw * ch * 3);
+        st = lab_rgb ? bmc__lab_to_rgb(region, (size_t)cw * ch, lab_rgb, fn)
+                     : bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d crop", fn, cw, ch);
+        if (st == BMC_OK) memcpy(region, lab_rgb, (size_t)cw * ch * 3);
+        bmc__free(lab_rgb);
+    }
     if (st != BMC_OK) {
         bmc__free(region);
         return st;

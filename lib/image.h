@@ -30,7 +30,9 @@ enum bmc__image_mode {
     BMC__MODE_CMYK,  /* JPEG CMYK (libjpeg-turbo build): bicubic in CMYK, PIL's CMYK->RGB */
     BMC__MODE_I32,   /* PIL 'I' from 32-bit or signed TIFF samples: int32, PIL's resize, clipped */
     BMC__MODE_F,     /* PIL 'F' (float TIFF): float resize, then PIL's F->L (clip, truncate)  */
-    BMC__MODE_PA     /* palette + alpha (TIFF): bicubic on the indices (as PIL), then lookup  */
+    BMC__MODE_PA,    /* palette + alpha (TIFF): bicubic on the indices (as PIL), then lookup  */
+    BMC__MODE_LAB    /* CIELab (TIFF), as PIL holds it (L, a + 128, b + 128): bicubic, then
+                        littleCMS Lab -> sRGB as Pillow's convert('RGB') (image_lab.c)       */
 };
 
 /* A decoded image in its PIL mode, as the format decoders produce it. */
@@ -56,7 +58,7 @@ typedef struct bmc__decode_opts {
 
 /* Bytes per pixel of bmc__decoded.pix for a mode (0 for mode I). */
 int bmc__mode_bpp(int mode);
-/* "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK", "I" (I32), "F", "PA" ("?" otherwise). */
+/* "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK", "I" (I32), "F", "PA", "LAB" ("?" otherwise). */
 const char *bmc__mode_name(int mode);
 
 /* Refuse absurd sizes, then allocate d->pix (or d->pix16 for mode I) and set the palette to the
@@ -78,6 +80,9 @@ bmc_status bmc__decode_pnm(const uint8_t *data, size_t size, const char *name, b
  * photometric, compression). Without libtiff (TIFF=0) it refuses the file naming the option. */
 bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, const bmc__decode_opts *opts,
                             bmc__decoded *out);
+/* Pillow's 'LAB' -> 'RGB' (littleCMS; BMC_E_IMAGE naming LCMS=0 in a build without it): n pixels
+ * of 3 bytes (L, a + 128, b + 128) into n RGB pixels. */
+bmc_status bmc__lab_to_rgb(const uint8_t *lab, size_t n, uint8_t *rgb, const char *name);
 /* Sniff the format and decode (BMC_E_IMAGE for unknown formats, naming what it looks like).
  * opts NULL = defaults. A frame past the file's last is refused. On success out->info is
  * complete. */

@@ -9,15 +9,15 @@ int bmc__mode_bpp(int mode) {
     switch (mode) {
     case BMC__MODE_1: case BMC__MODE_L: case BMC__MODE_P: return 1;
     case BMC__MODE_LA: case BMC__MODE_PA: return 2;
-    case BMC__MODE_RGB: return 3;
+    case BMC__MODE_RGB: case BMC__MODE_LAB: return 3;
     case BMC__MODE_RGBA: case BMC__MODE_CMYK: return 4;
     }
     return 0;
 }
 
 const char *bmc__mode_name(int mode) {
-    static const char *names[] = {"?", "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK", "I", "F", "PA"};
-    return mode >= BMC__MODE_1 && mode <= BMC__MODE_PA ? names[mode] : "?";
+    static const char *names[] = {"?", "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK", "I", "F", "PA", "LAB"};
+    return mode >= BMC__MODE_1 && mode <= BMC__MODE_LAB ? names[mode] : "?";
 }
 
 bmc_status bmc__check_size(const char *what, long long width, long long height) {

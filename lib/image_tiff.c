@@ -16,9 +16,8 @@
  *   RGBX resizes channel by channel, as RGB does); RGB + alpha -> 'RGBA' (associated alpha
  *   un-premultiplied as Unpack.c's RGBa); 16-bit RGB(A)/CMYK keep the high byte; palette -> 'P';
  *   CMYK -> 'CMYK'; YCbCr -> 'RGB'; signed 16/32-bit and unsigned 32-bit gray -> 'I' (int32);
- *   32-bit float gray -> 'F'; palette + alpha -> 'PA'.
- * Files PIL refuses ("unknown pixel mode") are refused here too; so is 'LAB' (PIL converts it to
- * RGB through littleCMS, which this library does not link). */
+ *   32-bit float gray -> 'F'; palette + alpha -> 'PA'; CIELab -> 'LAB' (littleCMS to RGB).
+ * Files PIL refuses ("unknown pixel mode") are refused here too. */
 #include <stdio.h>
 #include <string.h>
 
@@ -149,7 +148,8 @@ enum tiff_kind {
     TK_RGBAIMG, /* TIFFRGBAImage (other YCbCr, old-style JPEG) -> 'RGB' */
     TK_I32,     /* signed 16/32-bit or unsigned 32-bit gray -> PIL 'I' (int32) */
     TK_F,       /* 32-bit float gray -> PIL 'F' */
-    TK_PA       /* palette + alpha, 8-bit -> 'PA' */
+    TK_PA,      /* palette + alpha, 8-bit -> 'PA' */
+    TK_LAB      /* CIELab 8-bit -> 'LAB' (a, b signed: + 128 as Unpack.c ImagingUnpackLAB) */
 };
 
 typedef struct tiff_layout {
@@ -268,9 +268,10 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
         }
         break;
     case PHOTOMETRIC_CIELAB:
-        if (bps == 8 && spp == 3) {
-            snprintf(why, why_size, "CIELab (PIL mode 'LAB', which PIL 9.4 cannot convert to RGB)");
-            return 0;
+        if (bps == 8 && spp == 3 && !n_extra) {
+            L->kind = TK_LAB;
+            L->mode = BMC__MODE_LAB;
+            return 1;
         }
         break;
     }
@@ -408,6 +409,9 @@ static void convert(const tiff_reader *r, const tiff_layout *L, const uint16_t *
             case TK_I32: out->pix32[(size_t)y * w + x] = bps == 16 ? (int32_t)(int16_t)s[0] : (int32_t)s[0]; break;
             case TK_F: memcpy(&out->pixf[(size_t)y * w + x], &s[0], 4); break;
             case TK_PA: o[2 * x] = (uint8_t)s[0], o[2 * x + 1] = (uint8_t)s[1]; break;
+            case TK_LAB:
+                o[3 * x] = (uint8_t)s[0], o[3 * x + 1] = (uint8_t)(s[1] ^ 128), o[3 * x + 2] = (uint8_t)(s[2] ^ 128);
+                break;
             case TK_LA: o[2 * x] = (uint8_t)s[0], o[2 * x + 1] = (uint8_t)s[1]; break;
             case TK_RGB: case TK_YCBCR_JPEG:
                 o[3 * x] = (uint8_t)s[0], o[3 * x + 1] = (uint8_t)s[1], o[3 * x + 2] = (uint8_t)s[2];

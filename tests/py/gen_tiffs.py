@@ -1,7 +1,7 @@
 """gen_tiffs.py - TIFF test files for tests/py/test_tiff_pixels.py, written at test time.
 
 Every layout the TIFF decoder (lib/image_tiff.c) follows PIL for, written by three writers:
-  - PIL (its libtiff encoder for compressed files): modes 1, L, LA, P, RGB, RGBA, CMYK,
+  - PIL (its libtiff encoder for compressed files): modes 1, L, LA, P, PA, RGB, RGBA, CMYK, LAB,
     I;16 / I;16B, compressions none / LZW / deflate / packbits / JPEG / group3 / group4,
     multi-page (save_all);
   - tifffile: tiles, separate planes, big-endian, signed / 32-bit / float gray, palette + alpha,
@@ -135,6 +135,11 @@ def generate(outdir):
             Image.fromarray(g.astype(np.uint16), "I;16").save(p(n))
             add(n, expect="scale16")
 
+    # CIELab (PIL 'LAB', converted to RGB by littleCMS): resized and not
+    for (lw, lh) in ((97, 61), (224, 240), (240, 224)):
+        lab = Image.fromarray(gen_images.content(lw, lh, lw + 5), "RGB").convert("LAB")
+        lab.save(p(f"pil_lab_{lw}x{lh}.tif"))
+        add(f"pil_lab_{lw}x{lh}.tif")
     # multi-page (PIL save_all): three pages of different modes and sizes
     pages = [Image.fromarray(gen_images.content(120, 90, 7), "RGB"),
              Image.fromarray(gen_images.content(64, 300, 8), "RGB").convert("L"),
