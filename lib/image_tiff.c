@@ -54,12 +54,15 @@ static tmsize_t src_read(thandle_t h, void *buf, tmsize_t n) {
 static tmsize_t src_write(thandle_t h, void *buf, tmsize_t n) { (void)h, (void)buf, (void)n; return -1; }
 static toff_t src_seek(thandle_t h, toff_t off, int whence) {
     tiff_src *s = (tiff_src *)h;
-    uint64_t base = whence == SEEK_CUR ? s->pos : whence == SEEK_END ? s->size : 0;
-    if (whence != SEEK_SET && whence != SEEK_CUR && whence != SEEK_END) return (toff_t)-1;
-    uint64_t to = base + off; /* libtiff passes toff_t (unsigned); a wrap is a bad offset */
-    if (to < base && whence != SEEK_SET) return (toff_t)-1;
-    if (whence == SEEK_SET) to = off;
-    if (to > (uint64_t)SIZE_MAX) return (toff_t)-1;
+    uint64_t base;
+    switch (whence) {
+    case SEEK_SET: base = 0; break;
+    case SEEK_CUR: base = s->pos; break;
+    case SEEK_END: base = s->size; break;
+    default: return (toff_t)-1;
+    }
+    uint64_t to = base + off; /* toff_t is unsigned: a wrap-around is a bad offset */
+    if (to < base || to > (uint64_t)SIZE_MAX) return (toff_t)-1;
     s->pos = (size_t)to; /* past the end is allowed (reads then return 0) */
     return (toff_t)to;
 }
@@ -584,16 +587,10 @@ bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, 
     if (src.extras_guessed) n_extra = 0;
     src.err[0] = 0; /* from here on, any libtiff error means corrupt pixel data */
 
-    bmc_image_info *info = &out->info;
-    snprintf(info->format, sizeof info->format, "TIFF");
-    info->bits_stored = bps;
-    info->n_frames = pages;
-    info->frame = frame;
     const char *pn = photometric_name(photo), *cn = compression_name(comp);
-    if (pn) snprintf(info->photometric, sizeof info->photometric, "%s", pn);
-    else snprintf(info->photometric, sizeof info->photometric, "%u", photo);
-    if (cn) snprintf(info->transfer_syntax, sizeof info->transfer_syntax, "%s", cn);
-    else snprintf(info->transfer_syntax, sizeof info->transfer_syntax, "compression %u", comp);
+    char comp_name[32];
+    if (cn) snprintf(comp_name, sizeof comp_name, "%s", cn);
+    else snprintf(comp_name, sizeof comp_name, "compression %u", comp);
 
     tiff_layout L;
     char why[300];
@@ -602,8 +599,7 @@ bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, 
         goto done;
     }
     if (!TIFFIsCODECConfigured(comp)) {
-        st = bmc__fail(BMC_E_IMAGE, "%s: TIFF compression %s is not available in this libtiff", name,
-                       cn ? cn : info->transfer_syntax);
+        st = bmc__fail(BMC_E_IMAGE, "%s: TIFF compression %s is not available in this libtiff", name, comp_name);
         goto done;
     }
     if ((st = bmc__check_size(what, w, h)) != BMC_OK) goto done;
@@ -623,15 +619,15 @@ bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, 
         TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
     }
     if ((st = bmc__decoded_alloc(out, what, (int)w, (int)h, L.mode)) != BMC_OK) goto done;
-    /* bmc__decoded_alloc cleared out->info: fill it again */
+    /* what info-image shows (bmc__decode_any adds the size and mode) */
+    bmc_image_info *info = &out->info;
     snprintf(info->format, sizeof info->format, "TIFF");
     info->bits_stored = bps;
     info->n_frames = pages;
     info->frame = frame;
     if (pn) snprintf(info->photometric, sizeof info->photometric, "%s", pn);
     else snprintf(info->photometric, sizeof info->photometric, "%u", photo);
-    if (cn) snprintf(info->transfer_syntax, sizeof info->transfer_syntax, "%s", cn);
-    else snprintf(info->transfer_syntax, sizeof info->transfer_syntax, "compression %u", comp);
+    snprintf(info->transfer_syntax, sizeof info->transfer_syntax, "%s", comp_name);
     if (L.kind == TK_RGBAIMG) {
         st = read_rgba_image(&r, out);
     } else {
