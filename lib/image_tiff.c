@@ -382,6 +382,41 @@ static bmc_status read_raw(tiff_reader *r) {
 }
 
 /* Convert r->raw into out (allocated by the caller in L's mode). */
+/* The common layouts (8-bit contiguous samples already in the mode's byte order, 16-bit gray)
+ * row by row without the per-sample reader: 1 when row y was done. */
+static int convert_row_fast(const tiff_layout *L, int separate, const uint8_t *row, int w, int y,
+                            bmc__decoded *out) {
+    int spp = L->spp;
+    if (separate) return 0;
+    if (L->bps == 16 && L->kind == TK_GRAY16) {
+        memcpy(out->pix16 + (size_t)y * w, row, (size_t)w * 2);
+        return 1;
+    }
+    if (L->bps != 8) return 0;
+    int bpp = bmc__mode_bpp(out->mode);
+    uint8_t *o = out->pix + (size_t)y * w * bpp;
+    switch (L->kind) {
+    case TK_GRAY:
+        if (L->invert)
+            for (int x = 0; x < w; x++) o[x] = (uint8_t)(255 - row[x]);
+        else
+            memcpy(o, row, (size_t)w);
+        return 1;
+    case TK_PALETTE: case TK_LA: case TK_PA: case TK_RGB: case TK_YCBCR_JPEG: case TK_RGBA: case TK_CMYK: {
+        int take = bpp; /* the first bpp samples of each pixel; the rest are extra samples */
+        if (L->kind == TK_YCBCR_JPEG) spp = 3; /* libjpeg's RGB */
+        if (spp == take) {
+            memcpy(o, row, (size_t)w * take);
+        } else {
+            for (int x = 0; x < w; x++) memcpy(o + (size_t)x * take, row + (size_t)x * spp, (size_t)take);
+        }
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+
 static void convert(const tiff_reader *r, const tiff_layout *L, const uint16_t *cmap[3], bmc__decoded *out) {
     int w = r->w, bps = L->bps, spp = L->spp;
     size_t plane_bytes = r->row_bytes * (size_t)r->h;
@@ -392,6 +427,7 @@ static void convert(const tiff_reader *r, const tiff_layout *L, const uint16_t *
         const uint8_t *row0 = r->raw + (size_t)y * r->row_bytes;
         uint8_t *o = out->pix ? out->pix + (size_t)y * w * bpp : NULL;
         uint16_t *o16 = out->pix16 ? out->pix16 + (size_t)y * w : NULL;
+        if (convert_row_fast(L, separate, row0, w, y, out)) continue;
         for (int x = 0; x < w; x++) {
             unsigned s[6] = {0};
             int nc = spp < 6 ? spp : 6;
