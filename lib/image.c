@@ -119,7 +119,8 @@ static bmc_status window_wide(const bmc__decoded *d, size_t n, const bmc__decode
         }
         if (!(lo <= hi)) lo = hi = 0; /* no finite sample */
         for (size_t i = 0; i < n; i++) {
-            double v = wide_at(d, i), y = isnan(v) ? 0 : v <= lo ? 0 : v >= hi ? (hi > lo ? 1 : 0) : (v - lo) / (hi - lo);
+            double v = wide_at(d, i);
+            double y = isnan(v) || v <= lo ? 0 : v >= hi ? (hi > lo ? 1 : 0) : (v - lo) / (hi - lo);
             dst[i] = (uint8_t)floor(255 * y + 0.5);
         }
         snprintf(rule, rule_size, "min-max %.9g..%.9g", lo, hi);
@@ -183,7 +184,8 @@ static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char 
             break;
         }
         if (d->mode == BMC__MODE_I32) { /* PIL's 'I': resized as int32, clipped by convert('RGB') */
-            for (size_t i = 0; i < n; i++) view[i] = (uint8_t)(d->pix32[i] <= 0 ? 0 : d->pix32[i] >= 255 ? 255 : d->pix32[i]);
+            for (size_t i = 0; i < n; i++)
+                view[i] = (uint8_t)(d->pix32[i] <= 0 ? 0 : d->pix32[i] >= 255 ? 255 : d->pix32[i]);
             snprintf(in->info.window, sizeof in->info.window, "PIL clip (values outside 0..255 clipped)");
             in->pix32 = d->pix32;
             d->pix32 = NULL;

@@ -177,7 +177,8 @@ static int pick_layout(int big_endian, int photo, int sf, int bps, int spp, int 
                                      photo == PHOTOMETRIC_CIELAB ? 3 : photo == PHOTOMETRIC_SEPARATED ? 4 : 1);
     /* signed, 32-bit and float gray: (II|MM, 1, INT, 16|32), (II, 1, UINT, 32), (II|MM, 0|1, FLOAT, 32) */
     if (spp == 1 && n_extra == 0 && photo == PHOTOMETRIC_MINISBLACK &&
-        ((sf == SAMPLEFORMAT_INT && (bps == 16 || bps == 32)) || (sf == SAMPLEFORMAT_UINT && bps == 32 && !big_endian))) {
+        ((sf == SAMPLEFORMAT_INT && (bps == 16 || bps == 32)) ||
+         (sf == SAMPLEFORMAT_UINT && bps == 32 && !big_endian))) {
         L->kind = TK_I32;
         L->mode = BMC__MODE_I32;
         return 1;
@@ -358,7 +359,8 @@ static bmc_status read_raw(tiff_reader *r) {
         return BMC_OK;
     }
     uint32_t rps = 0;
-    if (!TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rps) || rps == 0 || rps > (uint32_t)r->h) rps = (uint32_t)r->h;
+    if (!TIFFGetFieldDefaulted(tif, TIFFTAG_ROWSPERSTRIP, &rps) || rps == 0 || rps > (uint32_t)r->h)
+        rps = (uint32_t)r->h;
     tmsize_t ssize = TIFFStripSize(tif);
     if (ssize <= 0) return tiff_fail(r, "bad strip size");
     uint8_t *strip = bmc__malloc((size_t)ssize);
@@ -522,8 +524,10 @@ static bmc_status read_rgba_image(tiff_reader *r, bmc__decoded *out) {
 static bmc_status apply_orientation(bmc__decoded *d, int orientation, const char *name) {
     if (orientation < 2 || orientation > 8) return BMC_OK;
     int w = d->width, h = d->height, swap = orientation >= 5;
-    int bpp = d->mode == BMC__MODE_I ? 2 : d->mode == BMC__MODE_I32 || d->mode == BMC__MODE_F ? 4 : bmc__mode_bpp(d->mode);
-    uint8_t *src = d->pix ? d->pix : d->pix16 ? (uint8_t *)d->pix16 : d->pix32 ? (uint8_t *)d->pix32 : (uint8_t *)d->pixf;
+    int bpp = d->mode == BMC__MODE_I ? 2 : d->mode == BMC__MODE_I32 || d->mode == BMC__MODE_F ? 4
+            : bmc__mode_bpp(d->mode);
+    uint8_t *src = d->pix ? d->pix : d->pix16 ? (uint8_t *)d->pix16 : d->pix32 ? (uint8_t *)d->pix32
+                 : (uint8_t *)d->pixf;
     uint8_t *dst = bmc__malloc((size_t)w * h * bpp);
     if (!dst) return bmc__fail(BMC_E_NOMEM, "%s: out of memory turning the TIFF image", name);
     int nw = swap ? h : w, nh = swap ? w : h;

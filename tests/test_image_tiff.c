@@ -4,9 +4,10 @@
  * MinIsWhite), RGB, RGBA, palette, 16-bit gray (scaled by default, PIL's clip with
  * BMC_DECODE_PIL_16BIT, min-max and centre/width windows), float gray (PIL's F -> L), multi-page
  * files (a page chosen by bmc_load_params.frame, the page count in bmc_image_get_info, a page past
- * the last refused), the Orientation tag, CIELab through littleCMS; and the errors: every prefix of each file (exact-size
- * buffers: ASan sees any over-read), absurd declared sizes refused before any allocation of ours,
- * an unknown pixel layout, a failing allocation at every point, and nothing printed by libtiff.
+ * the last refused), the Orientation tag, CIELab through littleCMS; and the errors: every
+ * prefix of each file (exact-size buffers: ASan sees any over-read), absurd declared sizes
+ * refused before any allocation of ours, unknown pixel layouts, a failing allocation at every
+ * point.
  * A TIFF=0 build must refuse TIFF naming the option. PIL parity on hundreds of files:
  * tests/py/test_tiff_pixels.py. */
 #include <setjmp.h>

@@ -130,10 +130,11 @@ def main():
                 same = np.array_equal(got, crop)
                 print(f"PIL cannot crop         {tag} ({mode}; {err[:80]}): we scale 16->8 bit, "
                       f"{'identical to' if same else 'DIFFERENT from'} PIL's crop of the scaled image")
-                count("PIL cannot crop: 16-bit scaled, identical" if same else "PIL cannot crop: 16-bit scaled, DIFFERENT", fmt)
+                count("PIL cannot crop: 16-bit scaled, " + ("identical" if same else "DIFFERENT"), fmt)
                 bad += 0 if same else 1
             else:
-                print(f"PIL cannot crop         {tag} ({mode}; {err[:80]}): we {'decode: ' + line if ours_ok else 'refuse: ' + line[:140]}")
+                what = "decode: " + line if ours_ok else "refuse: " + line[:140]
+                print(f"PIL cannot crop         {tag} ({mode}; {err[:80]}): we {what}")
                 count("PIL cannot crop: we decode" if ours_ok else "PIL cannot crop: we refuse", fmt)
     print()
     for fmt in ("TIFF", "JPEG"):
