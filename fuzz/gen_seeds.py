@@ -249,6 +249,12 @@ def tiff_seeds():
     pil("cmyk.tif", rgb.convert("CMYK"))
     pil("bw_g4.tif", rgb.convert("1"), compression="group4")
     pil("gray_jpeg.tif", rgb.convert("L"), compression="jpeg")
+    pil("lab.tif", rgb.convert("LAB"))
+    pil("pa.tif", Image.merge("PA", (rgb.convert("P"), rgb.convert("L"))))
+    f = os.path.join(tmp, "f32.tif")
+    tifffile.imwrite(f, g.astype(np.float32) / 7, photometric="minisblack")
+    put("float32.tif", f)
+    put("float32_minmax.tif", f, 4)
     f = os.path.join(tmp, "multi.tif")
     rgb.save(f, save_all=True, append_images=[rgb.convert("L"), rgb.convert("P")])
     for k in range(3):
