@@ -1,11 +1,17 @@
 #!/usr/bin/env python3
-"""convert.py - turn a Hugging Face snapshot of BiomedCLIP into one .bmc model file.
+"""convert.py - turn BiomedCLIP weights into one .bmc model file: a Hugging Face snapshot, or a
+checkpoint file (a fine-tune) with the configuration and vocabulary of the model it started from.
 
     python3 tools/convert.py SNAPSHOT_DIR -o biomedclip.bmc [--vision-heads N] [--text-heads N]
+    python3 tools/convert.py CHECKPOINT -o finetuned.bmc (--base SNAPSHOT_DIR | --config F --vocab F)
 
 SNAPSHOT_DIR holds open_clip_config.json, the weights (open_clip_model.safetensors, else
 open_clip_pytorch_model.bin in torch.save's zip format) and the tokenizer vocabulary (vocab.txt,
-else tokenizer.json). The output layout is docs/FORMAT.md (= lib/format.h).
+else tokenizer.json). CHECKPOINT is a torch.save zip (.pt/.pth/.bin/.ckpt: a state_dict, or a
+training checkpoint dict holding one, as open_clip's {"epoch", "name", "state_dict",
+"optimizer"}) or a safetensors file, told apart by their first bytes. 'module.' (DDP) and
+'_orig_mod.' (torch.compile) prefixes are removed; storages the state_dict does not reference
+(optimizer moments) are never read. The output layout is docs/FORMAT.md (= lib/format.h).
 
 Python 3.8+ standard library only: no torch, no numpy. The pickle inside the .bin is read with a
 restricted unpickler that admits only the handful of globals a state_dict needs, so a hostile
@@ -26,8 +32,8 @@ import zlib
 from array import array
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from convert_readers import (ConvertError, TensorRef, is_int, read_safetensors, read_torch_zip,  # noqa: E402
-                             shape_str, to_f32_bytes)
+from convert_readers import (DTYPE_NAMES, ConvertError, TensorRef, is_int, read_safetensors,  # noqa: E402
+                             read_torch_zip, shape_str, to_f32_bytes)
 
 # ---- the .bmc format (must match lib/format.h) ---------------------------------------------
 MAGIC = b"BMCLIP\x00\x01"
@@ -87,8 +93,9 @@ IGNORED_PREFIXES = ("text.transformer.pooler.",)
 
 # ---- configuration --------------------------------------------------------------------------
 
-def load_config(snapshot):
-    path = os.path.join(snapshot, "open_clip_config.json")
+def load_config(path):
+    """open_clip_config.json ({"model_cfg": ..., "preprocess_cfg": ...}) or a bare model config
+    (open_clip's model_configs/*.json: embed_dim, vision_cfg, text_cfg)."""
     try:
         with open(path, encoding="utf-8") as f:
             cfg = json.load(f)
@@ -125,18 +132,30 @@ def positive_int(x, what):
 
 # ---- tokenizer vocabulary -------------------------------------------------------------------
 
-def load_vocab(snapshot):
-    """Tokens in id order plus the tokenizer switches; vocab.txt wins over tokenizer.json."""
+def load_vocab(snapshot, vocab_file=None):
+    """Tokens in id order plus the tokenizer switches. From a snapshot directory, vocab.txt wins
+    over tokenizer.json; a vocab_file given alone is either (tokenizer.json if it is JSON), with
+    the tokenizer_config.json beside it, if any."""
     settings = {"lowercase": 1, "strip_accents": None, "max_word_chars": 100}
-    tj_path = os.path.join(snapshot, "tokenizer.json")
+    if vocab_file is not None:
+        if not os.path.isfile(vocab_file):
+            raise ConvertError("%s: no such vocabulary file" % vocab_file)
+        with open(vocab_file, "rb") as f:
+            is_json = f.read(64).lstrip().startswith(b"{")
+        tj_path, vt_path = (vocab_file, None) if is_json else (None, vocab_file)
+        tc_path = os.path.join(os.path.dirname(os.path.abspath(vocab_file)), "tokenizer_config.json")
+        snapshot = os.path.dirname(vocab_file) or "."
+    else:
+        tj_path = os.path.join(snapshot, "tokenizer.json")
+        vt_path = os.path.join(snapshot, "vocab.txt")
+        tc_path = os.path.join(snapshot, "tokenizer_config.json")
     tj = None
-    if os.path.exists(tj_path):
+    if tj_path and os.path.exists(tj_path):
         try:
             with open(tj_path, encoding="utf-8") as f:
                 tj = json.load(f)
         except (OSError, ValueError) as e:
             raise ConvertError("%s: %s" % (tj_path, e))
-    tc_path = os.path.join(snapshot, "tokenizer_config.json")
     if os.path.exists(tc_path):
         try:
             with open(tc_path, encoding="utf-8") as f:
@@ -161,8 +180,7 @@ def load_vocab(snapshot):
     if settings["strip_accents"] is None:  # BERT: strip_accents unset follows lowercase
         settings["strip_accents"] = settings["lowercase"]
 
-    vt_path = os.path.join(snapshot, "vocab.txt")
-    if os.path.exists(vt_path):
+    if vt_path and os.path.exists(vt_path):
         # as transformers' load_vocab: one token per line, only the "\n" removed
         with open(vt_path, encoding="utf-8") as f:
             tokens = [line.rstrip("\n") for line in f]
@@ -368,17 +386,80 @@ def check_tensors(sd, shapes):
         raise ConvertError("the checkpoint does not match the configuration:\n  " + "\n  ".join(problems))
 
 
-def normalize_keys(sd):
+# Wrappers whose attribute name prefixes every key: DistributedDataParallel / DataParallel
+# ("module.") and torch.compile ("_orig_mod."), in any nesting.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+VISION_KEY = "visual.trunk.patch_embed.proj.weight"
+TEXT_KEY = "text.transformer.embeddings.word_embeddings.weight"
+
+
+def normalize_keys(sd, notes=None):
+    """Drop wrapper prefixes (and, when every key has one, a common prefix in front of
+    BiomedCLIP's names, as a Lightning module's "model."), and the buffers the file leaves out."""
     out = collections.OrderedDict()
+    stripped = collections.Counter()
     for k, v in sd.items():
-        if k.startswith("module."):
-            k = k[len("module."):]
-        if k in IGNORED_KEYS or k.startswith(IGNORED_PREFIXES):
-            continue
+        while k.startswith(WRAPPER_PREFIXES):
+            p = k[:k.index(".") + 1]
+            stripped[p] += 1
+            k = k[len(p):]
         if k in out:
-            raise ConvertError("tensor %s appears twice (with and without 'module.')" % k)
+            raise ConvertError("tensor %s appears twice (with and without a %s prefix)"
+                               % (k, "/".join(WRAPPER_PREFIXES)))
         out[k] = v
+    if VISION_KEY not in out:
+        common = [k[:-len(VISION_KEY)] for k in out if k.endswith("." + VISION_KEY)]
+        if len(common) == 1 and all(k.startswith(common[0]) for k in out):
+            stripped[common[0]] = len(out)
+            out = collections.OrderedDict((k[len(common[0]):], v) for k, v in out.items())
+    if notes is not None:
+        notes.extend("%r prefix removed from %d keys" % (p, n) for p, n in stripped.items())
+    dropped = [k for k in out if k in IGNORED_KEYS or k.startswith(IGNORED_PREFIXES)]
+    for k in dropped:
+        del out[k]
+    if notes is not None and dropped:
+        notes.append("%d unused buffer/pooler tensors dropped (%s)" % (len(dropped), ", ".join(dropped[:2]) +
+                                                                        (", ..." if len(dropped) > 2 else "")))
     return out
+
+
+def _key_range(keys, pat):
+    """'blocks.0-11' style summary of the numbered keys matching pat (with one (\\d+) group)."""
+    ids = sorted({int(m.group(1)) for m in (re.search(pat, k) for k in keys) if m})
+    return "%d-%d" % (ids[0], ids[-1]) if len(ids) > 1 else str(ids[0]) if ids else ""
+
+
+def identify(sd):
+    """None when sd has BiomedCLIP's two towers, else what it looks like instead (a hint)."""
+    keys = list(sd)
+    has = lambda pat: any(re.search(pat, k) for k in keys)  # noqa: E731
+    vis, txt = VISION_KEY in sd, TEXT_KEY in sd
+    if vis and txt:
+        return None
+    if vis:
+        return ("BiomedCLIP's image tower alone (visual.trunk.*, no text.transformer.*: tensor %s is missing); "
+                "save the whole CLIP model's state_dict" % TEXT_KEY)
+    if txt:
+        return ("BiomedCLIP's text tower alone (text.transformer.*, no visual.trunk.*: tensor %s is missing); "
+                "save the whole CLIP model's state_dict" % VISION_KEY)
+    if has(r"(^|\.)patch_embed\.proj\.weight$") and has(r"(^|\.)blocks\.\d+\."):
+        pre = next(k for k in keys if k.endswith("patch_embed.proj.weight"))[:-len("patch_embed.proj.weight")]
+        return ("a bare timm ViT: an image model alone (%spatch_embed.proj.weight, %sblocks.%s.*%s), no text tower; "
+                "BiomedCLIP has visual.trunk.* (this ViT) and text.transformer.* (BERT)"
+                % (pre, pre, _key_range(keys, r"blocks\.(\d+)\."), ", head.weight" if "head.weight" in sd else ""))
+    if has(r"(^|\.)embeddings\.word_embeddings\.weight$") or has(r"(^|\.)encoder\.layer\.\d+\.attention\."):
+        pre = next((k for k in keys if k.endswith("embeddings.word_embeddings.weight")), "")
+        pre = pre[:-len("embeddings.word_embeddings.weight")] if pre else ""
+        return ("a BERT text model alone (%sembeddings.word_embeddings.weight, %sencoder.layer.%s.*), no image tower; "
+                "BiomedCLIP has text.transformer.* (this BERT) and visual.trunk.* (a ViT)"
+                % (pre, pre, _key_range(keys, r"encoder\.layer\.(\d+)\.")))
+    if has(r"^(visual\.)?transformer\.resblocks\.") or "visual.conv1.weight" in sd:
+        return ("an OpenAI-style CLIP (visual.conv1.weight, transformer.resblocks.*): another architecture, "
+                "not BiomedCLIP's timm ViT + BERT")
+    if has(r"^vision_model\.") and has(r"^text_model\."):
+        return ("a Hugging Face transformers CLIPModel (vision_model.*, text_model.*): another layout, not "
+                "open_clip's BiomedCLIP (visual.trunk.*, text.transformer.*)")
+    return "none of BiomedCLIP's tensors (first keys: %s)" % (", ".join(keys[:4]) or "none: it is empty")
 
 
 # ---- writing --------------------------------------------------------------------------------
@@ -496,23 +577,91 @@ def write_bmc(out_path, config_bytes, items):
     return file_size
 
 
+# ---- reading the checkpoint -----------------------------------------------------------------
+
+def read_checkpoint(path):
+    """A checkpoint file of any supported format, told by its first bytes (not its name):
+    (state dict, close, info)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as e:
+        raise ConvertError("%s: %s" % (path, e.strerror or e))
+    if head.startswith(b"PK\x03\x04"):
+        return read_torch_zip(path)
+    if len(head) >= 9 and head[8:9] == b"{":
+        return read_safetensors(path)
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        raise ConvertError("%s: a legacy torch.save file (not a zip archive: PyTorch < 1.6 or "
+                           "_use_new_zipfile_serialization=False), which is not supported; load it and save "
+                           "it again with a current torch.save" % path)
+    raise ConvertError("%s: not a checkpoint: neither a torch.save zip archive (.pt/.pth/.bin) nor a "
+                       "safetensors file" % path)
+
+
+def describe_read(path, info, sd, notes):
+    """The lines saying what was read: format, container, epoch/name, dtypes, tensors, skips."""
+    lines = ["read %s: %s, %s" % (path, info["format"], info["container"])]
+    meta = ["%s %s" % (k, info[k] if k != "name" else repr(info[k])) for k in ("epoch", "name", "step", "global_step")
+            if k in info]
+    if meta:
+        lines[0] += " (%s)" % ", ".join(meta)
+    dtypes = collections.Counter(t.dtype for t in sd.values() if isinstance(t, TensorRef))
+    dts = ", ".join("%s x %d" % (DTYPE_NAMES.get(d, d), n) for d, n in dtypes.most_common())
+    lines.append("  %d tensors (%s)%s" % (sum(dtypes.values()), dts,
+                                         "; widened to float32" if set(dtypes) - {"F32"} else ""))
+    for n in notes:
+        lines.append("  " + n)
+    skipped = info.get("skipped") or []
+    if skipped:
+        line = "  skipped: %s" % ", ".join(skipped)
+        if info.get("unread_storages"):
+            line += " (%d storages, %.1f MB, never read)" % (info["unread_storages"], info["unread_bytes"] / 1e6)
+        lines.append(line)
+    return lines
+
+
 # ---- main -----------------------------------------------------------------------------------
 
-def convert(snapshot, out_path, args):
-    if not os.path.isdir(snapshot):
-        raise ConvertError("%s: not a directory" % snapshot)
-    config_path, model_cfg, pre_cfg = load_config(snapshot)
-    tokens, ids, tok, vocab_source = load_vocab(snapshot)
-    st_path = os.path.join(snapshot, "open_clip_model.safetensors")
-    bin_path = os.path.join(snapshot, "open_clip_pytorch_model.bin")
-    if os.path.exists(st_path):
-        sd, close, weights_path = (*read_safetensors(st_path), st_path)
-    elif os.path.exists(bin_path):
-        sd, close, weights_path = (*read_torch_zip(bin_path), bin_path)
+def convert(source, out_path, args):
+    """source: a snapshot directory, or a checkpoint file with args.base / args.config /
+    args.vocab naming the configuration and vocabulary."""
+    base = getattr(args, "base", None)
+    config_opt = getattr(args, "config", None)
+    vocab_opt = getattr(args, "vocab", None)
+    if os.path.isdir(source):
+        if base:
+            raise ConvertError("%s is a snapshot directory: --base is for a checkpoint file" % source)
+        snapshot = source
+        st_path = os.path.join(snapshot, "open_clip_model.safetensors")
+        bin_path = os.path.join(snapshot, "open_clip_pytorch_model.bin")
+        if os.path.exists(st_path):
+            weights_path, reader = st_path, read_safetensors
+        elif os.path.exists(bin_path):
+            weights_path, reader = bin_path, read_torch_zip
+        else:
+            raise ConvertError("%s: no open_clip_model.safetensors or open_clip_pytorch_model.bin" % snapshot)
+    elif os.path.isfile(source):
+        snapshot, weights_path, reader = base, source, read_checkpoint
+        if base is not None and not os.path.isdir(base):
+            raise ConvertError("--base %s: not a directory (want the Hugging Face snapshot the fine-tune "
+                               "started from, e.g. weights/hf after make weights)" % base)
+        if base is None and (config_opt is None or vocab_opt is None):
+            raise ConvertError("%s is a checkpoint file: the configuration and vocabulary come from --base "
+                               "SNAPSHOT_DIR (the snapshot the fine-tune started from; make weights keeps one "
+                               "in weights/hf), or from --config FILE and --vocab FILE" % source)
     else:
-        raise ConvertError("%s: no open_clip_model.safetensors or open_clip_pytorch_model.bin" % snapshot)
+        raise ConvertError("%s: no such checkpoint file or snapshot directory" % source)
+    config_path, model_cfg, pre_cfg = load_config(config_opt or os.path.join(snapshot, "open_clip_config.json"))
+    tokens, ids, tok, vocab_source = load_vocab(snapshot, vocab_opt)
+    sd_raw, close, info = reader(weights_path)
     try:
-        sd = normalize_keys(sd)
+        notes = []
+        sd = normalize_keys(sd_raw, notes)
+        what = identify(sd)
+        if what is not None:
+            raise ConvertError("%s is not a BiomedCLIP checkpoint: it looks like %s" % (weights_path, what))
+        report = describe_read(weights_path, info, sd, notes)
         cfg, shapes = plan(sd, model_cfg, pre_cfg, args, config_path)
         check_tensors(sd, shapes)
         if len(tokens) > cfg["vocab_rows"]:
@@ -536,14 +685,24 @@ def convert(snapshot, out_path, args):
         size = write_bmc(out_path, pack_config(cfg, tokens, ids, tok), items)
     finally:
         close()
-    return dict(weights=weights_path, vocab=vocab_source, tensors=len(items), params=n_params,
-                size=size, tokens=len(tokens), cfg=cfg)
+    return dict(weights=weights_path, vocab=vocab_source, config=config_path, tensors=len(items), params=n_params,
+                size=size, tokens=len(tokens), cfg=cfg, report=report)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="Convert a BiomedCLIP Hugging Face snapshot to a .bmc file.")
-    ap.add_argument("snapshot", help="directory with open_clip_config.json, weights and vocab.txt/tokenizer.json")
+    ap = argparse.ArgumentParser(
+        description="Convert BiomedCLIP weights to a .bmc file: a Hugging Face snapshot directory, or a "
+                    "checkpoint file (a fine-tune) with the configuration and vocabulary of its base.")
+    ap.add_argument("source", metavar="SNAPSHOT_DIR|CHECKPOINT",
+                    help="a directory with open_clip_config.json, weights and vocab.txt/tokenizer.json; or a "
+                         ".pt/.pth/.bin/.safetensors checkpoint (a state_dict, open_clip's training checkpoint "
+                         "with 'module.' prefixes and optimizer state, or safetensors)")
     ap.add_argument("-o", "--output", required=True, help="the .bmc file to write (atomically)")
+    ap.add_argument("--base", metavar="SNAPSHOT_DIR",
+                    help="for a checkpoint file: the snapshot it was fine-tuned from (its open_clip_config.json "
+                         "and vocab.txt/tokenizer.json are used; its weights are not read), e.g. weights/hf")
+    ap.add_argument("--config", metavar="FILE", help="open_clip_config.json (or a model config) to use")
+    ap.add_argument("--vocab", metavar="FILE", help="vocab.txt or tokenizer.json to use")
     ap.add_argument("--vision-heads", type=int, default=0, help="ViT attention heads (overrides the config)")
     ap.add_argument("--text-heads", type=int, default=0, help="BERT attention heads (overrides the config)")
     ap.add_argument("-q", "--quiet", action="store_true")
@@ -551,7 +710,7 @@ def main(argv=None):
     if args.vision_heads < 0 or args.text_heads < 0:
         ap.error("head counts must be positive")
     try:
-        info = convert(args.snapshot, args.output, args)
+        info = convert(args.source, args.output, args)
     except ConvertError as e:
         print("convert.py: error: %s" % e, file=sys.stderr)
         return 1
@@ -563,6 +722,8 @@ def main(argv=None):
         return 1
     if not args.quiet:
         c = info["cfg"]
+        print("\n".join(info["report"]))
+        print("  config %s, vocabulary %s" % (info["config"], info["vocab"]))
         print("%s: %d tensors, %d float parameters, %d vocabulary tokens, %d bytes" %
               (args.output, info["tensors"], info["params"], info["tokens"], info["size"]))
         print("  vision %d layers x %d wide (%d heads), text %d layers x %d wide (%d heads), embed %d" %

@@ -25,7 +25,10 @@ def shape_str(shape):
 
 # ---- tensors as references into storages (nothing is read until it is written) ----------------
 
-DTYPE_SIZE = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "U8": 1, "F64": 8}
+DTYPE_SIZE = {"F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "F64": 8,
+              "BOOL": 1}
+DTYPE_NAMES = {"F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64", "I32": "int32",
+               "I16": "int16", "I8": "int8", "U8": "uint8", "F64": "float64", "BOOL": "bool"}
 
 
 class TensorRef:
@@ -46,8 +49,11 @@ class TensorRef:
 
 # ---- torch.save zip + restricted unpickler -------------------------------------------------
 
+# Every typed storage torch.save writes: training leftovers (an optimizer's int step counters,
+# a bool mask) use the others, and naming them lets the reader skip those without refusing.
 _STORAGE_DTYPES = {"FloatStorage": "F32", "HalfStorage": "F16", "BFloat16Storage": "BF16",
-                   "LongStorage": "I64"}
+                   "LongStorage": "I64", "DoubleStorage": "F64", "IntStorage": "I32",
+                   "ShortStorage": "I16", "CharStorage": "I8", "ByteStorage": "U8", "BoolStorage": "BOOL"}
 
 
 class _StorageType:
@@ -105,7 +111,10 @@ class RestrictedUnpickler(pickle.Unpickler):
             return _rebuild_parameter
         if module == "torch" and name in _STORAGE_DTYPES:
             return _StorageType(name)
-        raise ConvertError("refusing pickle global %s.%s" % (module, name))
+        # Never imported, never called: a checkpoint that pickles other objects (an argparse
+        # Namespace of training options, numpy scalars) is refused by name, with the way out.
+        raise ConvertError("refusing pickle global %s.%s (only tensors, dicts, lists and plain values are "
+                           "read; save the weights alone: torch.save(model.state_dict(), PATH))" % (module, name))
 
     def persistent_load(self, pid):
         if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage"
@@ -124,7 +133,8 @@ def _contiguous_strides(size):
 
 
 def read_torch_zip(path):
-    """Return (state dict of TensorRef or other values, cleanup function)."""
+    """Return (state dict of TensorRef or other values, cleanup function, info dict: format,
+    container, epoch/name when present, the other top-level entries, the unread storages)."""
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as e:
@@ -184,14 +194,61 @@ def read_torch_zip(path):
 
     if not isinstance(obj, dict):
         raise ConvertError("%s: data.pkl holds a %s, not a state_dict" % (path, type(obj).__name__))
-    if "state_dict" in obj and isinstance(obj["state_dict"], dict):
-        obj = obj["state_dict"]
+    sd, info = find_state_dict(obj, path, _PickledTensor)
     out = collections.OrderedDict()
-    for k, v in obj.items():
+    for k, v in sd.items():
         if not isinstance(k, str):
             raise ConvertError("%s: state_dict key %r is not a string" % (path, k))
         out[k] = wrap(k, v)
-    return out, zf.close
+    # Storages the state_dict does not reference (optimizer moments, EMA copies...) are never
+    # opened: only their sizes, from the zip directory, go into the report.
+    used = {prefix + "data/" + v.storage.key for v in sd.values() if isinstance(v, _PickledTensor)}
+    info["unread_storages"] = sum(1 for n in infos if n.startswith(prefix + "data/") and n not in used)
+    info["unread_bytes"] = sum(i.file_size for n, i in infos.items() if n.startswith(prefix + "data/")
+                               and n not in used)
+    info["format"] = "torch.save zip"
+    return out, zf.close, info
+
+
+# Where training scripts keep the model's weights inside a checkpoint dict, in the order tried:
+# open_clip's training script ("state_dict"), the PyTorch tutorials' "model_state_dict", and the
+# common "model" / "module" / "net" of hand-written loops.
+STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "module", "net")
+
+
+def _holds_tensors(d, tensor_type):
+    return isinstance(d, dict) and any(isinstance(v, tensor_type) for v in d.values())
+
+
+def find_state_dict(obj, path, tensor_type):
+    """The state_dict inside a torch.save'd dict: the dict itself when it holds tensors, else the
+    entry named in STATE_DICT_KEYS, else the only entry that is a dict of tensors. Returns
+    (state_dict, info) where info says where it was and what else the file holds."""
+    info = {"container": "plain state_dict", "skipped": []}
+    if _holds_tensors(obj, tensor_type):
+        return obj, info
+    key = next((k for k in STATE_DICT_KEYS if _holds_tensors(obj.get(k), tensor_type)), None)
+    if key is None:
+        found = [k for k, v in obj.items() if _holds_tensors(v, tensor_type)]
+        if len(found) != 1:
+            raise ConvertError("%s: cannot find the model's state_dict: the file holds a dict with keys %s, "
+                               "and %s" % (path, ", ".join(repr(k) for k in list(obj)[:12]),
+                                           "none of them is a dict of tensors" if not found else
+                                           "several are: %s (save the one to convert alone)"
+                                           % ", ".join(map(repr, found))))
+        key = found[0]
+    # open_clip's training script saves exactly these keys (scaler with AMP); Lightning's own
+    # "epoch" + "state_dict" come with many more
+    open_clip = key == "state_dict" and "epoch" in obj and set(obj) <= {"epoch", "name", "state_dict", "optimizer",
+                                                                          "scaler"}
+    info["container"] = "open_clip training checkpoint" if open_clip else "checkpoint dict, weights under %r" % key
+    info["key"] = key
+    for k in ("epoch", "name", "step", "global_step"):
+        v = obj.get(k)
+        if isinstance(v, (int, str)) and not isinstance(v, bool):
+            info[k] = v
+    info["skipped"] = [str(k) for k in obj if k != key and k not in info]
+    return obj[key], info
 
 
 # ---- safetensors ----------------------------------------------------------------------------
@@ -241,7 +298,7 @@ def read_safetensors(path):
 
             t.read = read
             out[key] = t
-        return out, f.close
+        return out, f.close, {"format": "safetensors", "container": "plain state_dict", "skipped": []}
     except BaseException:
         f.close()
         raise

@@ -457,7 +457,8 @@ def run(work):
         check(not os.path.exists(marker), "hostile pickle (%s): the payload ran (%s exists)" % (what, marker))
 
     # 8. other bad inputs
-    expect_fail(os.path.join(work, "does-not-exist"), out("nodir"), "missing snapshot", ["not a directory"])
+    expect_fail(os.path.join(work, "does-not-exist"), out("nodir"), "missing snapshot",
+                ["does-not-exist: no such checkpoint file or snapshot directory"])
     d = snap("notzip", sd)
     with open(os.path.join(d, "open_clip_pytorch_model.bin"), "wb") as f:
         f.write(b"\x80\x02}q\x00.")  # a legacy (non-zip) torch file

@@ -22,6 +22,7 @@ int cli_classify(int argc, char **argv);
 int cli_index(int argc, char **argv);
 int cli_index_merge(int argc, char **argv);
 int cli_search(int argc, char **argv);
+int cli_compare(int argc, char **argv);
 
 /* The model path: the -m value if given, else $BIOMEDCLIP_MODEL, else NULL. */
 const char *cli_model_path(const char *opt);

@@ -17,6 +17,7 @@ static const struct {
     {"index", cli_index, "embed every image under directories into an index directory"},
     {"index-merge", cli_index_merge, "join the shards of `index --shard K/N` into one index"},
     {"search", cli_search, "search an index by text or by image"},
+    {"compare", cli_compare, "compare two models' embeddings of the same images and texts"},
 };
 
 static void usage(FILE *f) {
