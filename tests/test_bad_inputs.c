@@ -233,7 +233,7 @@ static void test_image_corrupt(void **s) {
  * uninitialised table memory and index past its arrays (found by fuzz_image, F8 in
  * docs/ROBUSTNESS.md). In the seeds (a baseline and a progressive JPEG), each scan that decodes
  * with Huffman tables in turn gets its components pointed at table 3 (DC and AC), which no seed
- * defines: refused with BMC_E_IMAGE (libjpeg-turbo, with JPEG=turbo, refuses it too). */
+ * defines: refused with BMC_E_IMAGE (libjpeg-turbo, the default decoder, refuses it too). */
 static void test_jpeg_undefined_huffman_table(void **s) {
     static const char *jpegs[] = {"base.jpg", "prog.jpg"};
     int cases = 0;
