@@ -203,8 +203,14 @@ done:
     return st;
 }
 
-/* Resample.c ROUND_UP: note the float constant and the truncating cast. */
-static inline int32_t round_up(double f) { return (int32_t)(f >= 0.0 ? f + 0.5F : f - 0.5F); }
+/* Resample.c ROUND_UP: note the float constant and the truncating cast. Outside int32's range
+ * (bicubic overshoot on 32-bit 'I' values near the limits) or NaN the cast is undefined in C;
+ * x86-64's cvttsd2si, which Pillow's own build uses there, gives INT32_MIN, and so do we. */
+static inline int32_t round_up(double f) {
+    double r = f >= 0.0 ? f + 0.5F : f - 0.5F;
+    if (!(r > -2147483649.0 && r < 2147483648.0)) return INT32_MIN;
+    return (int32_t)r;
+}
 
 /* The two PIL passes on 'I' (int32, rounded between passes) or 'F' (float32, stored as float
  * between passes): Resample.c ImagingResampleHorizontal_32bpc / Vertical_32bpc. The source is

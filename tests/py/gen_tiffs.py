@@ -228,6 +228,13 @@ def generate(outdir):
         tw("tf_int16.tif", (gray.astype(np.int16) * 3 - 200), photometric="minisblack")
         tw("tf_int32_be.tif", (gray.astype(np.int32) * 2 - 100), photometric="minisblack", byteorder=">")
         tw("tf_uint32.tif", gray.astype(np.uint32) + 3, photometric="minisblack")
+        # values near int32's limits: the bicubic overshoot leaves int32 (Pillow's cast gives
+        # INT32_MIN there on x86-64, and so must we); values over 2^31 read as negative
+        edge = np.where((np.indices(gray.shape).sum(0) // 3) % 2 == 0, 0x7FFFFFF0, 5).astype(np.uint32)
+        tw("tf_uint32_limits.tif", edge, photometric="minisblack")
+        tw("tf_int32_limits.tif", np.where(gray > 128, 2**31 - 9, -(2**31) + 9).astype(np.int32),
+           photometric="minisblack")
+        tw("tf_uint32_high.tif", gray.astype(np.uint32) * 16777216 + 7, photometric="minisblack")
         tw("tf_float32.tif", gray.astype(np.float32) * 1.5 - 20.25, photometric="minisblack")
         tw("tf_float32_be_tiled.tif", gray.astype(np.float32) / 3, photometric="minisblack", byteorder=">",
            tile=(32, 32))

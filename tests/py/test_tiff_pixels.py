@@ -96,8 +96,8 @@ def main():
             for c in cases:
                 if c["expect"] == "scale16":
                     runs += [(c, [], "scale16"), (c, ["--pil16"], "pil16"), (c, ["--window", "minmax"], "minmax")]
-                elif c["name"].startswith(("tf_int", "tf_uint32.", "tf_float32")):  # PIL 'I' / 'F'
-                    runs += [(c, [], "pil"), (c, ["--window", "minmax"], "minmax")]
+                elif c["expect"] == "pil" and c["name"].startswith(("tf_int", "tf_uint32", "tf_float32")):
+                    runs += [(c, [], "pil"), (c, ["--window", "minmax"], "minmax")]  # PIL 'I' / 'F'
                 else:
                     runs.append((c, [], "pil"))
             groups = {}
