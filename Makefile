@@ -3,15 +3,21 @@
 # Options:  JPEG=stb     decode JPEG with stb_image instead of libjpeg-turbo (the default whenever
 #                        libjpeg-turbo's headers are installed: PIL-identical pixels; builds into
 #                        $(BUILD)-stb). JPEG=turbo insists on libjpeg-turbo.
+#           SLIDE=0      build without whole-slide images (no OpenSlide, no HDF5; docs/SLIDES.md;
+#                        builds into $(BUILD)-noslide; the default whenever libopenslide-dev or
+#                        libhdf5-dev is missing)
 #           TIFF=0       build without libtiff (TIFF files are then refused; the default uses
 #                        libtiff whenever libtiff-4 is installed)
 #           LCMS=0       build without littleCMS (CIELab TIFFs are then refused; the default uses
 #                        lcms2 whenever it is installed and TIFF is built; builds into $(BUILD)-nolcms)
+#           DICOM=0      build without DICOM (default: DICOM through DCMTK when libdcmtk-dev is
+#                        installed; lib/image_dicom.cc is then compiled with $(BMC_CXX))
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
-#           OPT=...      optimisation flags (default -O2 -march=native)
+#           OPT=...      optimisation flags (default -O2: baseline x86-64, kernels chosen at run time)
+#           SERVE=0      build the CLI without `biomedclip serve` (no libmicrohttpd, libcjson)
 
 CC      ?= cc
-OPT     ?= -O2 -march=native
+OPT     ?= -O2
 PREFIX  ?= /usr/local
 BUILD   ?= build
 PYTHON  ?= /usr/bin/python3
@@ -59,11 +65,39 @@ else
 override BUILD := $(BUILD)-nolcms
 endif
 endif
+# DICOM through DCMTK (lib/*.cc, C++ behind a C interface): on when its headers are installed.
+DICOM ?= $(shell test -f /usr/include/dcmtk/dcmdata/dcfilefo.h && echo 1 || echo 0)
+# the C++ compiler that matches CC (clang++ for the ThreadSanitizer and fuzz builds)
+BMC_CXX ?= $(if $(findstring clang,$(CC)),clang++,c++)
+DICOM_LIBS = -ldcmjpls -ldcmjpeg -ldcmimgle -ldcmdata -loflog -lofstd -lz -lstdc++
+ifeq ($(DICOM),1)
+FEATURE_CFLAGS += -DBMC_WITH_DICOM
+LDLIBS_BASE += $(DICOM_LIBS)
+LIB_CXX_SRC = $(wildcard lib/*.cc)
+else
+LIB_CXX_SRC =
+override BUILD := $(BUILD)-nodicom
+endif
 # the optional decoders' defines (also used by fuzz/fuzz.mk)
 CFLAGS_BASE += $(FEATURE_CFLAGS)
+# Whole-slide images: OpenSlide in the library (lib/slide_openslide.c), HDF5 in the CLI only;
+# on unless SLIDE=0 or their development files are not installed
+ifeq ($(SLIDE),)
+SLIDE := $(if $(shell pkg-config --exists openslide hdf5 && echo y),1,0)
+endif
+CLI_LDLIBS =
+ifeq ($(SLIDE),1)
+CFLAGS_BASE += -DBMC_WITH_OPENSLIDE $(shell pkg-config --cflags openslide 2>/dev/null || echo -I/usr/include/openslide)
+LDLIBS_BASE += -lopenslide
+CLI_CFLAGS = -DBMC_WITH_HDF5 $(shell pkg-config --cflags hdf5 2>/dev/null || echo -I/usr/include/hdf5/serial)
+CLI_LDLIBS = $(shell pkg-config --libs hdf5 2>/dev/null || echo -L/usr/lib/x86_64-linux-gnu/hdf5/serial -lhdf5)
+else
+override BUILD := $(BUILD)-noslide
+endif
 ifeq ($(SANITIZE),1)
-# -march=native: the AVX-512 kernels (lib/gemm.c, lib/attention.c) are checked too
-OPT = -O1 -g -fno-omit-frame-pointer -march=native
+# every kernel level is compiled in (cpu.c picks one at run time; tests/sh/test_cpu_levels.sh
+# runs each level the CPU has)
+OPT = -O1 -g -fno-omit-frame-pointer
 CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
 override BUILD := $(BUILD)-sanitize
@@ -74,9 +108,22 @@ CFLAGS += $(CFLAGS_BASE) $(OPT)
 LDLIBS = $(LDLIBS_BASE)
 
 LIB_SRC   = $(wildcard lib/*.c)
-LIB_OBJ   = $(LIB_SRC:lib/%.c=$(BUILD)/obj/lib/%.o)
+LIB_OBJ   = $(LIB_SRC:lib/%.c=$(BUILD)/obj/lib/%.o) $(LIB_CXX_SRC:lib/%.cc=$(BUILD)/obj/lib/%.o)
+# C++ sources: the C flags without -std=c11, plus C++17
+CXXFLAGS_LIB = $(filter-out -std=c11,$(CFLAGS)) -std=c++17
+# `biomedclip serve` (docs/SERVER.md) links libmicrohttpd and libcjson; SERVE=0 leaves it out
+# (serve_off.c then says so). Its page is compiled in from tools/cli/serve_page.html.
+SERVE    ?= 1
 CLI_SRC   = $(wildcard tools/cli/*.c)
+ifeq ($(SERVE),1)
+CLI_SRC  := $(filter-out tools/cli/serve_off.c,$(CLI_SRC))
+CLI_OBJ   = $(CLI_SRC:tools/cli/%.c=$(BUILD)/obj/cli/%.o) $(BUILD)/obj/cli/serve_page.o
+CLI_LIBS  = $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null || echo -lmicrohttpd -lcjson)
+else
+CLI_SRC  := $(filter-out tools/cli/serve%.c,$(CLI_SRC)) tools/cli/serve_off.c
 CLI_OBJ   = $(CLI_SRC:tools/cli/%.c=$(BUILD)/obj/cli/%.o)
+CLI_LIBS  =
+endif
 TEST_SRC  = $(wildcard tests/test_*.c)
 TEST_BIN  = $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 # helper programs that Python-driven tests run (built by `make tests`, not run by themselves)
@@ -96,13 +143,34 @@ CLI    = $(BUILD)/biomedclip
 all: $(STATIC) $(SHLIB) $(CLI)
 lib: $(STATIC) $(SHLIB)
 cli: $(CLI)
-tests: $(TEST_BIN) $(TOOL_BIN) $(CLI)
+tests: $(TEST_BIN) $(TOOL_BIN) $(CLI) $(SHLIB)
+
+# The kernels of each level (lib/cpu.h) in their own files, compiled for that level; nothing in
+# them runs unless cpu.c finds the CPU and the OS support it. Everything else is baseline x86-64.
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
+AVX2_FLAGS   = -mavx2 -mfma
+$(BUILD)/obj/lib/tiles.o $(BUILD)/obj/lib/ops_avx512.o: CFLAGS += $(AVX512_FLAGS)
+$(BUILD)/obj/lib/tiles_avx2.o $(BUILD)/obj/lib/ops_avx2.o: CFLAGS += $(AVX2_FLAGS)
 
 $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
+$(BUILD)/obj/lib/%.o: lib/%.cc $(wildcard lib/*.h) include/biomedclip.h
+	@mkdir -p $(dir $@)
+	$(BMC_CXX) $(CXXFLAGS_LIB) -c $< -o $@
+
 $(BUILD)/obj/cli/%.o: tools/cli/%.c $(wildcard tools/cli/*.h) include/biomedclip.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CLI_CFLAGS) -c $< -o $@
+
+# The page as a C array (xxd -i names it serve_page_html).
+$(BUILD)/gen/serve_page.c: tools/cli/serve_page.html
+	@mkdir -p $(dir $@)
+	cd tools/cli && xxd -i serve_page.html > $(abspath $@).tmp
+	mv $@.tmp $@
+
+$(BUILD)/obj/cli/serve_page.o: $(BUILD)/gen/serve_page.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -111,11 +179,11 @@ $(STATIC): $(LIB_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(SHLIB): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(SHLIB): $(LIB_OBJ) lib/exports.map
+	$(CC) -shared -Wl,-soname,$(SONAME) -Wl,--version-script=lib/exports.map $(LDFLAGS) -o $@ $(LIB_OBJ) $(LDLIBS)
 
 $(CLI): $(CLI_OBJ) $(STATIC)
-	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(LDLIBS)
+	$(CC) $(LDFLAGS) -o $@ $(CLI_OBJ) $(STATIC) $(CLI_LIBS) $(CLI_LDLIBS) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(STATIC) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
@@ -123,11 +191,13 @@ $(BUILD)/tests/%: tests/%.c $(STATIC) $(wildcard tests/*.h)
 
 $(BUILD)/bench/%: bench/%.c $(STATIC)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(STATIC) $(LDFLAGS) $(LDLIBS)
 
 # Every test: unit tests (cmocka), converter tests, parity against the PyTorch reference.
+# The Python package's tests (tests/py/test_python_*.py) load $(SHLIB) through $BIOMEDCLIP_LIB.
 test: tests
-	BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) bash tests/run_all.sh
+	BUILD=$(BUILD) PYTHON=$(PYTHON) SHARED_DATA=$(SHARED_DATA) BIOMEDCLIP_LIB=$(abspath $(SHLIB)) \
+	    bash tests/run_all.sh
 
 # The same test data as the plain build (no second generation of the random checkpoints).
 # BMC_THREADS_FULL=0: test_threads and test_parallel leave the full-size model to the plain build
@@ -140,7 +210,16 @@ bench: $(BENCH_BIN) $(CLI)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/run.sh
 
 clean:
-	rm -rf build build-*
+	rm -rf build build-* python/build python/*.egg-info
+
+# ---- Python package (python/, docs/PYTHON.md) ------------------------------------------------
+# `pip install ./python` bundles ../build/libbiomedclip.so (or $BIOMEDCLIP_LIB); `make python`
+# builds a wheel with this build's library inside, for any BUILD (build-turbo, ...):
+#   pip install $(BUILD)/python/biomedclip-*.whl
+.PHONY: python
+python: $(SHLIB)
+	BIOMEDCLIP_LIB=$(abspath $(SHLIB)) $(PYTHON) -m pip wheel --no-build-isolation --no-index \
+	    --no-deps -w $(BUILD)/python ./python
 
 # ---- install, weights, demo (README.md, docs/API.md) ------------------------------------------
 # make install PREFIX=/opt/bmc [DESTDIR=...]: header, static + shared library (with a soname),

@@ -455,8 +455,8 @@ int main(int argc, char **argv) {
         }
         free(A), free(B), free(C);
         const row *ri = find_row("image_b8");
-        printf("FMA peak %.1f GFLOP/s, OpenBLAS SGEMM 1576x768 * 768x3072 %.1f GFLOP/s (%d threads)", fma_gflops,
-               sgemm_gflops, cfg_threads);
+        printf("FMA peak %.1f GFLOP/s (%s), OpenBLAS SGEMM 1576x768 * 768x3072 %.1f GFLOP/s (%d threads)",
+               fma_gflops, bu_fma_desc(), sgemm_gflops, cfg_threads);
         if (ri && sgemm_gflops > 0 && fma_gflops > 0)
             printf("; image encoding at batch 8 reaches %.1f GFLOP/s = %.0f%% of the peak, %.0f%% of OpenBLAS's",
                    ri->gflop / ri->t.median, 100 * ri->gflop / ri->t.median / fma_gflops,

@@ -18,6 +18,7 @@
 
 #include "bench_util.h"
 #include "ops.h"  /* bmc__gemm: the library's product (internal header) */
+#include "panels.h" /* tests/: the weight layout */
 #include "pool.h"
 
 #define POOL_BYTES ((size_t)320 << 20) /* > any L3 this runs on */
@@ -57,8 +58,9 @@ static int run_once(void *p) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->M, a->N, a->K, 1.0f, a->x, a->K, w, a->K,
                     0.0f, a->y, a->N);
     } else if (a->kernel == 1) {
-        bmc__panels pw = {w, a->N, a->K};
-        bmc__gemm(a->lib_pool, a->x, a->M, a->K, pw, 0, a->N, NULL, a->y, a->N, 0);
+        bmc__panels pw = {w, a->N, a->K, 0};
+        bmc__gemm(a->lib_pool, bmc__mat_of(a->y, a->M, a->N, a->N), bmc__mat_of(a->x, a->M, a->K, a->K),
+                  pw, NULL, 0);
     } else {
         for (int m = 0; m < a->M; m++)
             cblas_sgemv(CblasRowMajor, CblasNoTrans, a->N, a->K, 1.0f, w, a->K, a->x + (size_t)m * a->K, 1,
@@ -88,16 +90,14 @@ static double check(const run_arg *a, const float *w) {
 }
 
 /* ---- read bandwidth: T threads sum disjoint parts of the pool, best of two kernels ---- */
-static inline bu_v16 load16(const float *p) {
-    bu_v16 v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-static inline float hsum16(bu_v16 v) {
-    float s = 0;
-    for (int i = 0; i < 16; i++) s += v[i];
-    return s;
-}
+/* 16 floats at p added into the vector s (a macro: a function passing 64-byte vectors by value
+ * would have an ABI that depends on AVX-512, and the build is for any x86-64) */
+#define ADD16(s, p)                                                                        \
+    do {                                                                                   \
+        bu_v16 v_;                                                                         \
+        memcpy(&v_, (p), sizeof v_);                                                       \
+        (s) += v_;                                                                         \
+    } while (0)
 typedef struct bw_arg {
     const float *p;
     size_t n;
@@ -113,12 +113,15 @@ static void *bw_thread(void *p) {
     /* four independent vector accumulators: bound by loads, not by the add latency */
     bu_v16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
     for (size_t i = 0; i + 64 <= a->n; i += 64) {
-        s0 += load16(a->p + i);
-        s1 += load16(a->p + i + 16);
-        s2 += load16(a->p + i + 32);
-        s3 += load16(a->p + i + 48);
+        ADD16(s0, a->p + i);
+        ADD16(s1, a->p + i + 16);
+        ADD16(s2, a->p + i + 32);
+        ADD16(s3, a->p + i + 48);
     }
-    a->sink = hsum16(s0 + s1 + s2 + s3);
+    s0 += s1 + s2 + s3;
+    double sum = 0;
+    for (int i = 0; i < 16; i++) sum += s0[i];
+    a->sink = sum;
     return NULL;
 }
 static double read_bandwidth(const float *pool, size_t n, int threads) {
@@ -181,7 +184,7 @@ int main(int argc, char **argv) {
 
     /* The ceilings: the FMA peak, and OpenBLAS on a large product with the weights hot. */
     double fmaT = bu_fma_peak(threads), fma1 = threads > 1 ? bu_fma_peak(1) : fmaT;
-    printf("FMA peak (independent 16-lane FMAs): %.1f GFLOP/s with %d threads, %.1f with 1\n", fmaT,
+    printf("FMA peak (%s): %.1f GFLOP/s with %d threads, %.1f with 1\n", bu_fma_desc(), fmaT,
            threads, fma1);
     openblas_set_num_threads(threads);
     run_arg big = {1576, 3072, 768, x, y, pool, pool_floats, 0, 0, NULL, NULL};

@@ -15,6 +15,8 @@
 
 #include <cblas.h>
 
+#include "cpu.h" /* the kernel level in use: the FMA peak is measured at it */
+
 static double bu_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -94,57 +96,86 @@ static const char *bu_blas_config(void) { return openblas_get_config(); }
 
 static long bu_online_cpus(void) { return sysconf(_SC_NPROCESSORS_ONLN); }
 
-/* ---- the machine's single-precision FMA peak: independent vector FMAs, nothing else ----
- * 24 chains of 16-lane FMAs (more than latency x units on any current x86 core), run by
- * `threads` threads at once: the ceiling that no product can pass on this machine, so that
- * GFLOP/s figures can be stated as a share of it. -std=c11 disables FMA contraction; this
- * function wants it. */
+/* ---- the machine's single-precision FMA peak at the kernel level in use -----------------
+ * Independent vector FMAs, nothing else, run by `threads` threads at once: the ceiling that no
+ * product can pass at that level, so that GFLOP/s figures can be stated as a share of it. Per
+ * level (lib/cpu.h): 24 chains of 16-lane FMAs at AVX-512, 12 chains of 8-lane FMAs at AVX2
+ * (16 ymm registers), and at the portable level the CPU's best of those two (OpenBLAS picks its
+ * own kernels by CPU) or, without AVX2 + FMA, 12 chains of 4-lane multiply-adds (SSE2). Each
+ * variant is compiled for its instructions (target attributes) and only run where cpu.c found
+ * them, so the bench builds and runs on any x86-64. -std=c11 disables FMA contraction; these
+ * functions want it. */
+/* 16 floats as a generic vector (the compiler splits it into what the build targets) */
+typedef float bu_v16 __attribute__((vector_size(64)));
 #pragma GCC push_options
 #pragma GCC optimize("fp-contract=fast")
-typedef float bu_v16 __attribute__((vector_size(64)));
 typedef struct bu_fma_arg {
     long iters;
     double seconds;
     float sink;
 } bu_fma_arg;
-static void *bu_fma_thread(void *p) {
-    bu_fma_arg *a = p;
-    bu_v16 acc[24], m, c;
-    for (int i = 0; i < 16; i++) m[i] = 0.999f, c[i] = 1e-6f;
-    for (int j = 0; j < 24; j++)
-        for (int i = 0; i < 16; i++) acc[j][i] = (float)(j + i) * 1e-3f;
-    double t0 = bu_now();
-    for (long k = 0; k < a->iters; k++) {
-#pragma GCC unroll 24
-        for (int j = 0; j < 24; j++) acc[j] = acc[j] * m + c;
-        __asm__ volatile("" : "+v"(m)); /* keep the loop: m may have changed */
+#define BU_FMA_THREAD(name, target_, lanes, chains)                                          \
+    typedef float name##_v __attribute__((vector_size(4 * (lanes))));                         \
+    __attribute__((target(target_))) static void *name(void *p) {                             \
+        bu_fma_arg *a = p;                                                                    \
+        name##_v acc[chains], m, c;                                                           \
+        for (int i = 0; i < (lanes); i++) m[i] = 0.999f, c[i] = 1e-6f;                        \
+        for (int j = 0; j < (chains); j++)                                                    \
+            for (int i = 0; i < (lanes); i++) acc[j][i] = (float)(j + i) * 1e-3f;             \
+        double t0 = bu_now();                                                                 \
+        for (long k = 0; k < a->iters; k++) {                                                 \
+            _Pragma("GCC unroll 24") for (int j = 0; j < (chains); j++) acc[j] = acc[j] * m + c; \
+            __asm__ volatile("" : "+v"(m)); /* keep the loop: m may have changed */           \
+        }                                                                                     \
+        a->seconds = bu_now() - t0;                                                           \
+        float s = 0;                                                                          \
+        for (int j = 0; j < (chains); j++)                                                    \
+            for (int i = 0; i < (lanes); i++) s += acc[j][i];                                 \
+        a->sink = s;                                                                          \
+        return NULL;                                                                          \
     }
-    a->seconds = bu_now() - t0;
-    float s = 0;
-    for (int j = 0; j < 24; j++)
-        for (int i = 0; i < 16; i++) s += acc[j][i];
-    a->sink = s;
-    return NULL;
-}
+BU_FMA_THREAD(bu_fma_avx512, "avx512f,fma", 16, 24)
+BU_FMA_THREAD(bu_fma_avx2, "avx2,fma", 8, 12)
+BU_FMA_THREAD(bu_fma_sse2, "sse2", 4, 12)
 #pragma GCC pop_options
+/* the peak's variant for the level in use: its function, and flops per iteration */
+static void *(*bu_fma_kind(double *flops, const char **name))(void *) {
+    bmc__level l = bmc__kern()->level;
+    if (l == BMC__LEVEL_PORTABLE) l = bmc__cpu_best();
+    if (l == BMC__LEVEL_AVX512) return *flops = 24.0 * 16 * 2, *name = "24 chains of 16-lane FMAs", bu_fma_avx512;
+    if (l == BMC__LEVEL_AVX2) return *flops = 12.0 * 8 * 2, *name = "12 chains of 8-lane FMAs", bu_fma_avx2;
+    return *flops = 12.0 * 4 * 2, *name = "12 chains of 4-lane multiply-adds", bu_fma_sse2;
+}
+/* What the peak measures, and at which kernel level, in words. */
+static const char *bu_fma_desc(void) {
+    static char buf[160];
+    double flops;
+    const char *kind;
+    bu_fma_kind(&flops, &kind);
+    snprintf(buf, sizeof buf, "kernels %s: %s", bmc__level_name(bmc__kern()->level), kind);
+    return buf;
+}
 /* GFLOP/s of `threads` threads together (best of 3 runs of about 0.1 s each). */
 static double bu_fma_peak(int threads) {
     if (threads < 1) threads = 1;
     if (threads > 64) threads = 64;
     pthread_t th[64];
     bu_fma_arg arg[64];
-    double best = 0;
+    double best = 0, flops = 0;
+    const char *kind = NULL;
+    void *(*fn)(void *) = bu_fma_kind(&flops, &kind);
+    (void)kind;
     for (int rep = 0; rep < 3; rep++) {
         for (int i = 0; i < threads; i++) {
             arg[i] = (bu_fma_arg){6000000, 0, 0};
-            if (pthread_create(&th[i], NULL, bu_fma_thread, &arg[i]) != 0) return 0;
+            if (pthread_create(&th[i], NULL, fn, &arg[i]) != 0) return 0;
         }
         double slowest = 0;
         for (int i = 0; i < threads; i++) {
             pthread_join(th[i], NULL);
             if (arg[i].seconds > slowest) slowest = arg[i].seconds;
         }
-        double g = threads * 6000000.0 * 24 * 16 * 2 / slowest / 1e9;
+        double g = threads * 6000000.0 * flops / slowest / 1e9;
         if (g > best) best = g;
     }
     return best;

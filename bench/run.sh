@@ -14,6 +14,10 @@
 #   BENCH_ROUNDS      alternating rounds of ours and ONNX Runtime per thread count (default 3; 1 with
 #                     BENCH_QUICK); the table pairs them round by round
 #   BENCH_GEMM=0      skip bench_gemm (OpenBLAS SGEMM shapes)
+#   BENCH_LEVELS      kernel levels compared per core by bench/levels.sh (CPU time, alternating
+#                     rounds; default "avx512 avx2 portable", a level the CPU lacks is refused and
+#                     says so; "" skips). The peers' comparison runs at the CPU's best level, or at
+#                     the one BMC_CPU names.
 #   BENCH_PROFILE=1   also build the library with -DBMC_PROFILE in $BUILD-prof and run bench --profile
 #   BENCH_UPDATE_DOCS=1  write the table into docs/PERF.md and the plot to docs/perf.svg
 #   BENCH_OPENBLAS_CORETYPE  run everything (ours, PyTorch, bench_gemm) with this OpenBLAS kernel set,
@@ -150,9 +154,16 @@ if [ "${BENCH_GEMM:-1}" = 1 ] && [ -x "$BUILD/bench/bench_gemm" ]; then
     echo "bench_gemm: FAILED"
 fi
 
+if [ -n "${BENCH_LEVELS-avx512 avx2 portable}" ] && [ -x "$BUILD/bench/bench_levels" ]; then
+  say "kernel levels, 1 thread, CPU time (bench/levels.sh)"
+  LREPS=3; [ "${BENCH_QUICK:-0}" = 1 ] && LREPS=1
+  BUILD=$BUILD LEVELS="${BENCH_LEVELS-avx512 avx2 portable}" LEVELS_ROUNDS=$ROUNDS LEVELS_REPS=$LREPS \
+    BIOMEDCLIP_MODEL=$MODEL bash bench/levels.sh | tee "$OUT/levels.txt" || echo "levels: FAILED"
+fi
+
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then
   say "profile build ($BUILD-prof, -DBMC_PROFILE)"
-  OPT_PROF="${OPT:--O2 -march=native} -DBMC_PROFILE"
+  OPT_PROF="${OPT:--O2} -DBMC_PROFILE"
   if make -s BUILD="$BUILD-prof" OPT="$OPT_PROF" "$BUILD-prof/bench/bench" >/dev/null; then
     "$BUILD-prof/bench/bench" "$MODEL" --threads "$NPROC" --profile-only "${QUICK[@]}" --image "$IMAGE" \
         --json-out "$OUT/profile.json" | tee "$OUT/profile.txt" || echo "profile: FAILED"

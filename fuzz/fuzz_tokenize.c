@@ -5,13 +5,16 @@
  * BMC_E_TOO_LONG), anything else BMC_MAX_TOKENS. The rest is the text: as a C string to
  * bmc_tokenize (cut at the first NUL), and whole (NULs included) to the raw tokenizer.
  * Checked: [CLS] first, [SEP] last, every id inside the vocabulary, at most the context length,
- * the same ids on a second call, and a too-small buffer reporting the same count as a big one. */
+ * the same ids on a second call, and a too-small buffer reporting the same count as a big one.
+ * Then ftfy.fix_text alone (mojibake repair included) on the whole input. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "fuzz_common.h"
+#include "error.h"
 #include "model.h"
+#include "text_clean.h"
 #include "tokenizer.h"
 
 static bmc_model *g_model;
@@ -64,6 +67,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                            BMC_MAX_TOKENS, &nr);
     if (st != BMC_OK) abort();
     check_ids(raw, nr);
+
+    /* ftfy.fix_text alone on the whole input (the tokenizer stops reading at 256 ids), NULs
+     * included: never fails but for memory, and is valid UTF-8 no longer than 4x the input
+     * (fix_text shortens mojibake; only its character maps grow text, at most 3x). */
+    char *fixed = NULL;
+    size_t nf = 0;
+    st = bmc__ftfy_fix_text((const char *)data + 1, n, &fixed, &nf);
+    if (st != BMC_OK || !fixed || nf > 4 * n + 4) abort();
+    bmc__free(fixed);
     free(text);
     return 0;
 }

@@ -296,6 +296,15 @@ def text_seeds():
     write("tokenize", "invalid_utf8.txt", b"\x01ab\xff\xfe\xc3(\xe2\x82 \xf0\x9f\x98")
     write("tokenize", "overlong.txt", b"\x01\xc0\xaf\xe0\x80\xaf\xed\xa0\x80")
     write("tokenize", "nul_inside.txt", b"\x01abc\x00def ghi")
+    # ftfy's mojibake repair (lib/ftfy_encoding.c): each codec path, restore_byte_a0, lossy
+    # sequences, CESU-8 and Java's C0 80, inconsistent UTF-8, C1 controls, HTML pairs
+    for name, t in [("moji_1252", "Ã©tÃ© â€œquotedâ€\ufffd donâ€™t"), ("moji_nbsp", "Ã la mode Â°C"),
+                    ("moji_1251", "Ð\u0178Ñ€Ð¸Ð²ÐµÑ‚"), ("moji_mac", "Caf\u221a\u00a9 \u221a\u00a7"),
+                    ("moji_cesu", "\xed\xa0\xbd\xed\xb8\x80 \xc0\x80 \xc3\xa9\xc0\n"),
+                    ("moji_mixed", "Café naïve and Ã©tÃ© \x93c1\x94 \x81"),
+                    ("moji_html", "&Eacute;°C &EACUTE;± 37&deg;C"),
+                    ("moji_nested", "ÃƒÂ©tÃƒÂ© Ãƒâ€šÃ‚Â°C")]:
+        write("tokenize", name + ".txt", b"\x01" + t.encode())
 
 
 CLI_ARGS = [  # fuzz_cli placeholders: @img @jpg @dir @idx @txt @model

@@ -119,7 +119,8 @@ BMC_API const char *bmc_last_error(void);
 
 BMC_API int bmc_version_number(void);       /* == BMC_VERSION_NUMBER of the compiled library */
 BMC_API const char *bmc_version_string(void);
-BMC_API const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads */
+BMC_API const char *bmc_system_info(void);  /* static text: SIMD level, BLAS core, BLAS threads,
+                                             * decoders, slide reader (SLIDE=OpenSlide-3.4.1 or none) */
 
 typedef void (*bmc_log_fn)(int level, const char *message, void *user);
 #define BMC_LOG_ERROR 0
@@ -136,10 +137,10 @@ typedef struct bmc_model bmc_model;
 typedef struct bmc_model_params {
     int verify_data;  /* 1: check every tensor's CRC32 at load (reads the whole file). Default 0. */
     int prefault;     /* 1: ask the kernel to read the mapping ahead (MADV_WILLNEED). Default 0.  */
-    int huge_pages;   /* 1: ask for 2 MB pages for the mapping (MADV_HUGEPAGE; used where the
-                         file system caches files in large folios, as ext4 on Linux 6.18 does,
-                         for the pages read from disk after the load). Fewer TLB misses: 2-13%
-                         faster passes (docs/PERF.md). Default 1. */
+    int huge_pages;   /* 1: ask for 2 MB pages for the mapping (MADV_HUGEPAGE; honoured where
+                         the file system caches files in large folios, for the pages read from
+                         disk after the load). Fewer TLB misses, faster passes (docs/PERF.md).
+                         Default 1. */
 } bmc_model_params;
 
 BMC_API bmc_model_params bmc_model_default_params(void);
@@ -232,7 +233,8 @@ typedef struct bmc_image {
 #define BMC_DECODE_PIL_16BIT 1
 
 /* Decode a file / a memory buffer: JPEG (baseline, progressive), PNG (1-16 bit; gray, gray+alpha,
- * RGB, RGBA, palette), BMP, TGA, GIF (first frame), PNM. The image keeps what PIL would call
+ * RGB, RGBA, palette), BMP, TGA, GIF (first frame), PNM, and DICOM (DCMTK builds: Part 10 or bare
+ * datasets, first frame, docs/IMAGE.md's windowing rule). The image keeps what PIL would call
  * its mode (palette indices, gray, gray+alpha, RGB, RGBA) internally, so that preprocessing
  * follows PIL's per-mode rules (palette resized nearest on indices, alpha premultiplied, gray as
  * one channel). The public fields are a view of the pixels as GRAY, RGB or RGBA (a palette is
@@ -329,6 +331,94 @@ BMC_API bmc_status bmc_zero_shot_probs(const bmc_model *model, const float *img,
 BMC_API bmc_status bmc_zero_shot_file(bmc_ctx *ctx, const char *path, const char *const *texts,
                                       int n,
                                       float *probs);
+
+/* ----------------------------------------------------------------------------------------- */
+/* Whole-slide images (docs/SLIDES.md)                                                        */
+/*                                                                                            */
+/* Read through OpenSlide (Aperio SVS, Hamamatsu, Leica, MIRAX, Philips, Sakura, Trestle,     */
+/* Ventana, generic tiled TIFF). A build without OpenSlide (make SLIDE=0) keeps the functions */
+/* and bmc_slide_open fails with BMC_E_IMAGE saying so. Coordinates x, y are always level-0   */
+/* pixels; sizes are pixels of the level read. A bmc_slide may be read from several threads   */
+/* at once (OpenSlide handles are thread-safe); open and close are not concurrent with reads. */
+
+typedef struct bmc_slide bmc_slide;
+
+/* Open a slide. A file OpenSlide cannot read gets BMC_E_IMAGE with OpenSlide's own message
+ * (or "not a slide OpenSlide recognises"). On failure *out is NULL. */
+BMC_API bmc_status bmc_slide_open(const char *path, bmc_slide **out);
+BMC_API void bmc_slide_close(bmc_slide *slide); /* NULL-safe */
+
+BMC_API int bmc_slide_level_count(const bmc_slide *slide);
+/* Size of a level in pixels (BMC_E_INVALID_ARG for a level out of range). */
+BMC_API bmc_status bmc_slide_level_size(const bmc_slide *slide, int level, int64_t *width, int64_t *height);
+/* Downsample of a level relative to level 0, as OpenSlide reports it (0 if out of range). */
+BMC_API double bmc_slide_level_downsample(const bmc_slide *slide, int level);
+/* Microns per level-0 pixel: openslide.mpp-x / openslide.mpp-y, else the TIFF resolution
+ * (tiff.XResolution with tiff.ResolutionUnit centimeter or inch); 0 when the slide says
+ * nothing (the caller must then be told the resolution). mpp_y may be NULL. */
+BMC_API double bmc_slide_mpp(const bmc_slide *slide, double *mpp_y);
+/* OpenSlide's vendor name ("aperio", "generic-tiff", ...); never NULL. */
+BMC_API const char *bmc_slide_vendor(const bmc_slide *slide);
+
+/* Read width x height pixels of `level`, the top-left at level-0 (x, y), into an RGB image
+ * owned by the library (free with bmc_image_free). OpenSlide's premultiplied ARGB is
+ * un-premultiplied exactly as openslide-python does (c * 255 / a, truncated; alpha 0 gives
+ * black) and the alpha dropped, so the pixels equal
+ * slide.read_region((x, y), level, (width, height)).convert("RGB") in Python. Regions outside
+ * the slide read as black. width * height is limited to 2^28 pixels. */
+BMC_API bmc_status bmc_slide_read_region(bmc_slide *slide, int level, int64_t x, int64_t y, int width,
+                                 int height, bmc_image *out);
+
+/* A tile grid: squares of tile_px pixels at mpp microns per pixel, stepping by tile_px -
+ * overlap pixels, anchored at level-0 (0, 0). bmc_slide_tiling_init fills the derived fields
+ * (docs/SLIDES.md states the rule, so a tile can be reproduced with openslide-python + PIL). */
+typedef struct bmc_slide_tiling {
+    /* in */
+    int tile_px;         /* tile side in output pixels (e.g. 224)                             */
+    double mpp;          /* target microns per pixel (e.g. 0.5, "20x")                        */
+    int overlap;         /* output pixels shared by neighbouring tiles, 0 <= overlap < tile_px */
+    double slide_mpp;    /* level-0 microns per pixel; 0: from the slide (bmc_slide_mpp)      */
+    /* out */
+    double level0_mpp;   /* the level-0 resolution used                                       */
+    int64_t size0;       /* tile side in level-0 pixels: round(tile_px * mpp / level0_mpp)    */
+    int64_t step0;       /* grid step in level-0 pixels: round((tile_px - overlap) * mpp / level0_mpp) */
+    int level;           /* the level read: the coarsest whose downsample <= size0/tile_px * 1.01 */
+    int region_px;       /* side of the region read at that level: round(size0 / downsample)  */
+    int64_t cols, rows;  /* grid size: tiles lying wholly inside level 0                      */
+} bmc_slide_tiling;
+
+/* Fill the derived fields of *t (t->tile_px, mpp, overlap, slide_mpp set by the caller).
+ * BMC_E_INVALID_ARG when the slide has no resolution and t->slide_mpp is 0. */
+BMC_API bmc_status bmc_slide_tiling_init(const bmc_slide *slide, bmc_slide_tiling *t);
+
+/* The tile whose level-0 top-left is (x, y): the region_px square of t->level read there, then
+ * resized to tile_px x tile_px with PIL's bicubic (skipped when region_px == tile_px).
+ * rgb receives tile_px * tile_px * 3 bytes. */
+BMC_API bmc_status bmc_slide_read_tile(bmc_slide *slide, const bmc_slide_tiling *t, int64_t x, int64_t y,
+                               unsigned char *rgb);
+
+/* Tissue mask as CLAM finds it (docs/SLIDES.md): a thumbnail level (the coarsest level of at
+ * most 64x downsample, coarser while it exceeds 2^26 pixels) read whole (a slide whose smallest
+ * level is larger: that level averaged over f x f blocks, the smallest f that fits), HSV saturation
+ * (OpenCV's 8-bit formula), 7x7 median blur, threshold: Otsu's when threshold < 0 (but at
+ * least 8, CLAM's fixed default, so that a blank slide has no tissue), else `threshold` (0..255;
+ * tissue where saturation > threshold); holes in the tissue smaller than CLAM's a_h (16 areas of
+ * 512 x 512 level-0 pixels) are filled, larger ones stay holes. The mask is a
+ * GRAY image (0 background, 255 tissue) owned by the library; *downsample_x/_y (may be NULL)
+ * receive level-0 pixels per mask pixel, *used_threshold (may be NULL) the threshold applied.
+ * thumbnail (may be NULL) receives the RGB thumbnail the mask was computed on. */
+BMC_API bmc_status bmc_slide_tissue_mask(bmc_slide *slide, int threshold, bmc_image *mask,
+                                 bmc_image *thumbnail, double *downsample_x, double *downsample_y,
+                                 int *used_threshold);
+
+/* The tiles of the grid to embed, in row-major order (y, then x), as level-0 top-lefts
+ * coords[2 * i] = x, coords[2 * i + 1] = y. With a mask (from bmc_slide_tissue_mask), a tile is
+ * kept when the fraction of tissue in the mask pixels it covers is >= min_tissue; mask NULL
+ * keeps every tile. Writes at most cap tiles (coords may be NULL when cap is 0) and sets *n to
+ * the number of tiles there are (call once with cap 0 to size the array). */
+BMC_API bmc_status bmc_slide_tile_coords(const bmc_slide_tiling *t, const bmc_image *mask,
+                                 double downsample_x, double downsample_y, double min_tissue,
+                                 int64_t *coords, int64_t cap, int64_t *n);
 
 #ifdef __cplusplus
 }

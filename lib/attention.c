@@ -7,25 +7,23 @@
  * score rows exists at a time, so the scratch is small and private to the thread: a ViT
  * image's 197 x 197 scores per head never leave L1/L2.
  *
- * Without AVX-512 the products go to OpenBLAS, block by block the same way. */
+ * The tiles and the packing are the kernel level's (cpu.h: AVX-512 or AVX2 + FMA, the same
+ * layout and order of summation). At the portable level the products go to OpenBLAS, block by
+ * block the same way (blocks of QB queries, scratch sized for NR-padded keys at every level). */
 #include <math.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include <cblas.h>
 
+#include "cpu.h"
 #include "kernels.h"
 #include "ops.h"
 #include "pool.h"
 #include "profile.h"
 
-#if defined(__AVX512F__)
 #define QB BMC__KERN_MR /* queries per block (the tile height) */
 #define NR BMC__KERN_NR /* keys per packed sliver */
-#else
-#define QB 12
-#define NR 32
-#endif
 
 static size_t padnr(size_t n) { return (n + NR - 1) / NR * NR; }
 
@@ -44,52 +42,55 @@ static size_t seq_start(const bmc__attn *a, int s) {
 
 static void attention_task(void *arg, int task, int thread) {
     const bmc__attn *a = arg;
-    int s = task / a->heads, h = task % a->heads, D = a->W / a->heads;
+    int s = task / a->heads, h = task % a->heads, D = a->k.cols / a->heads;
     size_t off = seq_start(a, s);
     int L = a->lens ? a->lens[s] : a->len;
     size_t Lp = padnr((size_t)L);
-    const float *k = a->k + off * a->ldk + (size_t)h * D;
-    const float *v = a->v + off * a->ldv + (size_t)h * D;
+    size_t ldq = (size_t)a->q.ld, ldk = (size_t)a->k.ld, ldv = (size_t)a->v.ld;
+    size_t ldo = (size_t)a->out.ld;
+    const float *k = a->k.p + off * ldk + (size_t)h * D;
+    const float *v = a->v.p + off * ldv + (size_t)h * D;
     /* queries: every row, or the first row only (its query and output are row s) */
     int nq = a->cls_only ? 1 : L;
     size_t qrow = a->cls_only ? (size_t)s : off;
-    const float *q = a->q + qrow * a->ldq + (size_t)h * D;
-    float *out = a->out + qrow * a->ldo + (size_t)h * D;
+    const float *q = a->q.p + qrow * ldq + (size_t)h * D;
+    float *out = a->out.p + qrow * ldo + (size_t)h * D;
     float *scratch = a->pool ? bmc__pool_scratch(a->pool, thread) : a->scratch;
     float *S = scratch + Lp * (size_t)D; /* [QB, Lp] scores of a block of queries */
 
-#if defined(__AVX512F__)
-    float *kp = scratch; /* [Lp / 32][D][32] packed keys */
-    bmc__pack_w(k, (size_t)a->ldk, L, D, kp);
-    bmc__tile_out o = {0}; /* plain stores, no bias */
-    o.first = o.last = 1;
-    for (int i0 = 0; i0 < nq; i0 += QB) {
-        int mr = nq - i0 < QB ? nq - i0 : QB;
-        const float *qi = q + (size_t)i0 * a->ldq;
-        o.ldy = Lp;
-        for (int j = 0; j < L; j += NR) {
-            o.y = S + j;
-            o.ncols = L - j < NR ? L - j : NR;
-            bmc__outer(mr, qi, (size_t)a->ldq, kp + (size_t)j * D, NR, D, &o);
+    const bmc__kernels *kern = bmc__kern();
+    if (kern->outer) {
+        float *kp = scratch; /* [Lp / NR][D][NR] packed keys */
+        kern->pack_w(k, ldk, L, D, kp);
+        bmc__tile_out o = {0}; /* plain stores, no bias */
+        o.first = o.last = 1;
+        for (int i0 = 0; i0 < nq; i0 += QB) {
+            int mr = nq - i0 < QB ? nq - i0 : QB;
+            const float *qi = q + (size_t)i0 * ldq;
+            o.ldy = Lp;
+            for (int j = 0; j < L; j += NR) {
+                o.y = S + j;
+                o.ncols = L - j < NR ? L - j : NR;
+                kern->outer(mr, qi, ldq, kp + (size_t)j * D, NR, D, &o);
+            }
+            for (int r = 0; r < mr; r++) bmc__softmax_scaled(S + (size_t)r * Lp, L, a->scale);
+            o.ldy = ldo;
+            for (int d = 0; d < D; d += NR) {
+                o.y = out + (size_t)i0 * ldo + d;
+                o.ncols = D - d < NR ? D - d : NR;
+                kern->outer(mr, S, Lp, v + d, ldv, L, &o);
+            }
         }
-        for (int r = 0; r < mr; r++) bmc__softmax_scaled(S + (size_t)r * Lp, L, a->scale);
-        o.ldy = (size_t)a->ldo;
-        for (int d = 0; d < D; d += NR) {
-            o.y = out + (size_t)i0 * a->ldo + d;
-            o.ncols = D - d < NR ? D - d : NR;
-            bmc__outer(mr, S, Lp, v + d, (size_t)a->ldv, L, &o);
+    } else {
+        for (int i0 = 0; i0 < nq; i0 += QB) {
+            int mr = nq - i0 < QB ? nq - i0 : QB;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mr, L, D, a->scale,
+                        q + (size_t)i0 * ldq, (int)ldq, k, (int)ldk, 0.0f, S, (int)Lp);
+            for (int r = 0; r < mr; r++) bmc__softmax_rows(S + (size_t)r * Lp, 1, L);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mr, D, L, 1.0f, S, (int)Lp, v,
+                        (int)ldv, 0.0f, out + (size_t)i0 * ldo, (int)ldo);
         }
     }
-#else
-    for (int i0 = 0; i0 < nq; i0 += QB) {
-        int mr = nq - i0 < QB ? nq - i0 : QB;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mr, L, D, a->scale,
-                    q + (size_t)i0 * a->ldq, a->ldq, k, a->ldk, 0.0f, S, (int)Lp);
-        for (int r = 0; r < mr; r++) bmc__softmax_rows(S + (size_t)r * Lp, 1, L);
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mr, D, L, 1.0f, S, (int)Lp, v,
-                    a->ldv, 0.0f, out + (size_t)i0 * a->ldo, a->ldo);
-    }
-#endif
 }
 
 void bmc__attention(const bmc__attn *a) {

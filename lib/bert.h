@@ -1,5 +1,7 @@
-/* bert.h - the BERT text tower, in stages that tests can call one by one (embeddings, one layer,
- * the last layer for the [CLS] rows only, pooling + projection).
+/* bert.h - the BERT text tower: its scratch plan, its stages (embeddings, one layer, the last
+ * layer for the [CLS] rows only, pooling + projection; tests call them one by one) and the
+ * forward pass over a batch of texts on the threads it is given. How a batch is cut into chunks
+ * and spread over threads is the scheduler's (run.h).
  *
  * Texts are PACKED: the ids of n texts lie one after another (text i has lens[i] ids), and every
  * activation is a [rows, W] matrix with rows = sum(lens), so each weight is one GEMM for the whole
@@ -22,6 +24,7 @@ typedef struct bmc__bert_plan {
     size_t a;       /* [rows, W]   after the attention block's LayerNorm           */
     size_t inter;   /* [rows, F]   FFN hidden                                      */
     size_t att;     /* attention scratch of one thread (used when pool is NULL)    */
+    size_t thread_floats; /* ... its size: what each thread of a pool needs        */
     size_t cls;     /* [n, W]      [CLS] rows (gathered, then final)               */
     size_t q;       /* [n, W]      queries of the [CLS] rows in the last layer     */
     size_t proj;    /* [n, max(H, E)] projection hidden                            */
@@ -31,10 +34,6 @@ typedef struct bmc__bert_plan {
 
 /* The plan on the caller's thread alone (set .pool to spread the work). */
 bmc__bert_plan bmc__bert_plan_for(const bmc__config *cfg, int rows, int n, int max_len);
-
-/* Scratch floats bmc__bert_encode needs for a chunk of `rows` rows in n texts on a context of
- * `threads` threads (at least the plan's: the texts may run as one group per thread). */
-size_t bmc__bert_scratch(const bmc__config *cfg, int rows, int n, int max_len, int threads);
 
 /* Check that n texts of lens[i] ids are valid input (1 <= lens[i] <= context length, ids inside
  * the embedding table); BMC_E_INVALID_ARG naming text/position/id otherwise. *rows receives the
@@ -61,5 +60,11 @@ void bmc__bert_run_layer_cls(const bmc_model *model, int layer, const float *h,
 /* out[n, E] = proj2(GELU(proj0(cls))) (MLP projection) or proj0(cls) (linear projection). */
 void bmc__bert_project(const bmc_model *model, const float *cls, int n, float *out, float *scratch,
                        const bmc__bert_plan *plan);
+
+/* The whole tower on n packed texts whose longest has max_len ids: out[n, E] raw (unnormalised)
+ * embeddings. scratch holds bmc__bert_plan_for(cfg, sum(lens), n, max_len).total floats. The
+ * work runs on pool (NULL: the caller alone). */
+void bmc__bert_forward(const bmc_model *model, const int *ids, const int *lens, int n,
+                       int max_len, float *scratch, float *out, bmc__pool *pool);
 
 #endif /* BMC_BERT_H */

@@ -1,9 +1,11 @@
-/* encode_text.c - the public text encoders: ids -> embeddings, text -> ids -> embeddings. */
+/* encode_text.c - the public text encoders: ids -> embeddings, text -> ids -> embeddings (the
+ * tower runs through the scheduler, run.h). */
 #include <string.h>
 
-#include "context.h"
 #include "error.h"
+#include "model.h"
 #include "ops.h"
+#include "run.h"
 
 bmc_status bmc_encode_ids(bmc_ctx *ctx, const int *ids, const int *lens, int n, float *out,
                           int normalize) {
@@ -13,9 +15,9 @@ bmc_status bmc_encode_ids(bmc_ctx *ctx, const int *ids, const int *lens, int n, 
     if (!ids || !lens || !out)
         return bmc__fail(BMC_E_INVALID_ARG, "encode_ids: %s is NULL",
                          !ids ? "ids" : !lens ? "lens" : "out");
-    bmc_status st = bmc__bert_encode(ctx, ids, lens, n, out);
+    bmc_status st = bmc__run_texts(ctx, ids, lens, n, out);
     if (st != BMC_OK) return st;
-    if (normalize) bmc__l2_normalize_rows(out, n, (int)ctx->model->config.embed_dim);
+    if (normalize) bmc__l2_normalize_rows(out, n, bmc_model_embed_dim(bmc_ctx_model(ctx)));
     return BMC_OK;
 }
 
@@ -31,7 +33,7 @@ bmc_status bmc_encode_text(bmc_ctx *ctx, const char *const *texts, int n, float 
     if (n == 0) return BMC_OK;
     if (!texts || !out)
         return bmc__fail(BMC_E_INVALID_ARG, "encode_text: %s is NULL", !texts ? "texts" : "out");
-    const bmc_model *model = ctx->model;
+    const bmc_model *model = bmc_ctx_model(ctx);
     int cap = (int)model->config.context_length;
     if (cap < 1 || cap > TEXT_CHUNK_IDS)
         return bmc__fail(BMC_E_INTERNAL, "encode_text: context length %d outside 1..%d", cap,

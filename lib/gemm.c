@@ -4,8 +4,7 @@
  * each a contiguous [K][64] block, which is exactly the sliver the outer-product tiles of
  * tiles.c read. So nothing is packed or copied at run time, and a panel streams from memory as
  * one sequential run (row-major weights gave 6 or 64 interleaved short streams, and left the
- * thin products of a short text waiting on memory: the 48 products of a 24-token text took
- * 19.9 ms at 2 threads from rows, 14.0 ms from panels, 28 Nov, microbenchmark).
+ * thin products of a short text waiting on memory: docs/PERF.md).
  *
  * One pool task per panel: for each K slice of up to 768, 6 x 64 tiles go down the rows of X
  * (a slice is 192 KB, kept in L2 while X streams through). Every product, whatever M, runs the
@@ -18,13 +17,16 @@
  * BMC__GEMM_ACC folds the residual add in (y + (X W^T + b), PyTorch's order when K is one
  * slice), BMC__GEMM_GELU the activation (applied to each panel's block once it is final).
  *
- * Without AVX-512 each panel is an OpenBLAS product (its own threads), then the same epilogue. */
+ * The tiles are those of the kernel level in use (cpu.h): AVX-512 (tiles.c) or AVX2 + FMA
+ * (tiles_avx2.c), the same layout and order of summation. At the portable level each panel is
+ * an OpenBLAS product (its own threads), then the same epilogue. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include <cblas.h>
 
+#include "cpu.h"
 #include "format.h"
 #include "kernels.h"
 #include "ops.h"
@@ -43,6 +45,7 @@ typedef struct gemm_job {
     float *y;        /* [M, N] (output n0 first), row stride ldy */
     int M, ldx, ldy, flags;
     int threads;     /* the pool's */
+    const bmc__kernels *kern; /* the level's tiles */
 } gemm_job;
 
 /* Columns c0 .. c1 - 1 of panel p that belong to the job's outputs. */
@@ -52,14 +55,11 @@ static void panel_cols(const gemm_job *g, int p, int *c0, int *c1) {
     *c1 = hi < PANEL ? hi : PANEL;
 }
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-
 #define MR BMC__KERN_MR /* rows of X per tile */
 #define KC 768          /* K slice */
 _Static_assert(BMC__KERN_NR == PANEL, "a tile is one panel wide");
 
-static void gemm_task(void *arg, int task, int thread) {
+static void gemm_task_tiles(void *arg, int task, int thread) {
     (void)thread;
     const gemm_job *g = arg;
     int M = g->M, K = g->w.K, p = g->p0 + task, c0, c1;
@@ -109,16 +109,16 @@ static void gemm_task(void *arg, int task, int thread) {
                 pf += (size_t)n * 64, lines -= n;
             }
             o.y = g->y + (size_t)m * ldy + j0;
-            bmc__outer(mr, g->x + (size_t)m * ldx + k0, ldx, panel + (size_t)k0 * PANEL + c0,
+            g->kern->outer(mr, g->x + (size_t)m * ldx + k0, ldx, panel + (size_t)k0 * PANEL + c0,
                        PANEL, kc, &o);
         }
     }
-    /* GELU once the block is final, a row at a time: in each tile's epilogue instead it cost
-     * 7% of the MLP's first product at 197 rows on 2 threads (28 Nov, microbenchmark) */
+    /* GELU once the block is final, a row at a time: fused into the tiles' epilogue it was
+     * slower (docs/PERF.md) */
     if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(g->y + j0, ldy, M, (size_t)(c1 - c0));
 }
 
-#else /* portable: each panel an OpenBLAS product (its own threads), then the epilogue */
+/* portable: each panel an OpenBLAS product (its own threads), then the epilogue */
 
 static void add_bias(float *y, size_t ldy, int M, int N, const float *b) {
     if (!b) return;
@@ -128,7 +128,7 @@ static void add_bias(float *y, size_t ldy, int M, int N, const float *b) {
     }
 }
 
-static void gemm_task(void *arg, int task, int thread) {
+static void gemm_task_blas(void *arg, int task, int thread) {
     (void)thread;
     const gemm_job *g = arg;
     int M = g->M, K = g->w.K, p = g->p0 + task, c0, c1;
@@ -147,17 +147,15 @@ static void gemm_task(void *arg, int task, int thread) {
     if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(y, (size_t)g->ldy, M, (size_t)nc);
 }
 
-#endif
-
-void bmc__gemm(bmc__pool *pool, const float *x, int M, int ldx, bmc__panels w, int n0, int N,
-               const float *b, float *y, int ldy, int flags) {
-    if (M <= 0 || N <= 0) return;
+void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const float *b, int flags) {
+    if (x.rows <= 0 || w.N <= 0) return;
     BMC__PROF_BEGIN(t0);
     gemm_job g;
     memset(&g, 0, sizeof g);
-    g.x = x, g.w = w, g.n0 = n0, g.N = N, g.p0 = n0 / PANEL, g.b = b, g.y = y;
-    g.M = M, g.ldx = ldx, g.ldy = ldy, g.flags = flags;
+    g.x = x.p, g.w = w, g.n0 = w.n0, g.N = w.N, g.p0 = w.n0 / PANEL, g.b = b, g.y = y.p;
+    g.M = x.rows, g.ldx = x.ld, g.ldy = y.ld, g.flags = flags;
     g.threads = bmc__pool_threads(pool);
-    bmc__pool_run(pool, gemm_task, &g, (n0 + N - 1) / PANEL - g.p0 + 1);
+    g.kern = bmc__kern();
+    bmc__pool_run(pool, g.kern->outer ? gemm_task_tiles : gemm_task_blas, &g, (w.n0 + w.N - 1) / PANEL - g.p0 + 1);
     BMC__PROF_END(BMC__PROF_GEMM, t0);
 }

@@ -269,6 +269,10 @@ static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char 
     return BMC_OK;
 }
 
+bmc_status bmc__image_adopt(bmc__decoded *d, const char *name, bmc_image *out) {
+    return finish(d, BMC_DECODE_DEFAULT, name, out);
+}
+
 static bmc_status load_buffer(const uint8_t *data, size_t size, const bmc__decode_opts *o, const char *name,
                               bmc_image *out) {
     bmc__decoded d;

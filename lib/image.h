@@ -88,6 +88,14 @@ bmc_status bmc__lab_to_rgb(const uint8_t *lab, size_t n, uint8_t *rgb, const cha
  * complete. */
 bmc_status bmc__decode_any(const uint8_t *data, size_t size, const char *name, const bmc__decode_opts *opts,
                            bmc__decoded *out);
+/* DICOM (lib/image_dicom.cc, DCMTK): Part 10 files and bare datasets, one frame (opts->frame),
+ * stored values to 8 bits by the rule of docs/IMAGE.md; fills out->info itself. */
+bmc_status bmc__decode_dicom(const uint8_t *data, size_t size, const char *name, const bmc__decode_opts *opts,
+                             bmc__decoded *out);
+/* True when data looks like DICOM (Part 10 preamble, or a bare dataset's first element). */
+int bmc__dicom_plausible(const uint8_t *data, size_t size);
+/* "DCMTK 3.6.7" (DICOM builds). */
+const char *bmc__dicom_version(void);
 /* True when a TGA header this plausible is at data (TGA has no magic number). */
 int bmc__tga_plausible(const uint8_t *data, size_t size);
 
@@ -136,6 +144,13 @@ void bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bp
 void bmc__resize_dims(int w, int h, int size, int *out_w, int *out_h);
 /* torchvision CenterCrop offset: int(round((in - crop) / 2.0)), round half to even. */
 int bmc__crop_offset(int in, int crop);
+
+/* Make a library-owned bmc_image (freed by bmc_image_free) of a decoded image; consumes d,
+ * also on failure. Used by the readers outside image.c (slides). */
+bmc_status bmc__image_adopt(bmc__decoded *d, const char *name, bmc_image *out);
+
+/* The whole-slide reader of this build ("OpenSlide-3.4.1", or "none" with make SLIDE=0). */
+const char *bmc__slide_backend(void);
 
 /* ---- the pipeline (image.c) --------------------------------------------------------------- */
 

@@ -99,6 +99,25 @@ static bmc_status finish_info(bmc__decoded *out, const char *format, const char 
     return BMC_OK;
 }
 
+/* DICOM by content: Part 10 ("DICM" after the 128-byte preamble), or a bare dataset whose first
+ * element is a plausible tag of group 0002 or 0008 (little or big endian) followed by an
+ * explicit VR, or, in implicit VR little endian, a length that fits the file. */
+int bmc__dicom_plausible(const uint8_t *d, size_t n) {
+    if (n >= 132 && !memcmp(d + 128, "DICM", 4)) return 1;
+    if (n < 8) return 0;
+    unsigned le_group = d[0] | d[1] << 8, be_group = d[0] << 8 | d[1];
+    static const char vrs[] = "AEASATCSDADSDTFLFDISLOLTOBODOFOLOVOWPNSHSLSQSSSTSVTMUCUIULUNURUSUTUV";
+    int explicit_vr = 0;
+    for (size_t i = 0; i + 1 < sizeof vrs; i += 2)
+        if (d[4] == vrs[i] && d[5] == vrs[i + 1]) explicit_vr = 1;
+    if (le_group == 0x0002 || le_group == 0x0008) {
+        if (explicit_vr) return 1;
+        uint32_t len = d[4] | d[5] << 8 | (uint32_t)d[6] << 16 | (uint32_t)d[7] << 24;
+        return len <= n - 8 || len == 0xFFFFFFFFu;
+    }
+    return (be_group == 0x0002 || be_group == 0x0008) && explicit_vr;
+}
+
 bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, const bmc__decode_opts *opts,
                            bmc__decoded *out) {
     static const bmc__decode_opts defaults = {0};
@@ -127,13 +146,21 @@ bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, const b
                           !memcmp(d, "MM\0+", 4))) {
         format = "TIFF"; /* classic and BigTIFF; lib/image_tiff.c (libtiff) fills info and pages */
         st = bmc__decode_tiff(d, n, name, o, out);
+    } else if (bmc__dicom_plausible(d, n)) {
+        format = "DICOM";
+#ifdef BMC_WITH_DICOM
+        return bmc__decode_dicom(d, n, name, o, out); /* fills its own info */
+#else
+        return bmc__fail(BMC_E_IMAGE, "%s: DICOM support not built in (rebuild without DICOM=0, needs libdcmtk-dev)",
+                         name);
+#endif
     } else {
         const char *other = other_format(d, n);
         if (other)
-            return bmc__fail(BMC_E_IMAGE, "%s: %s images are not supported (JPEG, PNG, TIFF, BMP, TGA, GIF, PNM are)", name,
+            return bmc__fail(BMC_E_IMAGE, "%s: %s images are not supported (JPEG, PNG, TIFF, BMP, TGA, GIF, PNM, DICOM are)", name,
                              other);
         if (!bmc__tga_plausible(d, n))
-            return bmc__fail(BMC_E_IMAGE, "%s: not a recognised image format (JPEG, PNG, TIFF, BMP, TGA, GIF, PNM; %zu "
+            return bmc__fail(BMC_E_IMAGE, "%s: not a recognised image format (JPEG, PNG, TIFF, BMP, TGA, GIF, PNM, DICOM; %zu "
                              "bytes starting %02x %02x %02x %02x)", name, n, d[0], n > 1 ? d[1] : 0,
                              n > 2 ? d[2] : 0, n > 3 ? d[3] : 0);
         format = "TGA";

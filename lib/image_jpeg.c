@@ -1,56 +1,16 @@
-/* image_jpeg.c - JPEG (stb_image, or libjpeg-turbo with JPEG=turbo) and zlib inflate.
+/* image_jpeg.c - JPEG (stb_image, or libjpeg-turbo with JPEG=turbo).
  *
- * This is the only file that compiles stb_image: STB_IMAGE_STATIC keeps every stb symbol
- * private to the library (no clash with a user's own copy), allocations go through bmc__malloc,
- * and assertions are compiled out (the library never aborts). Only the JPEG decoder and the
- * zlib inflater are compiled in; PNG, GIF, BMP, TGA and PNM have their own decoders that keep
- * PIL's modes and quirks (image_png.c, image_gif.c, image_bmp.c, image_tga.c, image_pnm.c). */
+ * stb_image's JPEG decoder alone is compiled here, privately (stb_image_impl.h); PNG, GIF, BMP,
+ * TGA and PNM have their own decoders that keep PIL's modes and quirks (image_png.c,
+ * image_gif.c, image_bmp.c, image_tga.c, image_pnm.c), and PNG's inflater is inflate.c. */
 #include <stdio.h>
 #include <string.h>
 
 #include "error.h"
 #include "image.h"
 
-#define STB_IMAGE_STATIC
-#define STB_IMAGE_IMPLEMENTATION
-#define STBI_NO_STDIO
-#define STBI_NO_LINEAR
-#define STBI_NO_HDR
 #define STBI_ONLY_JPEG
-#define STBI_SUPPORT_ZLIB
-#define STBI_MAX_DIMENSIONS BMC_IMAGE_MAX_SIDE
-#define STBI_ASSERT(x) ((void)0)
-#define STBI_MALLOC(sz) bmc__malloc(sz)
-#define STBI_REALLOC(p, newsz) bmc__realloc(p, newsz)
-#define STBI_FREE(p) bmc__free(p)
-#if defined(__GNUC__)
-/* file-wide: stb declares static functions of the decoders we leave out */
-#pragma GCC diagnostic ignored "-Wunused-function"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#pragma GCC diagnostic ignored "-Wimplicit-fallthrough"
-#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
-#pragma GCC diagnostic ignored "-Wunused-but-set-variable"
-#endif
-#include <stb/stb_image.h>
-#if defined(__GNUC__)
-#pragma GCC diagnostic pop
-#endif
-
-/* ---- zlib ---------------------------------------------------------------------------------- */
-
-int bmc__inflate(const uint8_t *in, size_t in_size, uint8_t *out, size_t out_size) {
-    /* stb stops with "output buffer limit" when the stream holds more than the buffer; the
-     * BMC__INFLATE_SLACK extra bytes (>= one match, 258) make that stop mean the wanted bytes
-     * are all there. */
-    if (in_size > 0x7fffffff || out_size > 0x7fffffff - BMC__INFLATE_SLACK) return 0;
-    int n = stbi_zlib_decode_buffer((char *)out, (int)(out_size + BMC__INFLATE_SLACK), (const char *)in,
-                                    (int)in_size);
-    if (n >= 0) return (size_t)n >= out_size;
-    const char *why = stbi_failure_reason();
-    return why && !strcmp(why, "output buffer limit");
-}
+#include "stb_image_impl.h"
 
 /* ---- JPEG markers -------------------------------------------------------------------------- */
 

@@ -1,6 +1,7 @@
-/* kernels.h - the AVX-512 building blocks of the products (tiles.c), used by gemm.c and
- * attention.c. Only compiled where __AVX512F__ is defined (elsewhere gemm.c and attention.c use
- * OpenBLAS). */
+/* kernels.h - the building blocks of the products, used by gemm.c and attention.c through the
+ * table of the level in use (cpu.h): AVX-512 (tiles.c) and AVX2 + FMA (tiles_avx2.c), the same
+ * interface, panel layout and order of summation at both (at the portable level gemm.c and
+ * attention.c use OpenBLAS instead). */
 #ifndef BMC_KERNELS_H
 #define BMC_KERNELS_H
 
@@ -8,13 +9,11 @@
 
 #include "pool.h"
 
-#if defined(__AVX512F__)
-
-#define BMC__KERN_MR 6  /* rows of X per outer-product tile (at most 12)            */
-#define BMC__KERN_NR 64 /* columns per tile and per sliver (16, 32, 48 or 64); a weight panel's
+#define BMC__KERN_MR 6  /* rows of X per outer-product tile (6, 8 or 12: tiles.c; 6 at AVX2) */
+#define BMC__KERN_NR 64 /* columns per tile and per sliver (32 or 64: tiles.c); a weight panel's
                            width (format.h, BMC__PANEL) */
 
-/* Where and how an outer-product tile is written (see bmc__outer). */
+/* Where and how an outer-product tile is written (see bmc__outer_avx512). */
 typedef struct bmc__tile_out {
     float *y;          /* [mr, ncols] block, row stride ldy          */
     size_t ldy;
@@ -33,13 +32,19 @@ typedef struct bmc__tile_out {
  * ncols are not read. Epilogue: the first K slice writes (with o->acc it adds to what y holds),
  * later slices add, the last adds the bias; a single slice gives y + (sum + b), PyTorch's order
  * for a residual. */
-void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
+void bmc__outer_avx512(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                 const bmc__tile_out *o);
 
 /* Pack nb rows of w ([nb, kc] with row stride ldw) into slivers of NR:
  * bp[s][k][j] = w[s * NR + j, k], zero for rows beyond nb. bp holds
  * ceil(nb / NR) * NR * kc floats (64-byte aligned is fastest). */
-void bmc__pack_w(const float *w, size_t ldw, int nb, int kc, float *bp);
+void bmc__pack_w_avx512(const float *w, size_t ldw, int nb, int kc, float *bp);
 
-#endif
+/* The same at the AVX2 + FMA level (tiles_avx2.c): a 6 x 16 tile (12 ymm accumulators) walked
+ * over the column blocks of the sliver, every block over all of kc, so each output is the same
+ * chain of fused multiply-adds in the order of k as at the AVX-512 level. */
+void bmc__outer_avx2(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
+                     const bmc__tile_out *o);
+void bmc__pack_w_avx2(const float *w, size_t ldw, int nb, int kc, float *bp);
+
 #endif /* BMC_KERNELS_H */

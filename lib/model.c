@@ -515,9 +515,8 @@ bmc_status bmc_model_load(const char *path, const bmc_model_params *params, bmc_
     if (map == MAP_FAILED) return bmc__fail(BMC_E_IO, "%s: cannot map %zu bytes: %s", path, size, strerror(err));
 #ifdef MADV_HUGEPAGE
     /* A pass reads every weight of a tower (340 MB for the text, 344 MB for the image): with
-     * 4 KB pages that is ~85,000 TLB misses a pass, each a two-level walk in a virtual machine.
-     * With 2 MB pages, alternating runs (28 Nov, ms per item): 8 texts of 24 tokens 13.2 -> 11.5
-     * at 2 threads and 24.1 -> 21.6 at 1; one 24-token text 14.4 -> 13.6. Advice only: the
+     * 4 KB pages that is ~85,000 TLB misses a pass, each a two-level walk in a virtual machine;
+     * 2 MB pages make passes faster (docs/PERF.md). Advice only: the
      * kernel uses it for what it reads into the page cache from now on (a file still cached in
      * small pages, e.g. just written, keeps them until evicted: tools/convert.py evicts its
      * output) and ignores it where it cannot. */

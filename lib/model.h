@@ -11,6 +11,7 @@
 #include "biomedclip.h"
 #include "format.h"
 #include "ops.h"
+#include "vocab.h"
 
 #define BMC__MAX_LAYERS 64
 
@@ -56,16 +57,6 @@ typedef struct bmc__bert_weights {
     bmc__panels proj2_w;            /* [E, H] (mlp) or empty, no bias           */
 } bmc__bert_weights;
 
-/* The tokenizer's vocabulary, as stored in the file: token i is bytes[offsets[i] .. offsets[i+1]). */
-typedef struct bmc__vocab {
-    const uint32_t *offsets;        /* [n + 1] */
-    const uint8_t *bytes;           /* [offsets[n]] UTF-8 */
-    uint32_t n;
-    /* open-addressing hash of token -> id, built at load (the only allocation besides the struct) */
-    int32_t *slots;                 /* [n_slots], -1 empty */
-    uint32_t n_slots;               /* power of two */
-} bmc__vocab;
-
 struct bmc_model {
     const uint8_t *map;             /* the whole file, mapped read-only */
     size_t map_size;
@@ -80,13 +71,5 @@ struct bmc_model {
     char *token_text;               /* [vocab bytes + n]: each token NUL-terminated, for bmc_model_token */
     char path[512];
 };
-
-/* Point vocab at n tokens (offsets[n + 1], bytes) and build its hash index. Checks that the
- * offsets are non-decreasing and inside the byte blob (BMC_E_FORMAT otherwise). */
-bmc_status bmc__vocab_init(bmc__vocab *vocab, const uint32_t *offsets, const uint8_t *bytes,
-                           uint32_t n, size_t n_bytes);
-void bmc__vocab_free(bmc__vocab *vocab); /* frees the index only; NULL-safe */
-/* Id of a token (exact bytes); -1 when absent. */
-int32_t bmc__vocab_find(const bmc__vocab *vocab, const char *s, size_t len);
 
 #endif /* BMC_MODEL_H */

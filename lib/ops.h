@@ -1,5 +1,6 @@
-/* ops.h - the tensor core: the few operations the two towers are made of. Activations are
- * row-major [rows, cols] float matrices; a Linear weight is PyTorch's [out, in]. */
+/* ops.h - the tensor core: the few operations the two towers are made of (products: gemm.c,
+ * attention: attention.c, the element-wise rest: ops.c). Activations are row-major
+ * [rows, cols] float matrices (bmc__mat); a Linear weight is PyTorch's [out, in]. */
 #ifndef BMC_OPS_H
 #define BMC_OPS_H
 
@@ -7,33 +8,50 @@
 
 #include "pool.h"
 
-/* A Linear layer's weight W [N, K] as the file stores it (format.h, BMC__LAYOUT_PANEL64):
- * ceil(N / 64) panels [K][64], panel p holding outputs 64p .. 64p + 63 (zeros past N). Used in
- * place from the mapping. */
+/* n rounded up to a multiple of 16 floats (64 bytes): every part of a scratch plan is aligned. */
+static inline size_t bmc__align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+/* A matrix view: rows x cols floats, element (r, c) at p[r * ld + c]. Views name the operands
+ * of the products and of attention, so that a call reads as the maths does. */
+typedef struct bmc__mat {
+    float *p;
+    int rows, cols, ld;
+} bmc__mat;
+
+/* The view of p as [rows, cols] with row stride ld (const data is viewed, never written). */
+static inline bmc__mat bmc__mat_of(const float *p, int rows, int cols, int ld) {
+    bmc__mat m = {(float *)p, rows, cols, ld};
+    return m;
+}
+
+/* Columns c0 .. c0 + cols - 1 of every row of m. */
+static inline bmc__mat bmc__mat_cols(bmc__mat m, int c0, int cols) {
+    return bmc__mat_of(m.p + c0, m.rows, cols, m.ld);
+}
+
+/* A Linear layer's weight [N, K] as the file stores it (format.h, BMC__LAYOUT_PANEL64):
+ * ceil(N / 64) panels [K][64], panel p holding outputs 64p .. 64p + 63 (zeros past N), used in
+ * place from the mapping. A view may cover only outputs n0 .. n0 + N - 1 of the panels at p. */
 typedef struct bmc__panels {
-    const float *p; /* [ceil(N / 64)][K][64] */
+    const float *p; /* [ceil((n0 + N) / 64)][K][64] */
     int N, K;
+    int n0;
 } bmc__panels;
 
-/* Floats that the panels of an [N, K] weight take. */
-size_t bmc__panel_floats(int N, int K);
-/* Lay out a row-major [N, K] weight (row stride ldw) as panels (tests, benchmarks; the
- * converter does the same for the model file). */
-void bmc__panel_pack(const float *w, int N, int K, size_t ldw, float *panels);
+/* Outputs n0 .. n0 + N - 1 of w. */
+static inline bmc__panels bmc__panels_rows(bmc__panels w, int n0, int N) {
+    bmc__panels v = {w.p, N, w.K, w.n0 + n0};
+    return v;
+}
 
-/* Y[M, N] = X[M, K] W[n0 .. n0+N-1, :]^T (+ b[N] if b): outputs n0 .. n0 + N - 1 of w, with
- * b and y pointing at output n0's bias and column. The tasks are spread over `pool` (NULL:
- * the caller alone). Every Linear layer goes through here (gemm.c: an AVX-512 kernel, else
- * OpenBLAS). With AVX-512 the summation order depends on nothing but K, so a row's result is
- * the same whatever M, the rows around it and the number of threads. ldx, ldy are row
- * strides. flags: */
-#define BMC__GEMM_ACC 1  /* y = y + (X W^T + b): add into what y holds (a residual)        */
-#define BMC__GEMM_GELU 2 /* y = GELU(X W^T + b) (not with BMC__GEMM_ACC)                    */
-void bmc__gemm(bmc__pool *pool, const float *x, int M, int ldx, bmc__panels w, int n0, int N,
-               const float *b, float *y, int ldy, int flags);
-
-/* bmc__gemm of all of w's outputs, without a pool or flags. */
-void bmc__linear(const float *x, int M, int ldx, bmc__panels w, const float *b, float *y, int ldy);
+/* y[M, N] = x[M, K] w^T (+ b[N] if b), M = x.rows, N = w.N, K = w.K; b is the bias of w's first
+ * output. Spread over `pool` (NULL: the caller alone). Every Linear layer goes through here
+ * (gemm.c: an AVX-512 kernel, else OpenBLAS). With AVX-512 the summation order depends on
+ * nothing but K, so a row's result is the same whatever M, the rows around it and the number of
+ * threads. flags: */
+#define BMC__GEMM_ACC 1  /* y = y + (x w^T + b): add into what y holds (a residual)        */
+#define BMC__GEMM_GELU 2 /* y = GELU(x w^T + b) (not with BMC__GEMM_ACC)                    */
+void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const float *b, int flags);
 
 /* y = LayerNorm(x) * w + b over each of M rows of length N (biased variance; in place allowed). */
 void bmc__layernorm(const float *x, float *y, int M, int N, const float *w, const float *b, float eps);
@@ -53,37 +71,42 @@ void bmc__softmax_rows(float *x, int M, int N);
 void bmc__softmax_scaled(float *r, int N, float scale);
 
 /* Multi-head self-attention (no masking: texts run only their real tokens) over n_seq
- * sequences whose rows lie one after another: sequence s has lens[s] rows (or len rows each
- * when lens is NULL). Row r of the keys is k + r * ldk, likewise v; each head h uses columns
- * h*D .. h*D+D-1 of q, k, v and out (D = W / heads). out = softmax(scale * q k^T) v per head.
- * cls_only: only the first row of each sequence is a query; its query row is q + s * ldq and
- * its output row out + s * ldo (the last layer of a tower, whose output is the class token).
- * Per-thread scratch: the pool's, or `scratch` (bmc__attention_scratch floats) without one. */
+ * sequences whose rows lie one after another in k and v: sequence s has lens[s] rows (or len
+ * rows each when lens is NULL). Head h uses columns h*D .. h*D+D-1 of q, k, v and out
+ * (D = W / heads): out = softmax(scale * q k^T) v per head. q and out have the rows of k, or
+ * with cls_only one row per sequence: only its first row is a query (the last layer of a tower,
+ * whose output is the class token). Per-thread scratch: the pool's, or `scratch`
+ * (bmc__attention_scratch floats) without one. */
 typedef struct bmc__attn {
     bmc__pool *pool;
-    const float *q, *k, *v;
-    int ldq, ldk, ldv;
-    float *out;
-    int ldo;
+    bmc__mat q, k, v, out; /* [rows or n_seq, W] */
     int n_seq;
     const int *lens; /* [n_seq] or NULL */
     int len;         /* rows per sequence when lens is NULL */
     int cls_only;
-    int W, heads;
+    int heads;
     float scale;
     float *scratch;  /* used when pool is NULL */
 } bmc__attn;
 void bmc__attention(const bmc__attn *a);
 
+/* Attention with q, k and v side by side in the rows of qkv [rows, 3W], into out (the sequences
+ * are still to be set: n_seq and len or lens). */
+static inline bmc__attn bmc__attn_qkv(bmc__pool *pool, bmc__mat qkv, bmc__mat out, int heads,
+                                      float scale, float *scratch) {
+    int W = qkv.cols / 3;
+    bmc__attn a = {pool,  bmc__mat_cols(qkv, 0, W), bmc__mat_cols(qkv, W, W),
+                   bmc__mat_cols(qkv, 2 * W, W), out, 0, NULL, 0, 0, heads, scale, scratch};
+    return a;
+}
+
 /* Floats of scratch one thread needs for sequences of up to max_len rows. */
 size_t bmc__attention_scratch(int max_len, int head_dim);
 
-/* Y = LayerNorm(X) (as bmc__layernorm) with the rows spread over the pool; row strides ldx, ldy. */
-void bmc__layernorm_rows(bmc__pool *pool, const float *x, int ldx, float *y, int ldy, int M,
-                         int N, const float *w, const float *b, float eps);
-
-/* x[i] += y[i] */
-void bmc__add(float *x, const float *y, size_t n);
+/* y = LayerNorm(x) (as bmc__layernorm) row by row, x.rows rows of x.cols values, the rows
+ * spread over the pool. */
+void bmc__layernorm_rows(bmc__pool *pool, bmc__mat y, bmc__mat x, const float *w, const float *b,
+                         float eps);
 
 /* Scale each of M rows of length N to unit L2 norm (max(norm, 1e-12), as F.normalize). */
 void bmc__l2_normalize_rows(float *x, int M, int N);

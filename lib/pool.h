@@ -23,8 +23,8 @@ typedef void (*bmc__task_fn)(void *arg, int task, int thread);
 #define BMC__POOL_MAX 64
 /* A pool of `threads` threads in all (the caller included: threads - 1 are started; 1 or less
  * starts none, but the pool still holds the caller's scratch), each with `scratch_floats` floats
- * of private scratch (64-byte aligned): a packed block of weights (gemm.c), a block of attention
- * scores (attention.c). */
+ * of private scratch (64-byte aligned): the packed keys and a block of scores of one attention
+ * task (attention.c). */
 bmc_status bmc__pool_new(int threads, size_t scratch_floats, bmc__pool **out);
 void bmc__pool_free(bmc__pool *pool); /* NULL-safe; joins the threads */
 

@@ -9,7 +9,7 @@
  * thread's outermost region is counted, and a pool task starts at the depth of the thread that
  * handed it out (pool.c), so the categories never overlap. A pass is one lane, the caller's, or
  * several where independent groups run side by side on their own threads (a batch split per
- * thread, bert.c and vit.c): each lane's regions are counted, and bmc__prof_lanes says how many
+ * thread, run.c): each lane's regions are counted, and bmc__prof_lanes says how many
  * there were at most at once, so that shares are of wall time x lanes. Profile one context at a
  * time (bench --profile does): the counters are process-wide. */
 #ifndef BMC_PROFILE_H
@@ -18,7 +18,7 @@
 #include <stdint.h>
 
 enum bmc__prof_kind {
-    BMC__PROF_GEMM = 0,      /* bmc__linear: the matrix products (+ bias)              */
+    BMC__PROF_GEMM = 0,      /* bmc__gemm: the matrix products (+ bias, GELU)          */
     BMC__PROF_ATTENTION = 1, /* bmc__attention: Q K^T, softmax, . V for every head     */
     BMC__PROF_NORM_ACT = 2,  /* bmc__layernorm, bmc__gelu, bmc__softmax_rows            */
     BMC__PROF_N = 3

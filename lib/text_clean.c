@@ -1,9 +1,11 @@
-/* text_clean.c - open_clip's cleaning (ftfy.fix_text without mojibake repair, html.unescape
- * twice, whitespace) on code points. Each function reproduces one Python function; the name of
- * that function and its source are given above it. See text_clean.h and docs/TOKENIZER.md. */
+/* text_clean.c - open_clip's cleaning (ftfy.fix_text with its defaults, html.unescape twice,
+ * whitespace) on code points. Each function reproduces one Python function; the name of that
+ * function and its source are given above it. ftfy's mojibake repair (fix_encoding) is in
+ * lib/ftfy_encoding.c. See text_clean.h and docs/TOKENIZER.md. */
 #include <string.h>
 
 #include "error.h"
+#include "ftfy.h"
 #include "text_clean.h"
 #include "unicode.h"
 
@@ -324,6 +326,9 @@ static bmc_status nfc(const uint32_t *in, size_t n, bmc__cpbuf *out) {
     return BMC_OK;
 }
 
+/* Printable ASCII (tabs and newlines allowed), without '&' when entities are decoded: no fix
+ * changes it. fix_encoding in particular returns ASCII text at once (ftfy's
+ * possible_encoding(text, 'ascii') test), so the mojibake repair costs ASCII text nothing. */
 static int ftfy_trivial(const uint32_t *s, size_t n, int html) {
     for (size_t i = 0; i < n; i++) {
         uint32_t c = s[i];
@@ -338,7 +343,7 @@ static void swap_buf(bmc__cpbuf *x, bmc__cpbuf *y) {
     *y = t;
 }
 
-/* ftfy.fix_and_explain(segment, fix_encoding=False): repeat the fixes until nothing changes.
+/* ftfy.fix_and_explain(segment): repeat the fixes until nothing changes.
  * The result is appended to out. */
 static bmc_status ftfy_segment(bmc__clean_work *w, const uint32_t *in, size_t n, bmc__cpbuf *out) {
     for (size_t i = 0; i < n && w->ftfy_html; i++)
@@ -362,13 +367,15 @@ static bmc_status ftfy_segment(bmc__clean_work *w, const uint32_t *in, size_t n,
             if ((st = ftfy_unescape(cur->p, cur->n, x)) != BMC_OK) return st;
             src = x;
         }
-        if ((st = ftfy_char_fixes(src->p, src->n, y)) != BMC_OK) return st;
+        if ((st = bmc__ftfy_fix_encoding(src->p, src->n, y)) != BMC_OK) return st;
         x->n = 0;
-        if ((st = ftfy_removals(y->p, y->n, x)) != BMC_OK) return st;
+        if ((st = ftfy_char_fixes(y->p, y->n, x)) != BMC_OK) return st;
         y->n = 0;
-        if ((st = nfc(x->p, x->n, y)) != BMC_OK) return st;
-        int same = y->n == cur->n && !memcmp(y->p, cur->p, y->n * sizeof *y->p);
-        swap_buf(cur, y);
+        if ((st = ftfy_removals(x->p, x->n, y)) != BMC_OK) return st;
+        x->n = 0;
+        if ((st = nfc(y->p, y->n, x)) != BMC_OK) return st;
+        int same = x->n == cur->n && !memcmp(x->p, cur->p, x->n * sizeof *x->p);
+        swap_buf(cur, x);
         if (same) break;
     }
     if ((st = bmc__cpbuf_reserve(out, cur->n)) != BMC_OK) return st;
@@ -408,6 +415,46 @@ bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc
         put(out, (c < 0x80 ? (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F))
                            : (bmc__u_flags(c) & BMC__U_WS_PY) != 0) ? ' ' : c);
     }
+    return BMC_OK;
+}
+
+/* ftfy.fix_text(text) alone (no html.unescape, no whitespace step), for tests. */
+bmc_status bmc__ftfy_fix_text(const char *utf8, size_t len, char **out, size_t *out_len) {
+    if (!out || (!utf8 && len)) return bmc__fail(BMC_E_INVALID_ARG, "fix_text: NULL argument");
+    *out = NULL;
+    bmc__clean_work w;
+    bmc__clean_work_init(&w);
+    bmc__cpbuf line, res;
+    bmc__cpbuf_init(&line, NULL, 0);
+    bmc__cpbuf_init(&res, NULL, 0);
+    bmc_status st = BMC_OK;
+    for (size_t pos = 0; pos < len && st == BMC_OK;) {
+        const char *nl = memchr(utf8 + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - utf8) + 1 : len;
+        line.n = 0;
+        if ((st = bmc__decode_utf8(utf8 + pos, end - pos, &line)) != BMC_OK) break;
+        for (size_t p = 0; p < line.n && st == BMC_OK; p += FTFY_MAX_SEGMENT) {
+            size_t seg = line.n - p < FTFY_MAX_SEGMENT ? line.n - p : FTFY_MAX_SEGMENT;
+            st = ftfy_segment(&w, line.p + p, seg, &res);
+        }
+        pos = end;
+    }
+    char *s = NULL;
+    size_t n = 0, bytes;
+    if (st == BMC_OK) {
+        if (!bmc__mul_size(res.n, 4, &bytes) || !(s = bmc__malloc(bytes + 1))) {
+            st = bmc__fail(BMC_E_NOMEM, "fix_text: out of memory");
+        } else {
+            for (size_t i = 0; i < res.n; i++) n += (size_t)bmc__utf8_put(res.p[i], s + n);
+            s[n] = 0;
+        }
+    }
+    bmc__cpbuf_free(&line);
+    bmc__cpbuf_free(&res);
+    bmc__clean_work_free(&w);
+    if (st != BMC_OK) return st;
+    *out = s;
+    if (out_len) *out_len = n;
     return BMC_OK;
 }
 

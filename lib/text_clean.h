@@ -1,9 +1,9 @@
 /* text_clean.h - open_clip's text cleaning before BERT tokenization:
  *     whitespace_clean(basic_clean(text)) = " ".join(html.unescape(html.unescape(
  *                                               ftfy.fix_text(text))).split())
- * with the deterministic part of ftfy.fix_text (everything but its mojibake heuristics, i.e.
- * ftfy.fix_text(text, fix_encoding=False)), Python's html.unescape, and Python's str.split()
- * whitespace. docs/TOKENIZER.md lists exactly what is and is not reproduced.
+ * with ftfy.fix_text's defaults (ftfy 6.3.1; its mojibake repair, fix_encoding, is in
+ * lib/ftfy_encoding.c), Python's html.unescape, and Python's str.split() whitespace.
+ * docs/TOKENIZER.md describes exactly what is reproduced.
  *
  * Every step is local to a line (up to and including '\n'): ftfy works line by line, and no
  * HTML character reference can span a '\n'. So a text is cleaned one line at a time, and a
@@ -56,6 +56,10 @@ bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc
  * single spaces, stripped), as a NUL-terminated UTF-8 string allocated with bmc__malloc.
  * Invalid UTF-8 is read as U+FFFD per maximal subpart. */
 bmc_status bmc__clean_text(const char *utf8, size_t len, char **out, size_t *out_len);
+
+/* ftfy.fix_text(text) with its default configuration, alone (what bmc__clean_text does before
+ * html.unescape and the whitespace step), as a NUL-terminated UTF-8 string (bmc__malloc). */
+bmc_status bmc__ftfy_fix_text(const char *utf8, size_t len, char **out, size_t *out_len);
 
 /* Decode utf8[0..len) into b (appending). */
 bmc_status bmc__decode_utf8(const char *utf8, size_t len, bmc__cpbuf *b);

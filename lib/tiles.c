@@ -1,9 +1,10 @@
 /* tiles.c - the outer-product tiles every product runs on (kernels.h), and the packing of a
- * row-major matrix into slivers (attention's keys). AVX-512 only.
+ * row-major matrix into slivers (attention's keys), at the AVX-512 level: this file is compiled
+ * with AVX-512 flags (Makefile) and runs only where cpu.c finds AVX-512 (tiles_avx2.c: AVX2).
  *
  * A 6 x 64 tile: per step of k, 4 vector loads of the sliver, 6 broadcasts of X and 24 FMAs
- * into 24 accumulators, ~85-88% of the FMA peak here on one thread (12 x 32 tiles, with twice
- * the broadcasts per FMA, measured 5-8% slower). A tile of fewer columns (a last, partial
+ * into 24 accumulators, which keeps the FMA units nearly busy with the fewest broadcasts per FMA
+ * (the measurements against 12 x 32 tiles are in docs/PERF.md). A tile of fewer columns (a last, partial
  * sliver) runs only the vectors it needs. While it runs, a tile prefetches memory it is given
  * (gemm.c hands out the weights that come next), spread over its steps: a burst would be
  * dropped. */
@@ -51,7 +52,7 @@ static inline void transpose16(__m512 r[16]) {
     }
 }
 
-void bmc__pack_w(const float *w, size_t ldw, int nb, int kc, float *bp) {
+void bmc__pack_w_avx512(const float *w, size_t ldw, int nb, int kc, float *bp) {
     int slivers = (nb + PNR - 1) / PNR;
     for (int sv = 0; sv < slivers; sv++)
         for (int half = 0; half < PNR; half += 16) { /* 16 rows at a time */
@@ -89,9 +90,8 @@ void bmc__pack_w(const float *w, size_t ldw, int nb, int kc, float *bp) {
 
 /* acc[i][v] = sum_k x[i * ldx + k] * bp[k * ldb + 16v ..] for v < nv, then written to the
  * mr x o->ncols block at o->y (ncols <= 16 nv) with the epilogue described in kernels.h. Only
- * the first ncols columns of bp are read: only the last vector is masked (masking all four of a
- * full panel, every lane set, the 48 products of a 24-token text took 15.4 ms instead of 12.0,
- * those of an 8-token text 11.8 instead of 8.6, at 2 threads, 28 Nov, microbenchmark). */
+ * the first ncols columns of bp are read: only the last vector is masked, since masked loads of
+ * full vectors slow the thin products of short texts down (docs/PERF.md). */
 static inline __attribute__((always_inline)) void outer_tile(const int mr, const int nv,
                                                             const float *x, size_t ldx,
                                                             const float *bp, size_t ldb, int kc,
@@ -209,7 +209,7 @@ static const outer_fn outers[PMR][PNV] = {OUTER_REF(1), OUTER_REF(2), OUTER_REF(
 
 static outer_fn outer_for(int mr, int ncols) { return outers[mr - 1][(ncols + 15) / 16 - 1]; }
 
-void bmc__outer(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
+void bmc__outer_avx512(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                 const bmc__tile_out *o) {
     outer_for(mr, o->ncols)(x, ldx, bp, ldb, kc, o);
 }

@@ -4,22 +4,14 @@
 #include <cblas.h>
 
 #include "biomedclip.h"
+#include "image.h"
+#include "cpu.h"
 
 int bmc_version_number(void) { return BMC_VERSION_NUMBER; }
 const char *bmc_version_string(void) { return BMC_VERSION_STRING; }
 
 const char *bmc_system_info(void) {
-    static _Thread_local char buf[256];
-    const char *simd =
-#if defined(__AVX512F__)
-        "AVX512";
-#elif defined(__AVX2__)
-        "AVX2";
-#elif defined(__SSE2__)
-        "SSE2";
-#else
-        "scalar";
-#endif
+    static _Thread_local char buf[512];
 #ifdef BMC_WITH_LIBJPEG
     const char *jpeg = "libjpeg-turbo";
 #else
@@ -32,7 +24,14 @@ const char *bmc_system_info(void) {
 #else
     const char *tiff = "none";
 #endif
-    snprintf(buf, sizeof buf, "SIMD=%s BLAS=%s BLAS_THREADS=%d JPEG=%s TIFF=%s", simd, openblas_get_config(),
-             openblas_get_num_threads(), jpeg, tiff);
+#ifdef BMC_WITH_DICOM
+    const char *dicom = bmc__dicom_version();
+#else
+    const char *dicom = "none (built with DICOM=0)";
+#endif
+    /* the kernels chosen at run time (cpu.c), and why */
+    snprintf(buf, sizeof buf, "KERNELS=%s (%s) BLAS=%s BLAS_THREADS=%d JPEG=%s TIFF=%s DICOM=%s SLIDE=%s",
+             bmc__level_name(bmc__kern()->level), bmc__cpu_reason(), openblas_get_config(),
+             openblas_get_num_threads(), jpeg, tiff, dicom, bmc__slide_backend());
     return buf;
 }

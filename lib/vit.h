@@ -1,8 +1,10 @@
-/* vit.h - the ViT image tower, in stages that tests can call one by one (patch embedding, one
- * block, final LayerNorm, pooling + projection).
+/* vit.h - the ViT image tower: its scratch plan, its stages (patch embedding, one block, the last
+ * block for the class tokens only, pooling + projection; tests call them one by one) and the
+ * forward pass over a batch of images on the threads it is given. How a batch is cut into
+ * chunks and spread over threads is the scheduler's (run.h).
  *
- * A batch of n images is one activation matrix of n*T rows (T = 1 + (S/P)^2 tokens per image,
- * image i owning rows i*T .. i*T+T-1), so each weight is one GEMM for the whole batch; only
+ * The stages take n images as one activation matrix of n*T rows (T = 1 + (S/P)^2 tokens per
+ * image, image i owning rows i*T .. i*T+T-1), each weight one product for all of them; only
  * attention runs image by image. */
 #ifndef BMC_VIT_H
 #define BMC_VIT_H
@@ -22,15 +24,13 @@ typedef struct bmc__vit_plan {
     size_t att;     /* [n*T, W]  attention context; patch GEMM output; pooled cls  */
     size_t big;     /* [n*T, max(3W, F, 3P^2)]  QKV, MLP hidden or im2col patches  */
     size_t scores;  /* attention scratch of one thread (used when pool is NULL)    */
+    size_t thread_floats; /* ... its size: what each thread of a pool needs        */
     size_t total;   /* floats in all                                              */
     bmc__pool *pool; /* the threads the stages run on; NULL: the caller alone     */
 } bmc__vit_plan;
 
 /* The plan for n images on the caller's thread alone (set .pool to spread the work). */
 bmc__vit_plan bmc__vit_plan_for(const bmc__config *cfg, int n);
-
-/* Check the vision configuration the forward pass relies on (BMC_E_FORMAT naming the field). */
-bmc_status bmc__vit_check_config(const bmc__config *cfg);
 
 /* scratch+x[n*T, W] = [cls; patches(chw[i]) W_patch^T + b] + pos_embed, for chw[n, 3, S, S]. */
 void bmc__vit_embed(const bmc_model *model, const float *chw, int n, float *scratch,
@@ -46,31 +46,15 @@ void bmc__vit_run_block(const bmc_model *model, int layer, float *scratch,
 void bmc__vit_run_block_cls(const bmc_model *model, int layer, float *scratch,
                             const bmc__vit_plan *plan);
 
-/* y[n*T, W] = final LayerNorm of every token of scratch+x (used by tests; the encoder only
- * normalises the cls rows, which gives the same values). */
-void bmc__vit_final_norm(const bmc_model *model, const float *scratch, const bmc__vit_plan *plan,
-                         float *y);
-
 /* Final LayerNorm of each image's cls row into scratch+att [n, W] (the pooled features), then
  * out[n, E] = pooled head_w^T (no bias). */
 void bmc__vit_pool_project(const bmc_model *model, float *scratch, const bmc__vit_plan *plan,
                            float *out);
 
 /* The whole tower on n images, one image a pass: out[n, E] raw (unnormalised) embeddings.
- * scratch holds plan.total floats of bmc__vit_plan_for(cfg, 1). The work runs on pool (NULL:
- * the caller alone). */
+ * scratch holds bmc__vit_plan_for(cfg, 1).total floats. The work runs on pool (NULL: the caller
+ * alone). */
 void bmc__vit_forward(const bmc_model *model, const float *chw, int n, float *scratch, float *out,
                       bmc__pool *pool);
-
-/* Images per call of the tower in bmc__vit_encode: max(max_batch, 16). Larger calls run in
- * chunks. */
-int bmc__vit_chunk(const bmc_ctx *ctx);
-
-/* Scratch floats bmc__vit_run needs for n images on a context of `threads` threads. */
-size_t bmc__vit_scratch(const bmc__config *cfg, int n, int threads);
-
-/* The tower on n images with the context's threads: out[n, E] raw embeddings. scratch holds
- * bmc__vit_scratch(cfg, n, threads) floats. */
-void bmc__vit_run(const bmc_ctx *ctx, const float *chw, int n, float *scratch, float *out);
 
 #endif /* BMC_VIT_H */

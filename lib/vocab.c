@@ -3,7 +3,7 @@
 #include <string.h>
 
 #include "error.h"
-#include "model.h"
+#include "vocab.h"
 
 static uint32_t bmc__fnv1a(const uint8_t *s, size_t len) {
     uint32_t h = 2166136261u;

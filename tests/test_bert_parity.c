@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "bert.h"
+#include "panels.h"
 #include "biomedclip.h"
 #include "context.h"
 #include "model.h"
@@ -351,6 +352,44 @@ static void test_validation(void **state) {
     bmc_model_free(m);
 }
 
+/* The arena the scheduler sizes at bmc_ctx_new (lib/run.c) holds max_batch full-length texts,
+ * however the chunk is split into groups per thread: encoding them, or twice as many (two
+ * chunks), does not grow it. The embeddings are the same on 1, 2 and 3 threads. */
+static void test_arena_covers_max_batch(void **state) {
+    (void)state;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/tiny.bmc", testdata());
+    bmc_model *m = NULL;
+    assert_int_equal(bmc_model_load(path, NULL, &m), BMC_OK);
+    int C = (int)m->config.context_length, V = (int)m->config.vocab_size, E = (int)m->config.embed_dim;
+    enum { MAXB = 6 };
+    int *ids = malloc(sizeof(int) * 2 * MAXB * C), lens[2 * MAXB];
+    float *out = malloc(sizeof(float) * 2 * MAXB * E), *ref = malloc(sizeof(float) * 2 * MAXB * E);
+    assert_true(ids && out && ref);
+    for (int i = 0; i < 2 * MAXB * C; i++) ids[i] = 5 + (i * 7919) % (V - 5);
+    for (int i = 0; i < 2 * MAXB; i++) lens[i] = C;
+    for (int b = 1; b <= MAXB; b += 2) {
+        for (int threads = 1; threads <= 3; threads++) {
+            bmc_ctx_params p = bmc_ctx_default_params();
+            p.n_threads = threads, p.max_batch = b;
+            bmc_ctx *ctx = NULL;
+            assert_int_equal(bmc_ctx_new(m, &p, &ctx), BMC_OK);
+            const float *arena = ctx->scratch;
+            size_t floats = ctx->scratch_floats;
+            assert_int_equal(bmc_encode_ids(ctx, ids, lens, b, out, 0), BMC_OK);
+            assert_int_equal(bmc_encode_ids(ctx, ids, lens, 2 * b, out, 0), BMC_OK);
+            assert_ptr_equal(ctx->scratch, arena);
+            assert_int_equal(ctx->scratch_floats, floats);
+            if (threads == 1) memcpy(ref, out, sizeof(float) * 2 * b * E);
+            else assert_memory_equal(out, ref, sizeof(float) * 2 * b * E);
+            bmc_ctx_free(ctx);
+        }
+    }
+    printf("  max_batch 1, 3, 5 of %d-id texts on 1-3 threads: no arena growth, same bits\n", C);
+    free(ids), free(out), free(ref);
+    bmc_model_free(m);
+}
+
 /* The linear projection variant (text_proj_type == BMC__PROJ_LINEAR): out = cls W^T, checked
  * against a double-precision product on a copy of the tiny model with a made-up [E, W] weight. */
 static void test_linear_projection(void **state) {
@@ -369,8 +408,8 @@ static void test_linear_projection(void **state) {
     for (int i = 0; i < W; i++) cls[i] = (float)cos(0.11 * i);
     float *pp = malloc(sizeof(float) * bmc__panel_floats(E, W));
     bmc__panel_pack(pw, E, W, (size_t)W, pp);
-    lin->bert.proj0_w = (bmc__panels){pp, E, W};
-    lin->bert.proj2_w = (bmc__panels){NULL, 0, 0};
+    lin->bert.proj0_w = (bmc__panels){pp, E, W, 0};
+    lin->bert.proj2_w = (bmc__panels){NULL, 0, 0, 0};
     bmc__bert_plan plan = bmc__bert_plan_for(&lin->config, 1, 1, 1);
     float *scratch = malloc(sizeof(float) * plan.total), *out = malloc(sizeof(float) * (size_t)E);
     bmc__bert_project(lin, cls, 1, out, scratch, &plan);
@@ -392,6 +431,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_validation),
         cmocka_unit_test(test_linear_projection),
+        cmocka_unit_test(test_arena_covers_max_batch),
         cmocka_unit_test(test_tiny),
         cmocka_unit_test(test_full),
     };

@@ -658,6 +658,52 @@ static void test_alloc_failures(void **s) {
     assert_true(saw_nomem && saw_ok);
 }
 
+/* DICOM (DCMTK builds): every library allocation of a DICOM load failing in turn gives
+ * BMC_E_NOMEM and leaks nothing (DCMTK's own memory is C++'s and is freed when the decoder's
+ * objects go; LeakSanitizer checks in the sanitizer build), then the load succeeds; params and
+ * info as for the other formats. The pixels themselves: tests/py/test_dicom.py. */
+static void test_dicom_alloc_failures(void **s) {
+#ifdef BMC_WITH_DICOM
+    const char *path = "/usr/lib/python3/dist-packages/pydicom/data/test_files/MR_small_RLE.dcm";
+    FILE *fp = fopen(path, "rb");
+    if (!fp) fail_msg("%s missing: install python3-pydicom (tools/deps-debian.txt)", path);
+    static uint8_t f[1 << 16];
+    size_t n = fread(f, 1, sizeof f, fp);
+    fclose(fp);
+    int saw_nomem = 0, saw_ok = 0;
+    for (long k = 1; k < 20 && !saw_ok; k++) {
+        bmc_image im;
+        bmc__alloc_fail_after(k);
+        bmc_status st = bmc_image_load_memory(f, n, 0, &im);
+        bmc__alloc_fail_after(0);
+        if (st == BMC_OK) {
+            bmc_image_info info;
+            assert_int_equal(bmc_image_get_info(&im, &info), BMC_OK);
+            assert_string_equal(info.format, "DICOM");
+            assert_string_equal(info.mode, "L");
+            assert_int_equal(info.width, 64);
+            assert_int_equal(info.n_frames, 1);
+            assert_non_null(strstr(info.transfer_syntax, "1.2.840.10008.1.2.5 ("));
+            bmc_image_free(&im);
+            saw_ok = 1;
+        } else if (st == BMC_E_NOMEM) {
+            saw_nomem = 1;
+            assert_null(im.pixels);
+        } else {
+            fail_msg("allocation %ld failing: status %d (%s)", k, st, bmc_last_error());
+        }
+    }
+    assert_true(saw_nomem && saw_ok);
+    bmc_load_params p = bmc_load_default_params();
+    p.frame = 1;
+    bmc_image im;
+    assert_int_equal(bmc_image_load_memory_ex(f, n, &p, &im), BMC_E_IMAGE);
+    assert_non_null(strstr(bmc_last_error(), "frame 1 requested, the file has 1 frame"));
+#else
+    (void)s; /* make DICOM=0: tests/sh/test_dicom_off.sh checks the refusal */
+#endif
+}
+
 int main(void) {
     const char *sd = getenv("SHARED_DATA");
     snprintf(g_shared, sizeof g_shared, "%s", sd && *sd ? sd : "../shared/data");
@@ -669,7 +715,7 @@ int main(void) {
         cmocka_unit_test(test_normalize_matches_torch), cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_truncated),         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_absurd_sizes),      cmocka_unit_test(test_bad_views_and_config),
-        cmocka_unit_test(test_alloc_failures),    cmocka_unit_test(test_load_params_and_info),
+        cmocka_unit_test(test_alloc_failures),    cmocka_unit_test(test_load_params_and_info), cmocka_unit_test(test_dicom_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -12,7 +12,9 @@
 
 #include <cmocka.h>
 
+#include "cpu.h"
 #include "ops.h"
+#include "panels.h"
 #include "pool.h"
 
 /* deterministic uniform values in [lo, hi) (xorshift) */
@@ -50,7 +52,8 @@ static void test_linear(void **state) {
         for (int i = 0; i < M * LDY; i++) y[i] = 12345.0f; /* padding must stay untouched */
         float wp[((N + 63) / 64) * 64 * K];
         bmc__panel_pack(w, N, K, K, wp);
-        bmc__linear(x, M, LDX, (bmc__panels){wp, N, K}, bias, y, LDY);
+        bmc__gemm(NULL, bmc__mat_of(y, M, N, LDY), bmc__mat_of(x, M, K, LDX),
+                  (bmc__panels){wp, N, K, 0}, bias, 0);
         float got[M * N];
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
@@ -244,12 +247,13 @@ static void test_attention(void **state) {
                 for (int i = 0; i < ROWS * LDO; i++) out[i] = -777.0f;
                 bmc__attn a = {0};
                 a.pool = pool;
-                a.q = qkv, a.k = qkv + W, a.v = qkv + 2 * W;
-                a.ldq = a.ldk = a.ldv = LD;
-                a.out = out, a.ldo = LDO;
+                a.q = bmc__mat_of(qkv, ROWS, W, LD);
+                a.k = bmc__mat_of(qkv + W, ROWS, W, LD);
+                a.v = bmc__mat_of(qkv + 2 * W, ROWS, W, LD);
+                a.out = bmc__mat_of(out, nout, W, LDO);
                 a.n_seq = NS, a.lens = lens;
                 a.cls_only = cls;
-                a.W = W, a.heads = H, a.scale = scale;
+                a.heads = H, a.scale = scale;
                 a.scratch = scratch;
                 if (cls) { /* the first rows' queries gathered into their own [NS, W] matrix */
                     static float qg[NS * 300];
@@ -258,7 +262,7 @@ static void test_attention(void **state) {
                         memcpy(qg + s * W, qkv + at * LD, sizeof(float) * W);
                         at += (size_t)lens[s];
                     }
-                    a.q = qg, a.ldq = W;
+                    a.q = bmc__mat_of(qg, NS, W, W);
                 }
                 bmc__attention(&a);
                 bmc__pool_free(pool);
@@ -284,15 +288,12 @@ static void test_attention(void **state) {
 
 static double gelu_ref(double x) { return 0.5 * x * (1.0 + erf(x / sqrt(2.0))); }
 
-/* With AVX-512 the same bits; OpenBLAS (without it) may sum in another order for another M or
- * N: then within 1e-6 of `scale`, a bound on the sum of the magnitudes (as in test_gemm). */
+/* With the library's own tiles (AVX-512, AVX2) the same bits; OpenBLAS (the portable level)
+ * may sum in another order for another M or N: then within 1e-6 of `scale`, a bound on the sum
+ * of the magnitudes (as in test_gemm). */
 static int same_or_close(float a, float b, double scale) {
-#if defined(__AVX512F__)
-    (void)scale;
-    return memcmp(&a, &b, sizeof a) == 0;
-#else
+    if (bmc__kern()->outer) return memcmp(&a, &b, sizeof a) == 0;
     return fabs((double)a - b) <= 1e-6 * scale;
-#endif
 }
 
 /* bmc__gemm against a double-precision product for many shapes: rows not multiples of the
@@ -338,10 +339,11 @@ static void test_gemm(void **state) {
                 fill(b, N, -1, 1);
                 fill(y0, (size_t)M * ldy, -1, 1);
                 bmc__panel_pack(w, N, K, (size_t)ldw, wp);
-                bmc__panels pw = {wp, N, K};
+                bmc__panels pw = {wp, N, K, 0};
+                bmc__mat X = bmc__mat_of(x, M, K, ldx), Y = bmc__mat_of(y, M, N, ldy);
                 for (int pi = -1; pi < 3; pi++) {
                     memcpy(y, y0, sizeof(float) * M * ldy);
-                    bmc__gemm(pi < 0 ? NULL : pools[pi], x, M, ldx, pw, 0, N, bias, y, ldy, flags);
+                    bmc__gemm(pi < 0 ? NULL : pools[pi], Y, X, pw, bias, flags);
                     if (pi < 0) {
                         memcpy(y1, y, sizeof(float) * M * ldy);
                     } else {
@@ -371,17 +373,18 @@ static void test_gemm(void **state) {
                     }
                 }
                 /* the same bits for a row alone (the order of summation depends only on K; not
-                 * so for OpenBLAS, the path without AVX-512, whose blocking follows M and N) */
+                 * so for OpenBLAS, the portable level, whose blocking follows M and N) */
                 int r = (int)((pick >> 4) % (unsigned)M);
                 memcpy(row, y0 + (size_t)r * ldy, sizeof(float) * N);
-                bmc__gemm(pools[1], x + (size_t)r * ldx, 1, ldx, pw, 0, N, bias, row, N, flags);
+                bmc__gemm(pools[1], bmc__mat_of(row, 1, N, N), bmc__mat_of(x + (size_t)r * ldx, 1, K, ldx),
+                          pw, bias, flags);
                 for (int j = 0; j < N; j++)
                     assert_true(same_or_close(row[j], y1[r * ldy + j], K + 2.0));
                 /* and for a range of outputs n0 .. n0 + n - 1 that starts inside a panel */
                 int n0 = N / 3, n = N - n0 - N / 5;
                 memcpy(y, y0, sizeof(float) * M * ldy);
-                bmc__gemm(pools[1], x, M, ldx, pw, n0, n, bias ? bias + n0 : NULL, y + n0, ldy,
-                          flags);
+                bmc__gemm(pools[1], bmc__mat_cols(Y, n0, n), X, bmc__panels_rows(pw, n0, n),
+                          bias ? bias + n0 : NULL, flags);
                 for (int i = 0; i < M; i++)
                     for (int j = 0; j < ldy; j++) {
                         float got = y[i * ldy + j];
@@ -409,7 +412,7 @@ static void test_layernorm_rows(void **state) {
     bmc__pool *pool = NULL;
     assert_int_equal(bmc__pool_new(2, 16, &pool), BMC_OK);
     for (int i = 0; i < M * LDY; i++) y[i] = 55.0f;
-    bmc__layernorm_rows(pool, x, LDX, y, LDY, M, N, w, b, 1e-5f);
+    bmc__layernorm_rows(pool, bmc__mat_of(y, M, N, LDY), bmc__mat_of(x, M, N, LDX), w, b, 1e-5f);
     bmc__pool_free(pool);
     for (int i = 0; i < M; i++) {
         assert_memory_equal(y + i * LDY, z + i * N, sizeof(float) * N);
@@ -417,15 +420,8 @@ static void test_layernorm_rows(void **state) {
     }
 }
 
-static void test_add_and_normalize(void **state) {
+static void test_normalize(void **state) {
     (void)state;
-    float a[12], b[12], c[12];
-    fill(a, 12, -3, 3);
-    fill(b, 12, -3, 3);
-    memcpy(c, a, sizeof c);
-    bmc__add(c, b, 12);
-    for (int i = 0; i < 12; i++) assert_true(c[i] == a[i] + b[i]);
-
     float x[3 * 4] = {3, 4, 0, 0, 0, 0, 0, 0, 1e-20f, 0, 0, 0};
     fill(x + 4, 4, -5, 5);
     float row1[4];
@@ -441,13 +437,79 @@ static void test_add_and_normalize(void **state) {
     assert_true(x[9] == 0.0f);
 }
 
+/* Every kernel level this CPU has computes the same bits: the element-wise loops (compiled per
+ * level, ops_loops.h) on values across their ranges, and the AVX2 tiles against the AVX-512
+ * ones (the same chain of FMAs per output) for every tile height, partial column blocks, K not a
+ * multiple of 4, each epilogue (first/last slice, residual, bias). A level the CPU lacks is
+ * skipped with a line saying so. */
+static void test_levels_agree(void **state) {
+    (void)state;
+    bmc__level best = bmc__cpu_best();
+    printf("levels: this CPU runs up to %s (in use: %s)\n", bmc__level_name(best),
+           bmc__level_name(bmc__kern()->level));
+    const bmc__kernels *lv[3] = {&bmc__kernels_portable, &bmc__kernels_avx2, &bmc__kernels_avx512};
+    enum { N = 1000 };
+    static float x[N], a[3][N], wv[N], bv[N];
+    uint32_t r = 7u;
+    for (int i = 0; i < N; i++) {
+        r = r * 1664525u + 1013904223u;
+        x[i] = ((float)(r >> 8) / 16777216.0f - 0.5f) * (i < N / 2 ? 12.0f : 200.0f);
+        wv[i] = 1.0f + x[i] * 0.01f, bv[i] = x[i] * 0.1f;
+    }
+    for (int op = 0; op < 4; op++) {
+        for (int l = 0; l <= (int)best; l++) {
+            memcpy(a[l], x, sizeof x);
+            if (op == 0) lv[l]->gelu(a[l], N - 3);
+            if (op == 1) lv[l]->softmax_scaled(a[l], N - 5, 0.125f);
+            if (op == 2) lv[l]->layernorm_row(x, a[l], N - 7, wv, bv, 1e-12f);
+            if (op == 3) lv[l]->softmax_scaled(a[l], N - 1, 8.0f); /* e^x underflows to 0 */
+            if (l) assert_memory_equal(a[0], a[l], sizeof x);
+        }
+    }
+    if (best < BMC__LEVEL_AVX512) {
+        printf("levels: skipped the AVX2 vs AVX-512 tiles (this CPU has no AVX-512)\n");
+        return;
+    }
+    enum { K = 203, LDX = 211, LDB = 64, LDY = 70 };
+    static float xs[6 * LDX], bp[K * LDB], bias[64], y[2][6 * LDY];
+    for (int i = 0; i < 6 * LDX; i++) r = r * 1664525u + 1013904223u, xs[i] = (float)(r >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < K * LDB; i++) r = r * 1664525u + 1013904223u, bp[i] = (float)(r >> 8) / 16777216.0f - 0.5f;
+    for (int i = 0; i < 64; i++) bias[i] = (float)i * 0.01f - 0.3f;
+    int cases = 0;
+    for (int mr = 1; mr <= 6; mr++)
+        for (int nc = 1; nc <= 64; nc += (nc < 20 ? 1 : 7))
+            for (int e = 0; e < 8; e++) {
+                bmc__tile_out o = {0};
+                o.ldy = LDY, o.ncols = nc, o.first = e & 1, o.last = (e >> 1) & 1;
+                o.acc = (e >> 2) & 1, o.b = (e & 2) ? bias : NULL;
+                for (int l = 0; l < 2; l++) {
+                    for (int i = 0; i < 6 * LDY; i++) y[l][i] = (float)(i % 13) * 0.25f;
+                    o.y = y[l];
+                    (l ? bmc__outer_avx512 : bmc__outer_avx2)(mr, xs, LDX, bp, LDB, K - (e & 3), &o);
+                }
+                assert_memory_equal(y[0], y[1], sizeof y[0]);
+                cases++;
+            }
+    /* the packing of keys */
+    enum { NB = 77, KC = 64, LDW = 70 };
+    static float w[NB * LDW], p[2][2 * 64 * KC];
+    for (int i = 0; i < NB * LDW; i++) w[i] = (float)i;
+    memset(p, 0xff, sizeof p);
+    bmc__pack_w_avx2(w, LDW, NB, KC, p[0]);
+    bmc__pack_w_avx512(w, LDW, NB, KC, p[1]);
+    assert_memory_equal(p[0], p[1], sizeof p[0]);
+    printf("levels: element-wise ops identical at every level; AVX2 tiles identical to AVX-512 "
+           "in %d cases\n", cases);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_linear),    cmocka_unit_test(test_layernorm),
         cmocka_unit_test(test_gelu),      cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_softmax_exp_range),
-        cmocka_unit_test(test_attention), cmocka_unit_test(test_add_and_normalize),
+        cmocka_unit_test(test_attention), cmocka_unit_test(test_normalize),
         cmocka_unit_test(test_gemm),      cmocka_unit_test(test_layernorm_rows),
+        cmocka_unit_test(test_levels_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

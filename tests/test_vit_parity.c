@@ -19,6 +19,7 @@
 #include "context.h"
 #include "error.h"
 #include "ops.h"
+#include "run.h"
 #include "vit.h"
 
 #define STAGE_TOL 1e-5 /* relative L2, every stage */
@@ -129,7 +130,8 @@ static void stages(const char *name) {
         check(name, stage, scratch + plan.x, want, act, STAGE_TOL);
         free(want);
     }
-    bmc__vit_final_norm(m, scratch, &plan, y);
+    bmc__layernorm(scratch + plan.x, y, N * plan.T, W, m->vit.norm_w, m->vit.norm_b,
+                   (float)c->vision_ln_eps);
     want = read_f32(name, "final_norm.f32", act);
     check(name, "final LayerNorm", y, want, act, STAGE_TOL);
     free(want);
@@ -179,7 +181,7 @@ static void api(const char *name) {
     check(name, "api batch raw", out, raw, (size_t)N * E, FINAL_TOL);
     /* the arena holds what the tower needs for the batch (grown if the context's was smaller) */
     assert_true(ctx->scratch_floats >= before);
-    assert_true(ctx->scratch_floats >= bmc__vit_scratch(c, N, bmc__pool_threads(ctx->pool)));
+    assert_true(ctx->scratch_floats >= bmc__run_image_scratch(c, N, bmc__pool_threads(ctx->pool)));
     const float *arena = ctx->scratch;
     size_t grown = ctx->scratch_floats;
 
@@ -285,7 +287,7 @@ static void test_tiny_chunks(void **s) {
     float *raw = read_f32("tiny", "proj.f32", (size_t)N0 * E);
     bmc_ctx *ctx = NULL;
     assert_int_equal(bmc_ctx_new(m, NULL, &ctx), BMC_OK);
-    int chunk = bmc__vit_chunk(ctx), N = chunk + 3;
+    int chunk = bmc__run_image_chunk(ctx), N = chunk + 3;
     float *many = malloc((size_t)N * in * sizeof(float));
     float *out = malloc((size_t)N * E * sizeof(float));
     assert_true(many && out);

@@ -10,6 +10,10 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 libs="-lopenblas -lm -lpthread"
 nm "$lib" 2>/dev/null > "$tmp/nm.txt" || true
 grep -q ' U jpeg_' "$tmp/nm.txt" && libs="$libs -ljpeg"
+# DICOM builds (lib/image_dicom.cc): DCMTK and the C++ runtime, as tools/biomedclip.pc lists them
+grep -q ' T bmc__decode_dicom' "$tmp/nm.txt" && libs="$libs -ldcmjpls -ldcmjpeg -ldcmimgle -ldcmdata -loflog -lofstd -lz -lstdc++"
+grep -q ' U TIFF' "$tmp/nm.txt" && libs="$libs -ltiff"
+grep -q ' U openslide_' "$tmp/nm.txt" && libs="$libs -lopenslide"
 case $BUILD in *-sanitize*) libs="$libs -fsanitize=address,undefined" ;; esac
 
 set -x

@@ -14,9 +14,12 @@ fail() { echo "FAIL $*"; exit 1; }
 ok() { echo "ok   $*"; }
 [ -f "$MODEL" ] || fail "no test model $MODEL"
 
-# the build variant this test runs under (make appends -stb / -notiff / -nolcms / -sanitize to BUILD)
+# the build variant this test runs under (make appends -stb / -notiff / -nolcms / -nodicom /
+# -noslide / -sanitize to BUILD)
 base=$BUILD make_vars=() extra_cflags=()
 case $base in *-sanitize) base=${base%-sanitize}; make_vars+=(SANITIZE=1); extra_cflags+=(-fsanitize=address,undefined) ;; esac
+case $base in *-noslide) base=${base%-noslide}; make_vars+=(SLIDE=0) ;; esac
+case $base in *-nodicom) base=${base%-nodicom}; make_vars+=(DICOM=0) ;; esac
 case $base in *-nolcms) base=${base%-nolcms}; make_vars+=(LCMS=0) ;; esac
 case $base in *-notiff) base=${base%-notiff}; make_vars+=(TIFF=0) ;; esac
 case $base in *-stb) base=${base%-stb}; make_vars+=(JPEG=stb) ;; esac

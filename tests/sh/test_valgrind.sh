@@ -67,6 +67,14 @@ vg() { # expected-exit-code, name, CLI arguments...
 }
 
 vg 0 "info"           info
+# DICOM through DCMTK (DICOM builds): every decoded syntax kind and the refusals, every frame
+if [ "$(nm "$CLI" 2>/dev/null | grep -c bmc__decode_dicom)" -gt 0 ]; then  # (grep -q would SIGPIPE nm under pipefail)
+  PD=/usr/lib/python3/dist-packages/pydicom/data/test_files
+  vg 1 "info-image --frames all on DICOM (JPEG-LS, RLE, 12-bit JPEG, deflate, YBR, BE 32-bit; J2K, RT plan, truncated)" \
+    info-image --frames all "$PD/MR_small_jpeg_ls_lossless.dcm" "$PD/SC_rgb_rle_2frame.dcm" "$PD/JPGExtended.dcm" \
+    "$PD/image_dfl.dcm" "$PD/SC_rgb_jpeg_dcmtk.dcm" "$PD/SC_ybr_full_422_uncompressed.dcm" "$PD/rtdose_expb.dcm" \
+    "$PD/JPEG2000.dcm" "$PD/rtplan.dcm" "$PD/MR_truncated.dcm"
+fi
 vg 0 "info --verify"  info --verify
 vg 0 "tokenize"       tokenize --json "this is a photo of chest X-ray" "Café naïve résumé" "腫瘍 の 画像" "" \
                       "$(printf 'bad \xff\xfe utf-8')"

@@ -22,7 +22,11 @@ int cli_classify(int argc, char **argv);
 int cli_index(int argc, char **argv);
 int cli_index_merge(int argc, char **argv);
 int cli_search(int argc, char **argv);
+int cli_embed_slide(int argc, char **argv);
+int cli_classify_slide(int argc, char **argv);
 int cli_compare(int argc, char **argv);
+int cli_serve(int argc, char **argv); /* serve.c, or serve_off.c when built with SERVE=0 */
+int cli_info_image(int argc, char **argv);
 
 /* The model path: the -m value if given, else $BIOMEDCLIP_MODEL, else NULL. */
 const char *cli_model_path(const char *opt);
@@ -56,7 +60,7 @@ typedef enum cli_kind {
 } cli_kind;
 
 typedef struct cli_option {
-    const char *name;    /* "--batch"; NULL: the entry receives the arguments that are not options */
+    const char *name;    /* "--batch"; NULL: the entry that receives the non-option arguments */
     const char *alias;   /* another spelling ("-m"), or NULL */
     cli_kind kind;
     void *dest;
@@ -73,6 +77,8 @@ typedef struct cli_option {
 #define CLI_OPT_BATCH(p) {"--batch", NULL, CLI_INT, (p), 0, NULL, NULL}
 #define CLI_OPT_JSON(p) {"--json", NULL, CLI_SET, (p), 1, NULL, NULL}
 #define CLI_OPT_FORMAT(p) {"--format", NULL, CLI_CHOICE, (p), 0, "table|json|tsv", NULL}
+#define CLI_OPT_RAW(p) {"--raw", NULL, CLI_SET, (p), 1, NULL, NULL}
+#define CLI_OPT_FILE(list) {"--file", NULL, CLI_CALL, (list), 0, NULL, cli_list_add_file}
 #define CLI_ARGS(list) {NULL, NULL, CLI_CALL, (list), 0, NULL, cli_list_add}
 
 /* Read argv[1..argc) against opts (for messages, cmd names the command). Returns CLI_GO_ON when
@@ -91,16 +97,31 @@ void cli_list_free(cli_list *l);
 int cli_list_add(void *list, const char *arg);       /* CLI_CALL: one input */
 int cli_list_add_file(void *list, const char *path); /* CLI_CALL: a file of inputs */
 
-/* Call fn(user, line) for every line of path ('-': standard input) without its "\n" or "\r\n";
- * the line is writable and valid during the call. A non-zero return from fn stops the reading.
- * Returns 0, or -1 when fn stopped or the file cannot be read (then after printing
- * "biomedclip cmd: cannot open PATH" or "... error reading PATH"). */
-int cli_read_lines(const char *cmd, const char *path, int (*fn)(void *user, char *line, size_t len),
-                   void *user);
+/* CLI_GO_ON when have is true, else CLI_EXIT_USAGE after "biomedclip cmd: no WHAT (see --help)". */
+int cli_require(const char *cmd, int have, const char *what);
+
+/* Called with each input text (len bytes, NUL-terminated, valid during the call); non-zero
+ * stops. */
+typedef int (*cli_text_fn)(void *user, const char *text, size_t len);
+/* Call fn for every line of path ('-': standard input), without its "\n" or "\r\n". Returns 0;
+ * 1 when the file cannot be read (after "biomedclip cmd: cannot open PATH" or "... error reading
+ * PATH"); -1 as soon as fn returns non-zero. */
+int cli_read_lines(const char *cmd, const char *path, cli_text_fn fn, void *user);
+/* Call fn for the inputs of in, in order: an argument as it is, a file ('-': standard input) line
+ * by line without its "\n" or "\r\n". Returns 0; 1 when a file could not be read (after
+ * "biomedclip cmd: cannot open PATH" or "... error reading PATH"; the other inputs still went
+ * through); -1 as soon as fn returns non-zero. */
+int cli_each_input(const char *cmd, const cli_list *in, cli_text_fn fn, void *user);
 
 /* A context on model with `threads` threads (0: the default) and scratch for batches of
  * max_batch (0: the default). Returns 0, or -1 after printing "biomedclip cmd: why". */
 int cli_new_ctx(const char *cmd, const bmc_model *model, int threads, int max_batch, bmc_ctx **ctx);
+
+/* CLI_EXIT_FAILURE, after "biomedclip cmd: out of memory". */
+int cli_oom(const char *cmd);
+
+/* dir + "/" + name in a new string (trailing slashes of dir dropped); NULL: out of memory. */
+char *cli_join_path(const char *dir, const char *name);
 
 /* Print one embedding: `name<TAB>v1 v2 ...`, or as JSON {"KEY": name, "embedding": [...]}. */
 void cli_print_embedding(const char *key, const char *name, const float *e, int dim, int json);

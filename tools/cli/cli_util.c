@@ -208,14 +208,19 @@ int cli_list_add_file(void *list, const char *path) {
     return CLI_GO_ON;
 }
 
-int cli_read_lines(const char *cmd, const char *path, int (*fn)(void *user, char *line, size_t len),
-                   void *user) {
+int cli_require(const char *cmd, int have, const char *what) {
+    if (have) return CLI_GO_ON;
+    fprintf(stderr, "biomedclip %s: no %s (see --help)\n", cmd, what);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_read_lines(const char *cmd, const char *path, cli_text_fn fn, void *user) {
     int is_stdin = !strcmp(path, "-");
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f) {
         fflush(stdout);
         fprintf(stderr, "biomedclip %s: cannot open %s\n", cmd, path);
-        return -1;
+        return 1;
     }
     char *line = NULL;
     size_t cap = 0;
@@ -231,23 +236,51 @@ int cli_read_lines(const char *cmd, const char *path, int (*fn)(void *user, char
             break;
         }
     }
-    if (ferror(f)) {
+    if (rc == 0 && ferror(f)) {
         fflush(stdout);
         fprintf(stderr, "biomedclip %s: error reading %s\n", cmd, path);
-        rc = -1;
+        rc = 1;
     }
     free(line);
     if (!is_stdin) fclose(f);
     return rc;
 }
 
-int cli_new_ctx(const char *cmd, const bmc_model *model, int threads, int max_batch, bmc_ctx **ctx) {
+int cli_each_input(const char *cmd, const cli_list *in, cli_text_fn fn, void *user) {
+    int unreadable = 0;
+    for (int k = 0; k < in->n; k++) {
+        int rc = in->is_file[k] ? cli_read_lines(cmd, in->v[k], fn, user)
+                                : (fn(user, in->v[k], strlen(in->v[k])) ? -1 : 0);
+        if (rc < 0) return -1;
+        if (rc) unreadable = 1;
+    }
+    return unreadable;
+}
+
+int cli_new_ctx(const char *cmd, const bmc_model *model, int threads, int max_batch,
+                bmc_ctx **ctx) {
     bmc_ctx_params cp = bmc_ctx_default_params();
     if (threads > 0) cp.n_threads = threads;
     if (max_batch > 0) cp.max_batch = max_batch;
     if (bmc_ctx_new(model, &cp, ctx) == BMC_OK) return 0;
     fprintf(stderr, "biomedclip %s: %s\n", cmd, bmc_last_error());
     return -1;
+}
+
+int cli_oom(const char *cmd) {
+    fprintf(stderr, "biomedclip %s: out of memory\n", cmd);
+    return CLI_EXIT_FAILURE;
+}
+
+char *cli_join_path(const char *dir, const char *name) {
+    size_t a = strlen(dir), b = strlen(name);
+    while (a > 1 && dir[a - 1] == '/') a--;
+    char *s = malloc(a + b + 2);
+    if (!s) return NULL;
+    memcpy(s, dir, a);
+    s[a] = '/';
+    memcpy(s + a + 1, name, b + 1);
+    return s;
 }
 
 void cli_print_embedding(const char *key, const char *name, const float *e, int dim, int json) {

@@ -27,6 +27,7 @@ static const char usage_text[] =
     "  --json               same as --format json\n"
     "  --threads N          threads (default: OpenBLAS's thread count)\n"
     "  --batch N            images encoded together (default 8)\n"
+    CLI_IMAGE_OPTS_HELP
     "\n"
     "Exit status: 0 all images classified, 1 some image failed (the others are still printed),\n"
     "2 bad command line, 3 model not loadable.\n";
@@ -86,7 +87,8 @@ static int labels_file(labels *l, const char *path) {
 }
 
 typedef struct run {
-    const char *const *files;
+    const cli_image_opts *img;
+    const cli_item *items;
     labels *labels;
     const float *text_emb; /* [n labels, dim] */
     const bmc_model *model;
@@ -104,7 +106,7 @@ static int by_prob_desc(const void *a, const void *b) {
 
 static int print_one(void *user, int index, const float *emb, const char *error) {
     run *r = user;
-    const char *file = r->files[index];
+    const char *file = r->items[index].name;
     int n = r->labels->n;
     if (!emb) {
         fflush(stdout);
@@ -116,8 +118,8 @@ static int print_one(void *user, int index, const float *emb, const char *error)
         return 0;
     }
     if (r->format == FMT_JSON) {
-        fputs("{\"file\": ", stdout);
-        cli_json_string(stdout, file);
+        fputc('{', stdout);
+        cli_json_item(stdout, r->img, &r->items[index]);
         fputs(", \"labels\": [", stdout);
         for (int j = 0; j < n; j++) {
             if (j) fputs(", ", stdout);
@@ -165,6 +167,10 @@ int cli_classify(int argc, char **argv) {
     char **texts = NULL;
     float *text_emb = NULL, *probs = NULL;
     int *order = NULL;
+    cli_image_opts img;
+    cli_image_opts_init(&img, "classify");
+    cli_item *items = NULL;
+    int n_items = 0;
     if (cli_list_init(&files, argc)) goto oom;
     const cli_option opts[] = {
         CLI_OPT_MODEL(&model_opt),
@@ -176,6 +182,7 @@ int cli_classify(int argc, char **argv) {
         CLI_OPT_BATCH(&batch),
         {"--json", NULL, CLI_SET, &format, FMT_JSON, NULL, NULL},
         CLI_OPT_FORMAT(&format),
+        CLI_IMAGE_OPTS(&img),
         CLI_ARGS(&files),
         {0},
     };
@@ -186,10 +193,7 @@ int cli_classify(int argc, char **argv) {
         fprintf(stderr, "biomedclip classify: no labels: pass --labels \"a,b,c\" or --labels-file FILE\n");
         goto done;
     }
-    if (n_files == 0) {
-        fprintf(stderr, "biomedclip classify: no images (see --help)\n");
-        goto done;
-    }
+    if ((rc = cli_require("classify", n_files > 0, "images")) != CLI_GO_ON) goto done;
 
     rc = CLI_EXIT_MODEL;
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
@@ -212,19 +216,20 @@ int cli_classify(int argc, char **argv) {
         fprintf(stderr, "biomedclip classify: encoding the labels: %s\n", bmc_last_error());
         goto done;
     }
-    run r = {files.v, &lab, text_emb, model, probs, order, format, top, width};
-    int failed = cli_encode_image_files(ctx, files.v, n_files, batch, print_one, &r);
+    if ((n_items = cli_image_items(&img, files.v, n_files, &items)) < 0) goto done;
+    run r = {&img, items, &lab, text_emb, model, probs, order, format, top, width};
+    int failed = cli_encode_image_files(ctx, &img, items, n_items, batch, print_one, &r);
     rc = failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
     goto done;
 
 oom:
-    fprintf(stderr, "biomedclip classify: out of memory\n");
-    rc = CLI_EXIT_FAILURE;
+    rc = cli_oom("classify");
 done:
     if (texts)
         for (int j = 0; j < lab.n; j++) free(texts[j]);
     for (int j = 0; j < lab.n; j++) free(lab.items[j]);
     free(lab.items), free(texts), free(text_emb), free(probs), free(order);
+    cli_image_items_free(items, n_items);
     cli_list_free(&files);
     bmc_ctx_free(ctx);
     bmc_model_free(model);

@@ -176,8 +176,8 @@ static int add_text(void *p, const char *v) {
     return strlist_add(&((inputs *)p)->texts, v, strlen(v), 0) ? oom() : CLI_GO_ON;
 }
 
-static int text_line(void *l, char *line, size_t len) { return strlist_add(l, line, len, 0); }
-static int label_line(void *l, char *line, size_t len) { return strlist_add(l, line, len, 1); }
+static int text_line(void *l, const char *line, size_t len) { return strlist_add(l, line, len, 0); }
+static int label_line(void *l, const char *line, size_t len) { return strlist_add(l, line, len, 1); }
 
 static int add_texts_file(void *p, const char *path) {
     return cli_read_lines("compare", path, text_line, &((inputs *)p)->texts) ? CLI_EXIT_USAGE : CLI_GO_ON;
@@ -371,6 +371,10 @@ int cli_compare(int argc, char **argv) {
     float *simA = NULL, *simB = NULL;
     retrieval ret[2];
     int n_ret = 0;
+    cli_image_opts img_opts; /* the defaults: one item per image file, named by its path */
+    cli_image_opts_init(&img_opts, "compare");
+    cli_item *items = NULL;
+    int n_items = 0;
 
     const cli_option opts[] = {
         {"--images", NULL, CLI_CALL, &in, 0, NULL, add_images_opt},
@@ -439,8 +443,9 @@ int cli_compare(int argc, char **argv) {
         if (!m[s].img || !m[s].txt || !m[s].lab || !m[s].probs) goto oom;
         if (n_img) {
             sink sk = {m[s].img, m[s].dim, ok, s == 0};
-            if (cli_encode_image_files(m[s].ctx, (const char *const *)images.v, n_img, batch, on_image, &sk) < 0)
+            if (!items && (n_items = cli_image_items(&img_opts, (const char *const *)images.v, n_img, &items)) < 0)
                 goto done;
+            if (cli_encode_image_files(m[s].ctx, &img_opts, items, n_items, batch, on_image, &sk) < 0) goto done;
         }
         if (encode_texts(&m[s], texts.v, n_txt, batch, m[s].txt) ||
             encode_texts(&m[s], label_texts.v, n_lab, batch, m[s].lab))
@@ -618,6 +623,7 @@ oom:
     fprintf(stderr, "biomedclip compare: out of memory\n");
     rc = CLI_EXIT_FAILURE;
 done:
+    cli_image_items_free(items, n_items);
     for (int s = 0; s < 2; s++) {
         free(m[s].img), free(m[s].txt), free(m[s].lab), free(m[s].probs);
         bmc_ctx_free(m[s].ctx);

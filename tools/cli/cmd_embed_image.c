@@ -6,13 +6,15 @@
 #include <string.h>
 
 #include "cli.h"
+#include "image_items.h"
 
 static const char usage_text[] =
     "usage: biomedclip embed-image [-m MODEL] [--json] [--raw] [--threads N] [--batch N]\n"
     "                              IMAGE...\n"
     "\n"
     "Print the embedding of each image, in the order given: `path<TAB>v1 v2 ...`, or with\n"
-    "--json one line per image {\"file\": PATH, \"embedding\": [v1, ...]}. Numbers use %.9g,\n"
+    "--json one line per image {\"file\": PATH, \"embedding\": [v1, ...]} (with --frame or\n"
+    "--frames: PATH#N<TAB>..., {\"file\": PATH, \"frame\": N, ...}). Numbers use %.9g,\n"
     "which gives back the exact float.\n"
     "\n"
     "  -m, --model MODEL    .bmc model file (default: $BIOMEDCLIP_MODEL)\n"
@@ -21,6 +23,7 @@ static const char usage_text[] =
     "                       encode_image(normalize=True))\n"
     "  --threads N          threads (default: OpenBLAS's thread count)\n"
     "  --batch N            images encoded together (default 8)\n"
+    CLI_IMAGE_OPTS_HELP
     "\n"
     "A file that cannot be read or decoded gets a message on stderr; the others are still\n"
     "printed. Exit status: 0 all images embedded, 1 some image failed, 2 bad command line,\n"
@@ -29,7 +32,8 @@ static const char usage_text[] =
 typedef struct job {
     const bmc_model *model;
     bmc_ctx *ctx;
-    const char **files;
+    const cli_image_opts *img;
+    const cli_item *items;
     int json, normalize, batch;
     size_t in;          /* floats of one model input */
     int dim;            /* embedding length */
@@ -43,11 +47,10 @@ typedef struct job {
 static int run_batch(job *j, int start, int count) {
     int rows = 0, failed = 0;
     for (int k = 0; k < count; k++) {
-        const char *file = j->files[start + k];
         bmc_image im;
         memset(&im, 0, sizeof im);
         j->ok[k] = -1;
-        if (bmc_image_load(file, BMC_DECODE_DEFAULT, &im) != BMC_OK ||
+        if (cli_image_load(j->img, &j->items[start + k], &im) != BMC_OK ||
             bmc_image_preprocess(j->model, &im, j->chw + (size_t)rows * j->in) != BMC_OK) {
             snprintf(j->err[k], sizeof j->err[k], "%s", bmc_last_error());
         } else {
@@ -66,14 +69,23 @@ static int run_batch(job *j, int start, int count) {
         if (j->ok[k] < 0) {
             fflush(stdout); /* keep stdout and stderr in file order on a terminal */
             /* the library's messages usually name the file already */
-            if (strstr(j->err[k], j->files[start + k]))
+            if (strstr(j->err[k], j->items[start + k].file))
                 fprintf(stderr, "biomedclip embed-image: %s\n", j->err[k]);
             else
-                fprintf(stderr, "biomedclip embed-image: %s: %s\n", j->files[start + k], j->err[k]);
+                fprintf(stderr, "biomedclip embed-image: %s: %s\n", j->items[start + k].name, j->err[k]);
             failed++;
         } else {
-            cli_print_embedding("file", j->files[start + k], j->emb + (size_t)j->ok[k] * j->dim, j->dim,
-                                j->json);
+            const cli_item *it = &j->items[start + k];
+            const float *e = j->emb + (size_t)j->ok[k] * j->dim;
+            if (j->json && j->img->name_frames) { /* {"file": PATH, "frame": N, "embedding": [...]} */
+                fputc('{', stdout);
+                cli_json_item(stdout, j->img, it);
+                fputs(", \"embedding\": ", stdout);
+                cli_json_floats(stdout, e, j->dim);
+                fputs("}\n", stdout);
+            } else {
+                cli_print_embedding("file", it->name, e, j->dim, j->json);
+            }
         }
     }
     fflush(stdout);
@@ -87,26 +99,28 @@ int cli_embed_image(int argc, char **argv) {
     bmc_model *model = NULL;
     job j;
     memset(&j, 0, sizeof j);
+    cli_image_opts img;
+    cli_image_opts_init(&img, "embed-image");
+    cli_item *items = NULL;
+    int n_items = 0;
     int rc = CLI_EXIT_FAILURE;
     if (cli_list_init(&files, argc)) goto oom;
     const cli_option opts[] = {CLI_OPT_MODEL(&model_opt), CLI_OPT_THREADS(&threads),
                                CLI_OPT_BATCH(&batch), CLI_OPT_JSON(&json),
-                               {"--raw", NULL, CLI_SET, &raw, 1, NULL, NULL}, CLI_ARGS(&files), {0}};
+                               CLI_OPT_RAW(&raw), CLI_IMAGE_OPTS(&img),
+                               CLI_ARGS(&files), {0}};
     if ((rc = cli_parse("embed-image", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
     int n_files = files.n;
-    rc = CLI_EXIT_USAGE;
-    if (n_files == 0) {
-        fprintf(stderr, "biomedclip embed-image: no images (see --help)\n");
-        goto done;
-    }
+    if ((rc = cli_require("embed-image", n_files > 0, "images")) != CLI_GO_ON) goto done;
 
     rc = CLI_EXIT_MODEL;
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
     rc = CLI_EXIT_FAILURE;
-    if (batch > n_files) batch = n_files;
+    if ((n_items = cli_image_items(&img, files.v, n_files, &items)) < 0) goto done;
+    if (batch > n_items) batch = n_items > 0 ? n_items : 1;
     if (cli_new_ctx("embed-image", model, threads, batch, &j.ctx)) goto done;
     int side = bmc_model_image_size(model);
-    j.model = model, j.files = files.v, j.json = json, j.normalize = !raw, j.batch = batch;
+    j.model = model, j.img = &img, j.items = items, j.json = json, j.normalize = !raw, j.batch = batch;
     j.in = 3 * (size_t)side * side;
     j.dim = bmc_model_embed_dim(model);
     j.chw = malloc((size_t)batch * j.in * sizeof *j.chw);
@@ -115,16 +129,16 @@ int cli_embed_image(int argc, char **argv) {
     j.err = malloc((size_t)batch * sizeof *j.err);
     if (!j.chw || !j.emb || !j.ok || !j.err) goto oom;
     int failed = 0;
-    for (int start = 0; start < n_files; start += batch)
-        failed += run_batch(&j, start, n_files - start < batch ? n_files - start : batch);
+    for (int start = 0; start < n_items; start += batch)
+        failed += run_batch(&j, start, n_items - start < batch ? n_items - start : batch);
     rc = failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
     goto done;
 
 oom:
-    fprintf(stderr, "biomedclip embed-image: out of memory\n");
-    rc = CLI_EXIT_FAILURE;
+    rc = cli_oom("embed-image");
 done:
     free(j.chw), free(j.emb), free(j.ok), free(j.err);
+    cli_image_items_free(items, n_items);
     cli_list_free(&files);
     bmc_ctx_free(j.ctx);
     bmc_model_free(model);

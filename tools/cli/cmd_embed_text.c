@@ -65,7 +65,8 @@ static void flush_batch(job *j) {
 }
 
 /* Queue a copy of text (len bytes); 0 on success, -1 when out of memory. */
-static int add_text(job *j, const char *text, size_t len) {
+static int add_text(void *user, const char *text, size_t len) {
+    job *j = user;
     char *copy = malloc(len + 1);
     if (!copy) return -1;
     memcpy(copy, text, len);
@@ -74,9 +75,6 @@ static int add_text(job *j, const char *text, size_t len) {
     if (j->n == j->batch) flush_batch(j);
     return 0;
 }
-
-/* A line of a --file as a text. */
-static int add_line(void *user, char *line, size_t len) { return add_text(user, line, len); }
 
 int cli_embed_text(int argc, char **argv) {
     const char *model_opt = NULL;
@@ -88,16 +86,10 @@ int cli_embed_text(int argc, char **argv) {
     int rc = CLI_EXIT_FAILURE;
     if (cli_list_init(&in, argc)) goto oom;
     const cli_option opts[] = {CLI_OPT_MODEL(&model_opt), CLI_OPT_THREADS(&threads),
-                               CLI_OPT_BATCH(&batch), CLI_OPT_JSON(&json),
-                               {"--raw", NULL, CLI_SET, &raw, 1, NULL, NULL},
-                               {"--file", NULL, CLI_CALL, &in, 0, NULL, cli_list_add_file},
-                               CLI_ARGS(&in), {0}};
+                               CLI_OPT_BATCH(&batch), CLI_OPT_JSON(&json), CLI_OPT_RAW(&raw),
+                               CLI_OPT_FILE(&in), CLI_ARGS(&in), {0}};
     if ((rc = cli_parse("embed-text", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
-    rc = CLI_EXIT_USAGE;
-    if (in.n == 0) {
-        fprintf(stderr, "biomedclip embed-text: no texts (see --help)\n");
-        goto done;
-    }
+    if ((rc = cli_require("embed-text", in.n > 0, "texts")) != CLI_GO_ON) goto done;
 
     rc = CLI_EXIT_MODEL;
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
@@ -113,21 +105,14 @@ int cli_embed_text(int argc, char **argv) {
     j.emb = malloc((size_t)batch * j.dim * sizeof *j.emb);
     if (!j.texts || !j.emb) goto oom;
 
-    int bad_input = 0;
-    for (int k = 0; k < in.n; k++) {
-        if (in.is_file[k]) {
-            if (cli_read_lines("embed-text", in.v[k], add_line, &j)) bad_input = 1;
-        } else if (add_text(&j, in.v[k], strlen(in.v[k]))) {
-            goto oom;
-        }
-    }
+    int bad_input = cli_each_input("embed-text", &in, add_text, &j);
+    if (bad_input < 0) goto oom;
     flush_batch(&j);
     rc = (j.failed || bad_input) ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
     goto done;
 
 oom:
-    fprintf(stderr, "biomedclip embed-text: out of memory\n");
-    rc = CLI_EXIT_FAILURE;
+    rc = cli_oom("embed-text");
 done:
     if (j.texts)
         for (int k = 0; k < j.n; k++) free(j.texts[k]);

@@ -19,9 +19,10 @@ static const char usage_text[] =
     "                        [--progress | --quiet] DIR|IMAGE...\n"
     "\n"
     "Embed every image under the directories (recursively, in sorted path order; extensions\n"
-    "jpg jpeg png bmp tga gif ppm pgm pnm, any case; names starting with '.' and symbolic links\n"
-    "to directories are skipped) into INDEX, a directory holding embeddings.npy (float32 [N, D],\n"
-    "unit rows), paths.txt (line i = row i) and index.json. Images already in INDEX are skipped,\n"
+    "jpg jpeg png bmp tga gif ppm pgm pnm tif tiff dcm dicom, any case, and DICOM files without\n"
+    "an extension; names starting with '.' and symbolic links to directories are skipped) into\n"
+    "INDEX, a directory holding embeddings.npy (float32 [N, D], unit rows), paths.txt (line i =\n"
+    "row i: the path, or PATH#N for frame N) and index.json. Images already in INDEX are skipped,\n"
     "new ones appended; work is committed every batch, so an interrupted run can be resumed.\n"
     "INDEX also gets clip-retrieval's layout of the rows (img_emb/, metadata/).\n"
     "\n"
@@ -37,12 +38,13 @@ static const char usage_text[] =
     "  --batch N           images encoded together (default 8)\n"
     "  --progress          show progress on stderr even when it is not a terminal\n"
     "  --quiet             no progress (the default when stderr is not a terminal)\n"
+    CLI_IMAGE_OPTS_HELP
     "\n"
     "Exit status: 0 every image indexed, 1 some image failed (the others are indexed),\n"
     "2 bad command line, 3 model not loadable.\n";
 
-static const char *const image_ext[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif", "ppm", "pgm", "pnm",
-                                        "tif", "tiff"};
+static const char *const image_ext[] = {"jpg", "jpeg", "png", "bmp", "tga", "gif", "ppm",  "pgm",
+                                        "pnm", "tif",  "tiff", "dcm", "dicom"};
 
 typedef struct strlist {
     char **v;
@@ -64,23 +66,22 @@ static int strlist_push(strlist *l, char *s) {
     return 0;
 }
 
+/* DICOM files often have no extension (IM000001): those are recognised by their content, the
+ * Part 10 marker "DICM" at byte 128. */
+static int is_dicom_part10(const char *path) {
+    FILE *f = fopen(path, "rb");
+    unsigned char b[132];
+    int yes = f && fread(b, 1, sizeof b, f) == sizeof b && !memcmp(b + 128, "DICM", 4);
+    if (f) fclose(f);
+    return yes;
+}
+
 static int is_image_name(const char *name) {
     const char *dot = strrchr(name, '.');
     if (!dot) return 0;
     for (size_t i = 0; i < sizeof image_ext / sizeof *image_ext; i++)
         if (!strcasecmp(dot + 1, image_ext[i])) return 1;
     return 0;
-}
-
-static char *join_path(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    while (a > 1 && dir[a - 1] == '/') a--;
-    char *s = malloc(a + b + 2);
-    if (!s) return NULL;
-    memcpy(s, dir, a);
-    s[a] = '/';
-    memcpy(s + a + 1, name, b + 1);
-    return s;
 }
 
 /* Collect image files under dir into out; unreadable directories are reported and counted. */
@@ -95,7 +96,7 @@ static int walk(const char *dir, strlist *out, int *errors) {
     int rc = 0;
     while (rc == 0 && (e = readdir(d))) {
         if (e->d_name[0] == '.') continue;
-        char *p = join_path(dir, e->d_name);
+        char *p = cli_join_path(dir, e->d_name);
         struct stat lst, st;
         if (!p) {
             rc = -1;
@@ -104,7 +105,8 @@ static int walk(const char *dir, strlist *out, int *errors) {
         } else if (S_ISDIR(lst.st_mode)) {
             rc = walk(p, out, errors);
             free(p);
-        } else if (is_image_name(e->d_name) && stat(p, &st) == 0 && S_ISREG(st.st_mode)) {
+        } else if (stat(p, &st) == 0 && S_ISREG(st.st_mode) &&
+                   (is_image_name(e->d_name) || (!strchr(e->d_name, '.') && is_dicom_part10(p)))) {
             if (strchr(p, '\n')) {
                 fprintf(stderr, "biomedclip index: skipping a file with a newline in its name: %s\n", p);
                 free(p);
@@ -125,7 +127,7 @@ static int cmp_str(const void *a, const void *b) {
 
 typedef struct run {
     idx_store *index;
-    const char *const *files;
+    const cli_item *items;
     int n, batch, progress, done, failed, write_error;
     double t0;
 } run;
@@ -158,11 +160,11 @@ static int on_image(void *user, int index, const float *emb, const char *error) 
         r->failed++;
         if (r->progress) fputs("\r\033[K", stderr);
         fprintf(stderr, "biomedclip index: %s\n", error);
-        if (idx_fail(r->index, r->files[index], error)) {
+        if (idx_fail(r->index, r->items[index].name, error)) {
             r->write_error = 1;
             return 1;
         }
-    } else if (idx_append(r->index, r->files[index], emb)) {
+    } else if (idx_append(r->index, r->items[index].name, emb)) {
         r->write_error = 1;
         return 1;
     }
@@ -235,7 +237,10 @@ int cli_index(int argc, char **argv) {
     int shard_k = 0, shard_n = 0;
     int walk_errors = 0;
     strlist found = {0};
-    const char **todo = NULL;
+    cli_item *todo = NULL, *items = NULL;
+    int n_items = 0;
+    cli_image_opts img;
+    cli_image_opts_init(&img, "index");
     bmc_model *model = NULL;
     bmc_ctx *ctx = NULL;
     idx_store ix;
@@ -249,6 +254,7 @@ int cli_index(int argc, char **argv) {
         CLI_OPT_BATCH(&batch),
         {"--progress", NULL, CLI_SET, &progress, 1, NULL, NULL},
         {"--quiet", "-q", CLI_SET, &progress, 0, NULL, NULL},
+        CLI_IMAGE_OPTS(&img),
         CLI_ARGS(&roots),
         {0},
     };
@@ -260,10 +266,7 @@ int cli_index(int argc, char **argv) {
         fprintf(stderr, "biomedclip index: no index: pass -o INDEX (see --help)\n");
         goto done;
     }
-    if (n_roots == 0) {
-        fprintf(stderr, "biomedclip index: no directories to index (see --help)\n");
-        goto done;
-    }
+    if ((rc = cli_require("index", n_roots > 0, "directories to index")) != CLI_GO_ON) goto done;
 
     /* the file list first: a typo in a directory name should not cost a model load */
     rc = CLI_EXIT_FAILURE;
@@ -306,18 +309,21 @@ int cli_index(int argc, char **argv) {
         goto done;
     if (shard_n && shard_write(output, &shard)) goto done;
 
-    /* what is not in the index yet */
+    /* the items of this node's slice (files, or their frames with --frames all: FILE#N), and
+     * those not in the index yet */
     int n_todo = 0, skipped = 0;
-    if (!(todo = calloc((size_t)found.n + 1, sizeof *todo))) goto oom;
-    for (long i = shard.lo; i < shard.hi; i++) {
-        if (idx_contains(&ix, found.v[i])) skipped++;
-        else todo[n_todo++] = found.v[i];
+    const char *const *slice = found.v ? (const char *const *)found.v + shard.lo : NULL; /* none found: NULL */
+    if ((n_items = cli_image_items(&img, slice, (int)(shard.hi - shard.lo), &items)) < 0) goto done;
+    if (!(todo = calloc((size_t)n_items + 1, sizeof *todo))) goto oom;
+    for (int i = 0; i < n_items; i++) {
+        if (idx_contains(&ix, items[i].name)) skipped++;
+        else todo[n_todo++] = items[i];
     }
 
     if (cli_new_ctx("index", model, threads, batch > 8 ? batch : 0, &ctx)) goto done;
     run r = {&ix, todo, n_todo, batch, progress, 0, 0, 0, now()};
     if (progress) show_progress(&r);
-    int failed = cli_encode_image_files(ctx, todo, n_todo, batch, on_image, &r);
+    int failed = cli_encode_image_files(ctx, &img, todo, n_todo, batch, on_image, &r);
     if (progress) {
         show_progress(&r);
         fprintf(stderr, "\n%s: %d new, %d already indexed, %d failed, %ld in all\n", output,
@@ -339,12 +345,12 @@ int cli_index(int argc, char **argv) {
     goto done;
 
 oom:
-    fprintf(stderr, "biomedclip index: out of memory\n");
-    rc = CLI_EXIT_FAILURE;
+    rc = cli_oom("index");
 done:
     idx_close(&ix);
     for (int i = 0; i < found.n; i++) free(found.v[i]);
     free(found.v), free(todo);
+    cli_image_items_free(items, n_items);
     cli_list_free(&roots);
     bmc_ctx_free(ctx);
     bmc_model_free(model);

@@ -43,6 +43,7 @@ int cli_info(int argc, char **argv) {
     bmc_model_describe(model, text, (size_t)n + 1);
     fputs(text, stdout);
     if (verify) printf("data checksums  all %d tensors verified\n", bmc_model_n_tensors(model));
+    printf("system          %s\n", bmc_system_info()); /* the kernels that run, and why */
     free(text);
     bmc_model_free(model);
     return CLI_EXIT_OK;

@@ -22,6 +22,8 @@ static const char usage_text[] =
     "                      {\"file\": PATH, \"score\": S}; tsv: path<TAB>score\n"
     "  --json              same as --format json\n"
     "  --threads N         threads (default: OpenBLAS's thread count)\n"
+    "  --window W, --frame N  for the --image query (below; --frames all is not for search)\n"
+    CLI_IMAGE_OPTS_HELP
     "\n"
     "Exit status: 0 success, 1 the query or the index failed, 2 bad command line, 3 model not\n"
     "loadable.\n";
@@ -72,6 +74,8 @@ int cli_search(int argc, char **argv) {
     query q = {0};
     idx_store ix;
     memset(&ix, 0, sizeof ix);
+    cli_image_opts img;
+    cli_image_opts_init(&img, "search");
     const cli_option opts[] = {
         CLI_OPT_MODEL(&model_opt),
         {"--text", NULL, CLI_STRING, &text, 0, NULL, NULL},
@@ -80,17 +84,19 @@ int cli_search(int argc, char **argv) {
         CLI_OPT_THREADS(&threads),
         {"--json", NULL, CLI_SET, &format, FMT_JSON, NULL, NULL},
         CLI_OPT_FORMAT(&format),
+        CLI_IMAGE_OPTS(&img),
         {NULL, NULL, CLI_CALL, &index_dir, 0, NULL, set_index},
         {0},
     };
     if ((rc = cli_parse("search", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
+    if ((rc = cli_require("search", index_dir != NULL, "INDEX")) != CLI_GO_ON) goto done;
     rc = CLI_EXIT_USAGE;
-    if (!index_dir) {
-        fprintf(stderr, "biomedclip search: no INDEX (see --help)\n");
-        goto done;
-    }
     if (!text == !image) {
         fprintf(stderr, "biomedclip search: give exactly one of --text QUERY and --image FILE\n");
+        goto done;
+    }
+    if (img.all_frames) {
+        fprintf(stderr, "biomedclip search: the query is one image: pick a frame with --frame N\n");
         goto done;
     }
 
@@ -119,7 +125,8 @@ int cli_search(int argc, char **argv) {
             goto done;
         }
     } else {
-        if (cli_encode_image_files(ctx, &image, 1, 1, on_query_image, &q) != 0 || !q.ok) goto done;
+        cli_item query_item = {image, img.params.frame, (char *)image};
+        if (cli_encode_image_files(ctx, &img, &query_item, 1, 1, on_query_image, &q) != 0 || !q.ok) goto done;
     }
     if (ix.n > 0) {
         if (ix.n > 0x7fffffffL) {

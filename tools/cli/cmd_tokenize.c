@@ -52,30 +52,23 @@ static void tokenize_one(job *j, const char *text) {
     }
 }
 
-/* A line of a --file as a text. */
-static int tokenize_line(void *user, char *line, size_t len) {
-    tokenize_one(user, line);
+static int tokenize_text(void *user, const char *text, size_t len) {
+    tokenize_one(user, text);
     return 0;
 }
 
 int cli_tokenize(int argc, char **argv) {
-    const char *model_opt = NULL;
-    int json = 0;
-    cli_list in; /* texts, and files of texts, in order */
-    bmc_model *model = NULL;
     job j;
     memset(&j, 0, sizeof j);
-    int rc = CLI_EXIT_FAILURE;
+    const char *model_opt = NULL;
+    bmc_model *model = NULL;
+    cli_list in; /* texts, and files of texts, in order */
+    int json = 0, rc = CLI_EXIT_FAILURE;
     if (cli_list_init(&in, argc)) goto oom;
-    const cli_option opts[] = {CLI_OPT_MODEL(&model_opt), CLI_OPT_JSON(&json),
-                               {"--file", NULL, CLI_CALL, &in, 0, NULL, cli_list_add_file},
+    const cli_option opts[] = {CLI_OPT_MODEL(&model_opt), CLI_OPT_JSON(&json), CLI_OPT_FILE(&in),
                                CLI_ARGS(&in), {0}};
     if ((rc = cli_parse("tokenize", usage_text, opts, argc, argv)) != CLI_GO_ON) goto done;
-    rc = CLI_EXIT_USAGE;
-    if (in.n == 0) {
-        fprintf(stderr, "biomedclip tokenize: no texts (see --help)\n");
-        goto done;
-    }
+    if ((rc = cli_require("tokenize", in.n > 0, "texts")) != CLI_GO_ON) goto done;
 
     rc = CLI_EXIT_MODEL;
     if (!(model = cli_load_model(cli_model_path(model_opt)))) goto done;
@@ -85,21 +78,13 @@ int cli_tokenize(int argc, char **argv) {
     if (j.cap < 2) j.cap = 2;
     if (!(j.ids = malloc((size_t)j.cap * sizeof *j.ids))) goto oom;
 
-    int bad_input = 0;
-    for (int k = 0; k < in.n; k++) {
-        if (in.is_file[k]) {
-            if (cli_read_lines("tokenize", in.v[k], tokenize_line, &j)) bad_input = 1;
-        } else {
-            tokenize_one(&j, in.v[k]);
-        }
-    }
+    int bad_input = cli_each_input("tokenize", &in, tokenize_text, &j);
     fflush(stdout);
     rc = (j.failed || bad_input) ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
     goto done;
 
 oom:
-    fprintf(stderr, "biomedclip tokenize: out of memory\n");
-    rc = CLI_EXIT_FAILURE;
+    rc = cli_oom("tokenize");
 done:
     free(j.ids);
     bmc_model_free(model);

@@ -9,14 +9,14 @@
 
 #define ERR_LEN 1024
 
-/* The message for a file, naming it once whether or not the library's message does. */
-static void set_error(char *dst, const char *file) {
+/* The message for an item, naming it once whether or not the library's message does. */
+static void set_error(char *dst, const cli_item *it) {
     const char *why = bmc_last_error();
-    if (strstr(why, file)) snprintf(dst, ERR_LEN, "%s", why);
-    else snprintf(dst, ERR_LEN, "%s: %s", file, why);
+    if (strstr(why, it->file)) snprintf(dst, ERR_LEN, "%s", why);
+    else snprintf(dst, ERR_LEN, "%s: %s", it->name, why);
 }
 
-int cli_encode_image_files(bmc_ctx *ctx, const char *const *files, int n, int batch,
+int cli_encode_image_files(bmc_ctx *ctx, const cli_image_opts *o, const cli_item *items, int n, int batch,
                            cli_image_fn fn, void *user) {
     int dim = bmc_model_embed_dim(bmc_ctx_model(ctx));
     if (batch < 1) batch = 1;
@@ -37,10 +37,10 @@ int cli_encode_image_files(bmc_ctx *ctx, const char *const *files, int n, int ba
             errors[k][0] = '\0';
             bmc_image *im = &images[loaded];
             memset(im, 0, sizeof *im);
-            if (bmc_image_load(files[start + k], BMC_DECODE_DEFAULT, im) == BMC_OK)
+            if (cli_image_load(o, &items[start + k], im) == BMC_OK)
                 slot[k] = loaded++;
             else
-                set_error(errors[k], files[start + k]);
+                set_error(errors[k], &items[start + k]);
         }
         if (loaded > 0 && bmc_encode_image(ctx, images, loaded, emb, 1) != BMC_OK) {
             /* find which ones fail: encode one at a time */
@@ -48,7 +48,7 @@ int cli_encode_image_files(bmc_ctx *ctx, const char *const *files, int n, int ba
                 if (slot[k] < 0) continue;
                 int r = slot[k];
                 if (bmc_encode_image(ctx, &images[r], 1, emb + (size_t)r * dim, 1) != BMC_OK) {
-                    set_error(errors[k], files[start + k]);
+                    set_error(errors[k], &items[start + k]);
                     slot[k] = -1;
                 }
             }

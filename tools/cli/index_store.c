@@ -14,16 +14,6 @@
 
 #define NPY_HEADER_BYTES 128
 
-static char *join(const char *dir, const char *name) {
-    size_t a = strlen(dir), b = strlen(name);
-    char *s = malloc(a + b + 2);
-    if (!s) return NULL;
-    memcpy(s, dir, a);
-    s[a] = '/';
-    memcpy(s + a + 1, name, b + 1);
-    return s;
-}
-
 static int host_is_little_endian(void) {
     const uint16_t one = 1;
     return *(const unsigned char *)&one == 1;
@@ -197,7 +187,7 @@ int idx_contains(const idx_store *ix, const char *path) {
 }
 
 static int write_meta(const char *dir, int dim, const char *model) {
-    char *file = join(dir, "index.json");
+    char *file = cli_join_path(dir, "index.json");
     FILE *f = file ? fopen(file, "wb") : NULL;
     free(file);
     if (!f) return -1;
@@ -215,8 +205,8 @@ int idx_open_append(idx_store *ix, const char *dir, int dim, const char *model, 
     }
     char *npy = NULL, *txt = NULL, *fail = NULL;
     int rc = -1;
-    if (!(ix->dir = strdup(dir)) || !(npy = join(dir, "embeddings.npy")) ||
-        !(txt = join(dir, "paths.txt")) || !(fail = join(dir, "failed.tsv")))
+    if (!(ix->dir = strdup(dir)) || !(npy = cli_join_path(dir, "embeddings.npy")) ||
+        !(txt = cli_join_path(dir, "paths.txt")) || !(fail = cli_join_path(dir, "failed.tsv")))
         goto oom;
     struct stat st;
     if (mkdir(dir, 0777) && errno != EEXIST) {
@@ -290,7 +280,7 @@ out:
 
 int idx_open_read(idx_store *ix, const char *dir) {
     memset(ix, 0, sizeof *ix);
-    char *npy = join(dir, "embeddings.npy"), *txt = join(dir, "paths.txt");
+    char *npy = cli_join_path(dir, "embeddings.npy"), *txt = cli_join_path(dir, "paths.txt");
     FILE *f = NULL;
     int rc = -1;
     long data_offset, end;
@@ -361,7 +351,7 @@ int idx_commit(idx_store *ix) {
 }
 
 int idx_write_atomic(const char *dir, const char *name, const void *data, size_t size) {
-    char *path = join(dir, name), *tmp = path ? malloc(strlen(path) + 5) : NULL;
+    char *path = cli_join_path(dir, name), *tmp = path ? malloc(strlen(path) + 5) : NULL;
     int rc = -1;
     if (!tmp) goto out;
     sprintf(tmp, "%s.tmp", path);
@@ -389,7 +379,7 @@ int idx_write_clip_part(const char *dir, int part, int n_parts, const float *emb
     for (int p = n_parts; p >= 10; p /= 10) digits++;
     char name[64], sub[2][16] = {"img_emb", "metadata"};
     for (int i = 0; i < 2; i++) {
-        char *d = join(dir, sub[i]);
+        char *d = cli_join_path(dir, sub[i]);
         int bad = !d || (mkdir(d, 0777) && errno != EEXIST);
         free(d);
         if (bad) {

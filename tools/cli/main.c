@@ -17,7 +17,11 @@ static const struct {
     {"index", cli_index, "embed every image under directories into an index directory"},
     {"index-merge", cli_index_merge, "join the shards of `index --shard K/N` into one index"},
     {"search", cli_search, "search an index by text or by image"},
+    {"embed-slide", cli_embed_slide, "embed the tissue tiles of whole-slide images into .h5 files"},
+    {"classify-slide", cli_classify_slide, "zero-shot classification of a whole-slide image (MI-Zero)"},
     {"compare", cli_compare, "compare two models' embeddings of the same images and texts"},
+    {"info-image", cli_info_image, "what the library sees in image files (format, window, frames)"},
+    {"serve", cli_serve, "HTTP service: embeddings, zero-shot, search, a page (docs/SERVER.md)"},
 };
 
 static void usage(FILE *f) {
