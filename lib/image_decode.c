@@ -143,8 +143,12 @@ bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, const b
         format = "PNM";
         st = bmc__decode_pnm(d, n, name, out);
     } else if (n >= 4 && (!memcmp(d, "II*\0", 4) || !memcmp(d, "MM\0*", 4) || !memcmp(d, "II+\0", 4) ||
-                          !memcmp(d, "MM\0+", 4))) {
-        format = "TIFF"; /* classic and BigTIFF; lib/image_tiff.c (libtiff) fills info and pages */
+                          !memcmp(d, "MM\0+", 4)) &&
+               !(n >= 132 && !memcmp(d + 128, "DICM", 4))) {
+        /* classic and BigTIFF; lib/image_tiff.c (libtiff) fills info and pages. A DICOM Part 10
+         * file may hold a TIFF header in its 128-byte preamble (dual-personality files, as
+         * pydicom's test files do): "DICM" at 128 makes it DICOM. */
+        format = "TIFF";
         st = bmc__decode_tiff(d, n, name, o, out);
     } else if (bmc__dicom_plausible(d, n)) {
         format = "DICOM";
