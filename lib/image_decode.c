@@ -151,13 +151,21 @@ bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, const b
         format = "TIFF";
         st = bmc__decode_tiff(d, n, name, o, out);
     } else if (bmc__dicom_plausible(d, n)) {
+        /* A bare dataset (no "DICM" at 128) is guessed from its first bytes, which a TGA header
+         * can mimic (an ID field of 2 or 8 bytes and no colour map reads as group 0002 / 0008):
+         * when the file is also a plausible TGA and DCMTK cannot read it, it is read as TGA. */
+        int maybe_tga = !(n >= 132 && !memcmp(d + 128, "DICM", 4)) && bmc__tga_plausible(d, n);
         format = "DICOM";
 #ifdef BMC_WITH_DICOM
-        return bmc__decode_dicom(d, n, name, o, out); /* fills its own info */
+        st = bmc__decode_dicom(d, n, name, o, out); /* fills its own info */
+        if (st == BMC_OK || !maybe_tga) return st;
 #else
-        return bmc__fail(BMC_E_IMAGE, "%s: DICOM support not built in (rebuild without DICOM=0, needs libdcmtk-dev)",
-                         name);
+        if (!maybe_tga)
+            return bmc__fail(BMC_E_IMAGE, "%s: DICOM support not built in (rebuild without DICOM=0, needs "
+                             "libdcmtk-dev)", name);
 #endif
+        format = "TGA";
+        st = bmc__decode_tga(d, n, name, out);
     } else {
         const char *other = other_format(d, n);
         if (other)
