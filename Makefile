@@ -8,6 +8,8 @@
 #                        libhdf5-dev is missing)
 #           TIFF=0       build without libtiff (TIFF files are then refused; the default uses
 #                        libtiff whenever libtiff-4 is installed)
+#           LCMS=0       build without littleCMS (CIELab TIFFs are then refused; the default uses
+#                        lcms2 whenever it is installed and TIFF is built; builds into $(BUILD)-nolcms)
 #           DICOM=0      build without DICOM (default: DICOM through DCMTK when libdcmtk-dev is
 #                        installed; lib/image_dicom.cc is then compiled with $(BMC_CXX))
 #           SANITIZE=1   build with ASan + UBSan (used by `make sanitize`)
@@ -49,6 +51,19 @@ FEATURE_CFLAGS += -DBMC_WITH_LIBTIFF $(TIFF_CFLAGS)
 LDLIBS_BASE += $(TIFF_LIBS)
 else
 override BUILD := $(BUILD)-notiff
+endif
+# littleCMS for CIELab TIFFs (lib/image_lab.c), as Pillow converts them, unless LCMS=0 or absent
+# (only with libtiff: nothing else needs it)
+ifeq ($(TIFF),1)
+ifeq ($(LCMS),)
+LCMS := $(if $(shell pkg-config --exists lcms2 && echo y),1,0)
+endif
+ifeq ($(LCMS),1)
+FEATURE_CFLAGS += -DBMC_WITH_LCMS2 $(shell pkg-config --cflags lcms2 2>/dev/null)
+LDLIBS_BASE += $(or $(shell pkg-config --libs lcms2 2>/dev/null),-llcms2)
+else
+override BUILD := $(BUILD)-nolcms
+endif
 endif
 # DICOM through DCMTK (lib/*.cc, C++ behind a C interface): on when its headers are installed.
 DICOM ?= $(shell test -f /usr/include/dcmtk/dcmdata/dcfilefo.h && echo 1 || echo 0)

@@ -6,6 +6,8 @@
              the Linear weights' 64-output panels), micro2_mlp.bmc (2 layers per tower, MLP
              text projection), plus truncated/edited variants
   image/     tiny PNG/BMP/GIF/TGA/PPM/PGM/JPEG files (a few hundred bytes), via PIL
+  tiff/      tiny TIFFs of every layout lib/image_tiff.c reads (PIL, tifffile, tiffcp, and the
+             hand-written 2/4/12-bit writer of tests/py/gen_tiffs.py), behind fuzz_tiff's option byte
   tokenize/  short texts: ASCII, accents, CJK, punctuation, control characters, invalid UTF-8
   cli/       argument vectors (NUL-separated) for fuzz_cli
 
@@ -213,6 +215,78 @@ TEXTS = [
 ]
 
 
+def tiff_seeds():
+    """fuzz_tiff: byte 0 = options (0: page 0, default window), then the file."""
+    import shutil
+    import subprocess
+    import tempfile
+    import numpy as np
+    from PIL import Image
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "py"))
+    import gen_tiffs
+    import tifffile
+    tmp = tempfile.mkdtemp()
+    rng = np.random.default_rng(5)
+    c = rng.integers(0, 256, (9, 17, 3)).astype(np.uint8)
+    g = c[..., 0]
+    rgb = Image.fromarray(c)
+
+    def put(name, path, opt=0):
+        write("tiff", name, bytes([opt]) + open(path, "rb").read())
+
+    def pil(name, im, **kw):
+        f = os.path.join(tmp, name)
+        im.save(f, **kw)
+        put(name, f)
+        return f
+
+    src = pil("rgb.tif", rgb)
+    pil("rgb_lzw.tif", rgb, compression="tiff_lzw")
+    pil("gray_deflate.tif", rgb.convert("L"), compression="tiff_adobe_deflate")
+    pil("pal_packbits.tif", rgb.convert("P"), compression="packbits")
+    pil("rgba.tif", rgb.convert("RGBA"), compression="tiff_lzw")
+    pil("la.tif", rgb.convert("LA"))
+    pil("cmyk.tif", rgb.convert("CMYK"))
+    pil("bw_g4.tif", rgb.convert("1"), compression="group4")
+    pil("gray_jpeg.tif", rgb.convert("L"), compression="jpeg")
+    pil("lab.tif", rgb.convert("LAB"))
+    pil("pa.tif", Image.merge("PA", (rgb.convert("P"), rgb.convert("L"))))
+    f = os.path.join(tmp, "f32.tif")
+    tifffile.imwrite(f, g.astype(np.float32) / 7, photometric="minisblack")
+    put("float32.tif", f)
+    put("float32_minmax.tif", f, 4)
+    f = os.path.join(tmp, "multi.tif")
+    rgb.save(f, save_all=True, append_images=[rgb.convert("L"), rgb.convert("P")])
+    for k in range(3):
+        put(f"multi_page{k}.tif", f, k)
+    f = os.path.join(tmp, "g16.tif")
+    tifffile.imwrite(f, (g.astype(np.uint16) * 200), photometric="minisblack", byteorder=">")
+    put("gray16_be.tif", f)
+    put("gray16_minmax.tif", f, 4)
+    put("gray16_pil16.tif", f, 8)
+    for name, data, kw in [("tiled_planar.tif", np.moveaxis(c, -1, 0).copy(),
+                            dict(photometric="rgb", planarconfig="separate", tile=(16, 16))),
+                           ("rgba_assoc.tif", np.dstack([c, g]), dict(photometric="rgb", extrasamples=["assocalpha"])),
+                           ("orient6.tif", c, dict(photometric="rgb", extratags=[(274, "H", 1, 6, True)]))]:
+        f = os.path.join(tmp, name)
+        tifffile.imwrite(f, data, **kw)
+        put(name, f)
+    for bits, photo, cmap in [(2, 1, None), (4, 0, None), (12, 1, None),
+                              (4, 3, rng.integers(0, 65536, (3, 16)).astype(np.uint16))]:
+        f = os.path.join(tmp, f"hw{bits}_{photo}.tif")
+        v = (g >> (8 - bits)) if bits < 8 else g.astype(np.uint16) * 16
+        gen_tiffs.write_packed_tiff(f, v, bits, photo, colormap=cmap)
+        put(f"packed{bits}_photo{photo}.tif", f)
+    tiffcp = shutil.which("tiffcp")
+    if tiffcp:
+        for name, args in [("ycbcr_jpeg.tif", ["-c", "jpeg"]), ("tiles_zip_be.tif", ["-B", "-t", "-c", "zip"]),
+                           ("bigtiff.tif", ["-8"])]:
+            f = os.path.join(tmp, name)
+            if subprocess.run([tiffcp] + args + [src, f], capture_output=True).returncode == 0:
+                put(name, f)
+    shutil.rmtree(tmp)
+
+
 def text_seeds():
     # fuzz_tokenize's first byte: a multiple of 8 gives room for byte / 8 ids, else BMC_MAX_TOKENS
     for i, t in enumerate(TEXTS):
@@ -254,6 +328,7 @@ def cli_seeds():
 if __name__ == "__main__":
     loader_seeds()
     image_seeds()
+    tiff_seeds()
     text_seeds()
     cli_seeds()
     print("seeds written to", OUT)

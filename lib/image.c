@@ -34,6 +34,10 @@ typedef struct bmc__image_internal {
     uint8_t *view;       /* [height][stride] the public pixels */
     uint16_t *pix16;     /* [height][width] PIL 'I' values (mode I with BMC_DECODE_PIL_16BIT) */
     uint8_t *cmyk;       /* [height][width * 4] PIL's CMYK (mode CMYK) */
+    int32_t *pix32;      /* [height][width] PIL 'I' values (mode I32, default window) */
+    float *pixf;         /* [height][width] PIL 'F' values (mode F, default window) */
+    uint8_t *pa;         /* [height][width * 2] index + alpha (mode PA) */
+    uint8_t *lab;        /* [height][width * 3] PIL's LAB bytes (mode LAB) */
     bmc_image_info info; /* what the decoder saw (bmc_image_get_info) */
 } bmc__image_internal;
 
@@ -95,11 +99,62 @@ static bmc_status read_file(const char *path, uint8_t **data, size_t *size) {
     return BMC_OK;
 }
 
+/* A sample of a gray image held wider than 8 bits: 16-bit 'I', 32-bit 'I' or 'F'. */
+static inline double wide_at(const bmc__decoded *d, size_t i) {
+    return d->pix16 ? (double)d->pix16[i] : d->pix32 ? (double)d->pix32[i] : (double)d->pixf[i];
+}
+
+/* Gray held wider than 8 bits (16-bit PNG/PGM/TIFF 'I', TIFF 32-bit 'I' and 'F') to 8 bits with a
+ * window chosen by the caller (docs/IMAGE.md, "16-bit gray"): min-max of the image, or a given
+ * centre / width, LINEAR as DICOM PS3.3 C.11.2.1.2.1 (the DICOM decoder's rule, so that --window
+ * means the same for every format); y in [0, 1] becomes floor(255 y + 0.5). NaN becomes 0 and is
+ * left out of the min-max, as are infinities. */
+static bmc_status window_wide(const bmc__decoded *d, size_t n, const bmc__decode_opts *o, const char *name,
+                              uint8_t *dst, char *rule, size_t rule_size) {
+    if (o->window == BMC_WINDOW_MINMAX) {
+        double lo = INFINITY, hi = -INFINITY;
+        for (size_t i = 0; i < n; i++) {
+            double v = wide_at(d, i);
+            if (isfinite(v)) lo = v < lo ? v : lo, hi = v > hi ? v : hi;
+        }
+        if (!(lo <= hi)) lo = hi = 0; /* no finite sample */
+        for (size_t i = 0; i < n; i++) {
+            double v = wide_at(d, i);
+            double y = isnan(v) || v <= lo ? 0 : v >= hi ? (hi > lo ? 1 : 0) : (v - lo) / (hi - lo);
+            dst[i] = (uint8_t)floor(255 * y + 0.5);
+        }
+        snprintf(rule, rule_size, "min-max %.9g..%.9g", lo, hi);
+        return BMC_OK;
+    }
+    if (o->window == BMC_WINDOW_CENTER_WIDTH) {
+        double c = o->window_center, w = o->window_width;
+        if (!(w >= 1))
+            return bmc__fail(BMC_E_IMAGE, "%s: window width %g (LINEAR needs width >= 1)", name, w);
+        for (size_t i = 0; i < n; i++) {
+            double x = wide_at(d, i), y;
+            if (isnan(x) || x <= c - 0.5 - (w - 1) / 2) y = 0;
+            else if (x > c - 0.5 + (w - 1) / 2) y = 1;
+            else y = (x - (c - 0.5)) / (w - 1) + 0.5;
+            double q = floor(255 * y + 0.5);
+            dst[i] = (uint8_t)(q <= 0 ? 0 : q >= 255 ? 255 : q);
+        }
+        snprintf(rule, rule_size, "given window C=%g W=%g LINEAR", c, w);
+        return BMC_OK;
+    }
+    return bmc__fail(BMC_E_IMAGE, "%s: a window from the file was asked for, but only DICOM files hold windows "
+                     "(use min-max or a centre and width)", name);
+}
+
+/* Convert.c f2l: clipped to 0..255, then truncated (NaN: 0, what x86 gives PIL's cast). */
+static inline uint8_t f2l(float v) { return v >= 255.0f ? 255 : v > 0.0f ? (uint8_t)v : 0; }
+
 /* Build the public view (and what the crop needs) from a decoded image; consumes d. */
-static bmc_status finish(bmc__decoded *d, int flags, const char *name, bmc_image *out) {
+static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char *name, bmc_image *out) {
+    int flags = o->flags;
     bmc__image_internal *in = bmc__calloc(1, sizeof *in);
     size_t n = (size_t)d->width * d->height;
-    int format = d->mode == BMC__MODE_P || d->mode == BMC__MODE_RGB || d->mode == BMC__MODE_CMYK ? BMC_PIXEL_RGB
+    int format = d->mode == BMC__MODE_P || d->mode == BMC__MODE_PA || d->mode == BMC__MODE_RGB ||
+                 d->mode == BMC__MODE_CMYK || d->mode == BMC__MODE_LAB ? BMC_PIXEL_RGB
                : d->mode == BMC__MODE_LA || d->mode == BMC__MODE_RGBA ? BMC_PIXEL_RGBA : BMC_PIXEL_GRAY;
     uint8_t *view = NULL;
     if (in) {
@@ -117,7 +172,33 @@ static bmc_status finish(bmc__decoded *d, int flags, const char *name, bmc_image
     }
     in->info = d->info;
     switch (d->mode) {
-    case BMC__MODE_I: /* PIL clips 'I' to 255 in convert('RGB'); by default scale to 8 bits */
+    case BMC__MODE_I: case BMC__MODE_I32: case BMC__MODE_F:
+        if (o->window != BMC_WINDOW_AUTO) { /* a window chosen by the caller: 8 bits, no PIL 'I' */
+            bmc_status st = window_wide(d, n, o, name, view, in->info.window, sizeof in->info.window);
+            if (st != BMC_OK) {
+                bmc__free(view);
+                bmc__free(in);
+                bmc__decoded_free(d);
+                return st;
+            }
+            break;
+        }
+        if (d->mode == BMC__MODE_I32) { /* PIL's 'I': resized as int32, clipped by convert('RGB') */
+            for (size_t i = 0; i < n; i++)
+                view[i] = (uint8_t)(d->pix32[i] <= 0 ? 0 : d->pix32[i] >= 255 ? 255 : d->pix32[i]);
+            snprintf(in->info.window, sizeof in->info.window, "PIL clip (values outside 0..255 clipped)");
+            in->pix32 = d->pix32;
+            d->pix32 = NULL;
+            break;
+        }
+        if (d->mode == BMC__MODE_F) { /* PIL's 'F': resized as float, then F -> L */
+            for (size_t i = 0; i < n; i++) view[i] = f2l(d->pixf[i]);
+            snprintf(in->info.window, sizeof in->info.window, "PIL F->L (clipped to 0..255, truncated)");
+            in->pixf = d->pixf;
+            d->pixf = NULL;
+            break;
+        }
+        /* 16-bit: PIL clips 'I' to 255 in convert('RGB'); by default scale to 8 bits */
         if (!in->info.window[0])
             snprintf(in->info.window, sizeof in->info.window, "%s",
                      (flags & BMC_DECODE_PIL_16BIT) ? "PIL clip 16->8 bit (values over 255 become 255)"
@@ -133,6 +214,23 @@ static bmc_status finish(bmc__decoded *d, int flags, const char *name, bmc_image
         break;
     case BMC__MODE_P:
         for (size_t i = 0; i < n; i++) memcpy(view + 3 * i, d->palette + 3 * d->pix[i], 3);
+        break;
+    case BMC__MODE_LAB: { /* Pillow's convert('RGB'): littleCMS */
+        bmc_status st = bmc__lab_to_rgb(d->pix, n, view, name);
+        if (st != BMC_OK) {
+            bmc__free(view);
+            bmc__free(in);
+            bmc__decoded_free(d);
+            return st;
+        }
+        in->lab = d->pix;
+        d->pix = NULL;
+        break;
+    }
+    case BMC__MODE_PA: /* Convert.c pa2rgb: the index's colour, alpha dropped */
+        for (size_t i = 0; i < n; i++) memcpy(view + 3 * i, d->palette + 3 * d->pix[2 * i], 3);
+        in->pa = d->pix;
+        d->pix = NULL;
         break;
     case BMC__MODE_LA:
         for (size_t i = 0; i < n; i++) {
@@ -180,7 +278,7 @@ static bmc_status load_buffer(const uint8_t *data, size_t size, const bmc__decod
     bmc__decoded d;
     bmc_status st = bmc__decode_any(data, size, name, o, &d);
     if (st != BMC_OK) return st;
-    return finish(&d, o->flags, name, out);
+    return finish(&d, o, name, out);
 }
 
 bmc_load_params bmc_load_default_params(void) {
@@ -276,6 +374,10 @@ void bmc_image_free(bmc_image *image) {
     bmc__free(in->view);
     bmc__free(in->pix16);
     bmc__free(in->cmyk);
+    bmc__free(in->pix32);
+    bmc__free(in->pixf);
+    bmc__free(in->pa);
+    bmc__free(in->lab);
     in->magic = 0;
     bmc__free(in);
     memset(image, 0, sizeof *image);
@@ -319,7 +421,7 @@ int bmc__image_mode(const bmc_image *img) {
 
 /* ---- the crop ------------------------------------------------------------------------------ */
 
-enum { K_U8, K_NEAREST, K_I32, K_CMYK };
+enum { K_U8, K_NEAREST, K_I32, K_CMYK, K_F32, K_PA, K_LAB };
 
 static bmc_status check_config(const bmc__config *cfg, const char *fn) {
     if (!cfg) return bmc__fail(BMC_E_INVALID_ARG, "%s: configuration is NULL", fn);
@@ -337,40 +439,68 @@ bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigne
     int S = (int)cfg->image_size, w = img->width, h = img->height;
     int mode = bmc__image_mode(img);
 
-    /* what gets resized: the view, PIL's 16-bit values, or the CMYK samples */
-    int kind = (mode == BMC__MODE_1 || mode == BMC__MODE_P) ? K_NEAREST
-             : in && in->pix16 ? K_I32 : in && in->cmyk ? K_CMYK : K_U8;
-    const uint8_t *src = img->pixels;
-    size_t stride = (size_t)img->stride;
-    int chans = (int)img->format;
-    if (kind == K_CMYK) {
-        src = in->cmyk;
-        chans = 4;
-        stride = (size_t)w * 4;
-    }
-
     /* torchvision Resize(S) then CenterCrop(S): the window of the resized image we need */
     int nw, nh;
     bmc__resize_dims(w, h, S, &nw, &nh);
     int resize = nw != w || nh != h;
+
+    /* what gets resized: the view, PIL's 'I' / 'F' values, the CMYK samples, or the PA indices
+     * (PIL resizes 'PA' bicubically, indices and all; unresized, the palette view is PIL's) */
+    int kind = (mode == BMC__MODE_1 || mode == BMC__MODE_P) ? K_NEAREST
+             : in && (in->pix16 || in->pix32) ? K_I32 : in && in->pixf ? K_F32 : in && in->cmyk ? K_CMYK
+             : in && in->pa && resize ? K_PA : in && in->lab && resize ? K_LAB : K_U8;
+    const uint8_t *src = img->pixels;
+    size_t stride = (size_t)img->stride;
+    int chans = (int)img->format;
+    uint8_t *indices = NULL;
+    if (kind == K_CMYK) {
+        src = in->cmyk;
+        chans = 4;
+        stride = (size_t)w * 4;
+    } else if (kind == K_LAB) { /* resized in LAB (3 bands, none premultiplied), converted after */
+        src = in->lab;
+        chans = 3;
+        stride = (size_t)w * 3;
+    } else if (kind == K_PA) {
+        indices = bmc__malloc((size_t)w * h);
+        if (!indices) return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d palette indices", fn, w, h);
+        for (size_t i = 0; i < (size_t)w * h; i++) indices[i] = in->pa[2 * i];
+        src = indices;
+        chans = 1;
+        stride = (size_t)w;
+    }
+
     int cw = nw < S ? nw : S, ch = nh < S ? nh : S;
     int x0 = nw < S ? 0 : bmc__crop_offset(nw, S), y0 = nh < S ? 0 : bmc__crop_offset(nh, S);
     int px = nw < S ? (S - nw) / 2 : 0, py = nh < S ? (S - nh) / 2 : 0; /* zero padding */
-    int rbpp = kind == K_I32 ? 4 : chans;
+    int rbpp = kind == K_I32 || kind == K_F32 ? 4 : chans;
     uint8_t *region = bmc__malloc((size_t)cw * ch * rbpp);
-    if (!region) return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d crop", fn, cw, ch);
+    if (!region) {
+        bmc__free(indices);
+        return bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d crop", fn, cw, ch);
+    }
 
-    if (!resize && kind != K_I32) {
+    if (!resize && kind != K_I32 && kind != K_F32) {
         for (int y = 0; y < ch; y++)
             memcpy(region + (size_t)y * cw * chans, src + (size_t)(y0 + y) * stride + (size_t)x0 * chans,
                    (size_t)cw * chans);
     } else if (kind == K_NEAREST) {
         bmc__resize_nearest(src, w, h, stride, chans, nw, nh, x0, y0, cw, ch, region);
     } else if (kind == K_I32) {
-        st = bmc__resize_bicubic_i32(in->pix16, w, h, nw, nh, x0, y0, cw, ch, (int32_t *)region);
+        st = bmc__resize_bicubic_i32(in->pix16, in->pix32, w, h, nw, nh, x0, y0, cw, ch, (int32_t *)region);
+    } else if (kind == K_F32) {
+        st = bmc__resize_bicubic_f32(in->pixf, w, h, nw, nh, x0, y0, cw, ch, (float *)region);
     } else {
         st = bmc__resize_bicubic_u8(src, w, h, stride, chans, chans == 4 && kind == K_U8, nw, nh, x0, y0, cw,
                                     ch, region);
+    }
+    bmc__free(indices);
+    if (st == BMC_OK && kind == K_LAB) { /* the resized LAB window to RGB, in place */
+        uint8_t *lab_rgb = bmc__malloc((size_t)cw * ch * 3);
+        st = lab_rgb ? bmc__lab_to_rgb(region, (size_t)cw * ch, lab_rgb, fn)
+                     : bmc__fail(BMC_E_NOMEM, "%s: out of memory for the %d x %d crop", fn, cw, ch);
+        if (st == BMC_OK) memcpy(region, lab_rgb, (size_t)cw * ch * 3);
+        bmc__free(lab_rgb);
     }
     if (st != BMC_OK) {
         bmc__free(region);
@@ -387,6 +517,15 @@ bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigne
                 int32_t v;
                 memcpy(&v, r, 4);
                 o[0] = o[1] = o[2] = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : v);
+            } else if (kind == K_F32) { /* convert('RGB') of 'F' goes through 'L' */
+                float v;
+                memcpy(&v, r, 4);
+                o[0] = o[1] = o[2] = f2l(v);
+            } else if (kind == K_PA) {
+                /* Pillow 9.4 resizes 'PA' into a new core image whose palette is the default
+                 * gray ramp (Image._new copies the Python palette without applying it), so
+                 * convert('RGB') then shows the resized indices as gray */
+                o[0] = o[1] = o[2] = r[0];
             } else if (kind == K_CMYK) { /* Convert.c cmyk2rgb */
                 int nk = 255 - r[3];
                 for (int k = 0; k < 3; k++) {

@@ -27,7 +27,12 @@ enum bmc__image_mode {
     BMC__MODE_LA,    /* gray + alpha: bicubic premultiplied, alpha dropped                */
     BMC__MODE_RGB,
     BMC__MODE_RGBA,  /* bicubic premultiplied, alpha dropped (no compositing)             */
-    BMC__MODE_CMYK   /* JPEG CMYK (libjpeg-turbo build): bicubic in CMYK, PIL's CMYK->RGB */
+    BMC__MODE_CMYK,  /* JPEG CMYK (libjpeg-turbo build): bicubic in CMYK, PIL's CMYK->RGB */
+    BMC__MODE_I32,   /* PIL 'I' from 32-bit or signed TIFF samples: int32, PIL's resize, clipped */
+    BMC__MODE_F,     /* PIL 'F' (float TIFF): float resize, then PIL's F->L (clip, truncate)  */
+    BMC__MODE_PA,    /* palette + alpha (TIFF): bicubic on the indices (as PIL), then lookup  */
+    BMC__MODE_LAB    /* CIELab (TIFF), as PIL holds it (L, a + 128, b + 128): bicubic, then
+                        littleCMS Lab -> sRGB as Pillow's convert('RGB') (image_lab.c)       */
 };
 
 /* A decoded image in its PIL mode, as the format decoders produce it. */
@@ -37,6 +42,8 @@ typedef struct bmc__decoded {
     uint8_t *pix;             /* [height][width * bpp]: bpp 1 ('1' as 0/255, L, P indices), 2 (LA),
                                  3 (RGB), 4 (RGBA, CMYK as PIL holds it); NULL for mode I */
     uint16_t *pix16;          /* [height][width] PIL 'I' values (0..65535), mode I only */
+    int32_t *pix32;           /* [height][width] mode I32 only */
+    float *pixf;              /* [height][width] mode F only */
     uint8_t palette[256 * 3]; /* mode P: RGB per index; indices the file leaves unset keep the
                                  gray ramp (i, i, i), as PIL's palettes do */
     bmc_image_info info;      /* what the decoder saw; bmc__decode_any fills the fields a decoder
@@ -51,7 +58,7 @@ typedef struct bmc__decode_opts {
 
 /* Bytes per pixel of bmc__decoded.pix for a mode (0 for mode I). */
 int bmc__mode_bpp(int mode);
-/* "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK" ("?" otherwise). */
+/* "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK", "I" (I32), "F", "PA", "LAB" ("?" otherwise). */
 const char *bmc__mode_name(int mode);
 
 /* Refuse absurd sizes, then allocate d->pix (or d->pix16 for mode I) and set the palette to the
@@ -69,6 +76,13 @@ bmc_status bmc__decode_gif(const uint8_t *data, size_t size, const char *name, b
 bmc_status bmc__decode_bmp(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
 bmc_status bmc__decode_tga(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
 bmc_status bmc__decode_pnm(const uint8_t *data, size_t size, const char *name, bmc__decoded *out);
+/* TIFF through libtiff (image_tiff.c): opts->frame picks the page; fills out->info (pages,
+ * photometric, compression). Without libtiff (TIFF=0) it refuses the file naming the option. */
+bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, const bmc__decode_opts *opts,
+                            bmc__decoded *out);
+/* Pillow's 'LAB' -> 'RGB' (littleCMS; BMC_E_IMAGE naming LCMS=0 in a build without it): n pixels
+ * of 3 bytes (L, a + 128, b + 128) into n RGB pixels. */
+bmc_status bmc__lab_to_rgb(const uint8_t *lab, size_t n, uint8_t *rgb, const char *name);
 /* Sniff the format and decode (BMC_E_IMAGE for unknown formats, naming what it looks like).
  * opts NULL = defaults. A frame past the file's last is refused. On success out->info is
  * complete. */
@@ -114,9 +128,13 @@ bmc_status bmc__decode_jpeg_turbo(const uint8_t *data, size_t size, const char *
 bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t stride, int chans,
                                   int premultiply, int out_w, int out_h, int x0, int y0, int cw,
                                   int ch, uint8_t *dst);
-/* Bicubic on PIL 'I' values (double coefficients, rounded int32 between passes). dst [ch][cw]. */
-bmc_status bmc__resize_bicubic_i32(const uint16_t *src, int w, int h, int out_w, int out_h,
-                                   int x0, int y0, int cw, int ch, int32_t *dst);
+/* Bicubic on PIL 'I' values (double coefficients, rounded int32 between passes), from 16-bit
+ * (src16) or int32 (src32) samples. dst [ch][cw]. */
+bmc_status bmc__resize_bicubic_i32(const uint16_t *src16, const int32_t *src32, int w, int h, int out_w,
+                                   int out_h, int x0, int y0, int cw, int ch, int32_t *dst);
+/* The same on PIL 'F' values (float32 between passes). */
+bmc_status bmc__resize_bicubic_f32(const float *src, int w, int h, int out_w, int out_h, int x0, int y0, int cw,
+                                   int ch, float *dst);
 /* Nearest neighbour (PIL's ImagingScaleAffine), `bpp` bytes per pixel. dst [ch][cw * bpp]. */
 void bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
                          int out_h, int x0, int y0, int cw, int ch, uint8_t *dst);

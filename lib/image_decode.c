@@ -8,16 +8,16 @@
 int bmc__mode_bpp(int mode) {
     switch (mode) {
     case BMC__MODE_1: case BMC__MODE_L: case BMC__MODE_P: return 1;
-    case BMC__MODE_LA: return 2;
-    case BMC__MODE_RGB: return 3;
+    case BMC__MODE_LA: case BMC__MODE_PA: return 2;
+    case BMC__MODE_RGB: case BMC__MODE_LAB: return 3;
     case BMC__MODE_RGBA: case BMC__MODE_CMYK: return 4;
     }
     return 0;
 }
 
 const char *bmc__mode_name(int mode) {
-    static const char *names[] = {"?", "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK"};
-    return mode >= BMC__MODE_1 && mode <= BMC__MODE_CMYK ? names[mode] : "?";
+    static const char *names[] = {"?", "1", "L", "I", "P", "LA", "RGB", "RGBA", "CMYK", "I", "F", "PA", "LAB"};
+    return mode >= BMC__MODE_1 && mode <= BMC__MODE_LAB ? names[mode] : "?";
 }
 
 bmc_status bmc__check_size(const char *what, long long width, long long height) {
@@ -39,8 +39,10 @@ bmc_status bmc__decoded_alloc(bmc__decoded *d, const char *what, int width, int 
     if (st != BMC_OK) return st;
     size_t n = (size_t)width * (size_t)height;
     if (mode == BMC__MODE_I) d->pix16 = bmc__malloc(n * sizeof(uint16_t));
+    else if (mode == BMC__MODE_I32) d->pix32 = bmc__malloc(n * sizeof(int32_t));
+    else if (mode == BMC__MODE_F) d->pixf = bmc__malloc(n * sizeof(float));
     else d->pix = bmc__malloc(n * (size_t)bmc__mode_bpp(mode));
-    if (!d->pix && !d->pix16)
+    if (!d->pix && !d->pix16 && !d->pix32 && !d->pixf)
         return bmc__fail(BMC_E_NOMEM, "%s: out of memory for %d x %d pixels", what, width, height);
     d->width = width;
     d->height = height;
@@ -53,13 +55,16 @@ void bmc__decoded_free(bmc__decoded *d) {
     if (!d) return;
     bmc__free(d->pix);
     bmc__free(d->pix16);
+    bmc__free(d->pix32);
+    bmc__free(d->pixf);
     d->pix = NULL;
     d->pix16 = NULL;
+    d->pix32 = NULL;
+    d->pixf = NULL;
 }
 
 /* Names for formats we recognise but do not decode, so that the error says what the file is. */
 static const char *other_format(const uint8_t *d, size_t n) {
-    if (n >= 4 && (!memcmp(d, "II*\0", 4) || !memcmp(d, "MM\0*", 4))) return "TIFF";
     if (n >= 12 && !memcmp(d, "RIFF", 4) && !memcmp(d + 8, "WEBP", 4)) return "WebP";
     if (n >= 132 && !memcmp(d + 128, "DICM", 4)) return "DICOM";
     if (n >= 12 && !memcmp(d, "\0\0\0\fjP  ", 8)) return "JPEG 2000";
@@ -78,7 +83,9 @@ static bmc_status finish_info(bmc__decoded *out, const char *format, const char 
     if (!in->mode[0]) snprintf(in->mode, sizeof in->mode, "%s", bmc__mode_name(out->mode));
     in->width = out->width;
     in->height = out->height;
-    if (!in->bits_stored) in->bits_stored = out->mode == BMC__MODE_I ? 16 : out->mode == BMC__MODE_1 ? 1 : 8;
+    if (!in->bits_stored)
+        in->bits_stored = out->mode == BMC__MODE_I ? 16 : out->mode == BMC__MODE_I32 || out->mode == BMC__MODE_F ? 32
+                        : out->mode == BMC__MODE_1 ? 1 : 8;
     if (!in->n_frames) {
         /* a decoder that knows no frames read the first (and only) one */
         in->n_frames = 1;
@@ -135,21 +142,37 @@ bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, const b
                (d[2] == ' ' || d[2] == '\t' || d[2] == '\n' || d[2] == '\r' || d[2] == '\v' || d[2] == '\f')) {
         format = "PNM";
         st = bmc__decode_pnm(d, n, name, out);
+    } else if (n >= 4 && (!memcmp(d, "II*\0", 4) || !memcmp(d, "MM\0*", 4) || !memcmp(d, "II+\0", 4) ||
+                          !memcmp(d, "MM\0+", 4)) &&
+               !(n >= 132 && !memcmp(d + 128, "DICM", 4))) {
+        /* classic and BigTIFF; lib/image_tiff.c (libtiff) fills info and pages. A DICOM Part 10
+         * file may hold a TIFF header in its 128-byte preamble (dual-personality files, as
+         * pydicom's test files do): "DICM" at 128 makes it DICOM. */
+        format = "TIFF";
+        st = bmc__decode_tiff(d, n, name, o, out);
     } else if (bmc__dicom_plausible(d, n)) {
+        /* A bare dataset (no "DICM" at 128) is guessed from its first bytes, which a TGA header
+         * can mimic (an ID field of 2 or 8 bytes and no colour map reads as group 0002 / 0008):
+         * when the file is also a plausible TGA and DCMTK cannot read it, it is read as TGA. */
+        int maybe_tga = !(n >= 132 && !memcmp(d + 128, "DICM", 4)) && bmc__tga_plausible(d, n);
         format = "DICOM";
 #ifdef BMC_WITH_DICOM
-        return bmc__decode_dicom(d, n, name, o, out); /* fills its own info */
+        st = bmc__decode_dicom(d, n, name, o, out); /* fills its own info */
+        if (st == BMC_OK || !maybe_tga) return st;
 #else
-        return bmc__fail(BMC_E_IMAGE, "%s: DICOM support not built in (rebuild without DICOM=0, needs libdcmtk-dev)",
-                         name);
+        if (!maybe_tga)
+            return bmc__fail(BMC_E_IMAGE, "%s: DICOM support not built in (rebuild without DICOM=0, needs "
+                             "libdcmtk-dev)", name);
 #endif
+        format = "TGA";
+        st = bmc__decode_tga(d, n, name, out);
     } else {
         const char *other = other_format(d, n);
         if (other)
-            return bmc__fail(BMC_E_IMAGE, "%s: %s images are not supported (JPEG, PNG, BMP, TGA, GIF, PNM, DICOM are)", name,
+            return bmc__fail(BMC_E_IMAGE, "%s: %s images are not supported (JPEG, PNG, TIFF, BMP, TGA, GIF, PNM, DICOM are)", name,
                              other);
         if (!bmc__tga_plausible(d, n))
-            return bmc__fail(BMC_E_IMAGE, "%s: not a recognised image format (JPEG, PNG, BMP, TGA, GIF, PNM, DICOM; %zu "
+            return bmc__fail(BMC_E_IMAGE, "%s: not a recognised image format (JPEG, PNG, TIFF, BMP, TGA, GIF, PNM, DICOM; %zu "
                              "bytes starting %02x %02x %02x %02x)", name, n, d[0], n > 1 ? d[1] : 0,
                              n > 2 ? d[2] : 0, n > 3 ? d[3] : 0);
         format = "TGA";

@@ -203,51 +203,64 @@ done:
     return st;
 }
 
-/* Resample.c ROUND_UP: note the float constant and the truncating cast. */
-static inline int32_t round_up(double f) { return (int32_t)(f >= 0.0 ? f + 0.5F : f - 0.5F); }
+/* Resample.c ROUND_UP: note the float constant and the truncating cast. Outside int32's range
+ * (bicubic overshoot on 32-bit 'I' values near the limits) or NaN the cast is undefined in C;
+ * x86-64's cvttsd2si, which Pillow's own build uses there, gives INT32_MIN, and so do we. */
+static inline int32_t round_up(double f) {
+    double r = f >= 0.0 ? f + 0.5F : f - 0.5F;
+    if (!(r > -2147483649.0 && r < 2147483648.0)) return INT32_MIN;
+    return (int32_t)r;
+}
 
-bmc_status bmc__resize_bicubic_i32(const uint16_t *src, int w, int h, int out_w, int out_h,
-                                   int x0, int y0, int cw, int ch, int32_t *dst) {
+/* The two PIL passes on 'I' (int32, rounded between passes) or 'F' (float32, stored as float
+ * between passes): Resample.c ImagingResampleHorizontal_32bpc / Vertical_32bpc. The source is
+ * one of src16 (16-bit 'I'), src32 ('I') or srcf ('F'); the output dst32 ('I') or dstf ('F'). */
+static bmc_status resize_32bpc(const uint16_t *src16, const int32_t *src32, const float *srcf, int w, int h,
+                               int out_w, int out_h, int x0, int y0, int cw, int ch, int32_t *dst32, float *dstf) {
     int need_h = out_w != w, need_v = out_h != h;
     taps th = {0}, tv = {0};
-    int32_t *tmp = NULL;
+    double *tmp = NULL; /* holds exact int32 or float32 values */
     bmc_status st = BMC_OK;
     if (need_h && (st = taps_make(&th, w, out_w, x0, cw, 0)) != BMC_OK) goto done;
     if (need_v && (st = taps_make(&tv, h, out_h, y0, ch, 0)) != BMC_OK) goto done;
     int first, last;
     rows_needed(&tv, need_v, y0, ch, &first, &last);
-    tmp = bmc__malloc((size_t)(last - first) * cw * sizeof(int32_t));
+    tmp = bmc__malloc((size_t)(last - first) * cw * sizeof(double));
     if (!tmp) {
         st = bmc__fail(BMC_E_NOMEM, "image resize: out of memory for %d x %d intermediate", cw, last - first);
         goto done;
     }
+#define SRC(i) (src16 ? (double)src16[i] : src32 ? (double)src32[i] : (double)srcf[i])
     for (int y = first; y < last; y++) {
-        const uint16_t *in = src + (size_t)y * w;
-        int32_t *out = tmp + (size_t)(y - first) * cw;
+        size_t row = (size_t)y * w;
+        double *out = tmp + (size_t)(y - first) * cw;
         for (int j = 0; j < cw; j++) {
             if (!need_h) {
-                out[j] = in[x0 + j];
+                out[j] = SRC(row + x0 + j);
                 continue;
             }
             int xmin = th.bounds[j * 2], xmax = th.bounds[j * 2 + 1];
             const double *k = &th.kk[(size_t)j * th.ksize];
             double ss = 0.0;
-            for (int x = 0; x < xmax; x++) ss += in[x + xmin] * k[x];
-            out[j] = round_up(ss);
+            for (int x = 0; x < xmax; x++) ss += SRC(row + x + xmin) * k[x];
+            out[j] = srcf ? (double)(float)ss : (double)round_up(ss);
         }
     }
+#undef SRC
     for (int i = 0; i < ch; i++) {
-        int32_t *out = dst + (size_t)i * cw;
-        if (!need_v) {
-            memcpy(out, tmp + (size_t)i * cw, (size_t)cw * sizeof(int32_t));
-            continue;
-        }
-        int ymin = tv.bounds[i * 2] - first, ymax = tv.bounds[i * 2 + 1];
-        const double *k = &tv.kk[(size_t)i * tv.ksize];
         for (int j = 0; j < cw; j++) {
-            double ss = 0.0;
-            for (int y = 0; y < ymax; y++) ss += tmp[(size_t)(ymin + y) * cw + j] * k[y];
-            out[j] = round_up(ss);
+            double v;
+            if (!need_v) {
+                v = tmp[(size_t)i * cw + j];
+            } else {
+                int ymin = tv.bounds[i * 2] - first, ymax = tv.bounds[i * 2 + 1];
+                const double *k = &tv.kk[(size_t)i * tv.ksize];
+                double ss = 0.0;
+                for (int y = 0; y < ymax; y++) ss += tmp[(size_t)(ymin + y) * cw + j] * k[y];
+                v = ss;
+            }
+            if (dstf) dstf[(size_t)i * cw + j] = (float)v;
+            else dst32[(size_t)i * cw + j] = need_v ? round_up(v) : (int32_t)v;
         }
     }
 done:
@@ -255,6 +268,16 @@ done:
     taps_free(&tv);
     bmc__free(tmp);
     return st;
+}
+
+bmc_status bmc__resize_bicubic_i32(const uint16_t *src16, const int32_t *src32, int w, int h, int out_w, int out_h,
+                                   int x0, int y0, int cw, int ch, int32_t *dst) {
+    return resize_32bpc(src16, src32, NULL, w, h, out_w, out_h, x0, y0, cw, ch, dst, NULL);
+}
+
+bmc_status bmc__resize_bicubic_f32(const float *src, int w, int h, int out_w, int out_h, int x0, int y0, int cw,
+                                   int ch, float *dst) {
+    return resize_32bpc(NULL, NULL, src, w, h, out_w, out_h, x0, y0, cw, ch, NULL, dst);
 }
 
 /* Geometry.c ImagingScaleAffine: the source position of output i is found by adding the step

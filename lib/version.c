@@ -17,7 +17,9 @@ const char *bmc_system_info(void) {
 #else
     const char *jpeg = "stb_image";
 #endif
-#ifdef BMC_WITH_LIBTIFF
+#if defined(BMC_WITH_LIBTIFF) && defined(BMC_WITH_LCMS2)
+    const char *tiff = "libtiff+lcms2";
+#elif defined(BMC_WITH_LIBTIFF)
     const char *tiff = "libtiff";
 #else
     const char *tiff = "none";

@@ -1,12 +1,15 @@
 /* tool_image_crop.c - test helper (not a test itself): decode images and write the library's
  * crop and model input so that tests/py/test_image_pixels.py can compare them with PIL/torch.
  *
- *   tool_image_crop [--pil16] [--size S] IN OUT [IN OUT ...]
- *       writes OUT.ppm (the S x S RGB crop) and OUT.f32 (3*S*S little-endian floats, CHW)
+ *   tool_image_crop [--pil16] [--size S] [--frame N] [--window minmax] IN OUT [IN OUT ...]
+ *       writes OUT.ppm (the S x S RGB crop) and OUT.f32 (3*S*S little-endian floats, CHW);
+ *       --frame: the page / frame to load (bmc_load_params.frame), --window minmax:
+ *       BMC_WINDOW_MINMAX
  *   tool_image_crop --raw gray|rgb|rgba W H STRIDE RAWFILE OUT
  *       the same for a caller view over RAWFILE's H * STRIDE bytes
  *   tool_image_crop --info
- *       prints the JPEG decoder of this build ("jpeg=stb" or "jpeg=turbo")
+ *       prints the JPEG decoder of this build ("jpeg=stb" or "jpeg=turbo") and whether TIFF is
+ *       built in ("tiff=1" or "tiff=0")
  * For each input one line: "OK IN MODE WxH" or "ERR IN STATUS MESSAGE". Exit 1 if any failed. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,11 +74,18 @@ static int run_raw(const bmc__config *c, char **a) {
 
 int main(int argc, char **argv) {
     int flags = BMC_DECODE_DEFAULT, size = 224, i = 1, failed = 0;
+    bmc_load_params lp = bmc_load_default_params();
     for (; i < argc && !strncmp(argv[i], "--", 2); i++) {
         if (!strcmp(argv[i], "--pil16")) flags |= BMC_DECODE_PIL_16BIT;
         else if (!strcmp(argv[i], "--size") && i + 1 < argc) size = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--frame") && i + 1 < argc) lp.frame = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--window") && i + 1 < argc && !strcmp(argv[i + 1], "minmax")) {
+            lp.window = BMC_WINDOW_MINMAX;
+            i++;
+        }
         else if (!strcmp(argv[i], "--info")) {
             printf("jpeg=%s\n", bmc__jpeg_backend() ? "turbo" : "stb");
+            printf("tiff=%d\n", strstr(bmc_system_info(), "TIFF=libtiff") != NULL);
             return 0;
         } else if (!strcmp(argv[i], "--raw") && argc - i >= 7) {
             bmc__config c = config(size);
@@ -88,7 +98,8 @@ int main(int argc, char **argv) {
     bmc__config c = config(size);
     for (; i + 1 < argc; i += 2) {
         bmc_image im;
-        bmc_status st = bmc_image_load(argv[i], flags, &im);
+        lp.flags = flags;
+        bmc_status st = bmc_image_load_ex(argv[i], &lp, &im);
         if (st == BMC_OK && write_outputs(&c, &im, argv[i + 1])) {
             printf("OK %s %s %dx%d\n", argv[i], bmc__mode_name(bmc__image_mode(&im)), im.width, im.height);
         } else {

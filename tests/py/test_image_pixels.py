@@ -87,7 +87,7 @@ def main():
     if not os.path.exists(TOOL):
         print(f"FAIL: {TOOL} not built (make tests)")
         return 1
-    backend = subprocess.run([TOOL, "--info"], capture_output=True, text=True).stdout.strip()
+    backend = subprocess.run([TOOL, "--info"], capture_output=True, text=True).stdout.split()[0]
     turbo = backend == "jpeg=turbo"
     print(f"tool {TOOL}: {backend}; JPEG crops must be {'exact' if turbo else 'close (stb_image)'}")
     work = keep or tempfile.mkdtemp(prefix="bmc_img_")

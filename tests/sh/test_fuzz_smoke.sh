@@ -25,7 +25,7 @@ mkdir -p "$art"
 fail=0
 # fuzz_dicom's seeds are made now (fuzz/gen_dicom_seeds.py: pydicom's files, files made with
 # pydicom and DCMTK's tools; nothing committed); a build without DICOM has no such target
-targets="loader image tokenize cli"
+targets="loader image tiff tokenize cli"
 if nm "$FUZZ_BUILD/obj/lib/image_dicom.o" >/dev/null 2>&1; then
   mkdir -p "$FUZZ_BUILD/corpus-dicom"
   ${PYTHON:-/usr/bin/python3} fuzz/gen_dicom_seeds.py "$FUZZ_BUILD/corpus-dicom" >/dev/null
@@ -38,7 +38,7 @@ for target in $targets; do
   opts=(-timeout=60 -rss_limit_mb=4096 -artifact_prefix="$art/$target-" -print_final_stats=1)
   case $target in
     loader) opts+=(-max_len=16384);;
-    image) opts+=(-max_len=8192);;
+    image|tiff) opts+=(-max_len=8192);;
     dicom) opts+=(-max_len=16384);;
     cli) opts+=(-max_len=1024 -close_fd_mask=2);;
   esac

@@ -14,9 +14,13 @@ fail() { echo "FAIL $*"; exit 1; }
 ok() { echo "ok   $*"; }
 [ -f "$MODEL" ] || fail "no test model $MODEL"
 
-# the build variant this test runs under (make appends -stb / -notiff / -sanitize to BUILD)
+# the build variant this test runs under (make appends -stb / -notiff / -nolcms / -nodicom /
+# -noslide / -sanitize to BUILD)
 base=$BUILD make_vars=() extra_cflags=()
 case $base in *-sanitize) base=${base%-sanitize}; make_vars+=(SANITIZE=1); extra_cflags+=(-fsanitize=address,undefined) ;; esac
+case $base in *-noslide) base=${base%-noslide}; make_vars+=(SLIDE=0) ;; esac
+case $base in *-nodicom) base=${base%-nodicom}; make_vars+=(DICOM=0) ;; esac
+case $base in *-nolcms) base=${base%-nolcms}; make_vars+=(LCMS=0) ;; esac
 case $base in *-notiff) base=${base%-notiff}; make_vars+=(TIFF=0) ;; esac
 case $base in *-stb) base=${base%-stb}; make_vars+=(JPEG=stb) ;; esac
 
@@ -44,6 +48,9 @@ case " $flags " in *" -lbiomedclip "*"-lopenblas "*) ;; *) fail "pkg-config flag
 nm "$BUILD/libbiomedclip.a" > "$tmp/nm.txt" 2>/dev/null || true
 if grep -q ' U jpeg_' "$tmp/nm.txt"; then
   case " $flags " in *" -ljpeg "*) ;; *) fail "a libjpeg build must list -ljpeg in Libs.private" ;; esac
+fi
+if grep -q ' U cmsCreateTransform' "$tmp/nm.txt"; then
+  case " $flags " in *" -llcms2 "*) ;; *) fail "an lcms2 build must list -llcms2 in Libs.private" ;; esac
 fi
 if grep -q ' U TIFFClientOpen' "$tmp/nm.txt"; then
   case " $flags " in *" -ltiff "*) ;; *) fail "a libtiff build must list -ltiff in Libs.private" ;; esac
