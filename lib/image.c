@@ -270,7 +270,8 @@ static bmc_status finish(bmc__decoded *d, const bmc__decode_opts *o, const char 
 }
 
 bmc_status bmc__image_adopt(bmc__decoded *d, const char *name, bmc_image *out) {
-    return finish(d, BMC_DECODE_DEFAULT, name, out);
+    const bmc__decode_opts defaults = {.flags = BMC_DECODE_DEFAULT, .window = BMC_WINDOW_AUTO};
+    return finish(d, &defaults, name, out);
 }
 
 static bmc_status load_buffer(const uint8_t *data, size_t size, const bmc__decode_opts *o, const char *name,

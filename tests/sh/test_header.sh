@@ -14,6 +14,7 @@ grep -q ' U jpeg_' "$tmp/nm.txt" && libs="$libs -ljpeg"
 grep -q ' T bmc__decode_dicom' "$tmp/nm.txt" && libs="$libs -ldcmjpls -ldcmjpeg -ldcmimgle -ldcmdata -loflog -lofstd -lz -lstdc++"
 grep -q ' U TIFF' "$tmp/nm.txt" && libs="$libs -ltiff"
 grep -q ' U openslide_' "$tmp/nm.txt" && libs="$libs -lopenslide"
+grep -q ' U cms' "$tmp/nm.txt" && libs="$libs -llcms2"
 case $BUILD in *-sanitize*) libs="$libs -fsanitize=address,undefined" ;; esac
 
 set -x
