@@ -18,6 +18,8 @@
 #include <dcmtk/dcmdata/dcistrma.h>
 #include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -140,6 +142,39 @@ std::string fmt(const char *f, ...) {
     vsnprintf(buf, sizeof buf, f, ap);
     va_end(ap);
     return buf;
+}
+
+/* DCMTK 3.6.7's RLE decoder reads each segment at the offset the fragment's RLE header gives
+ * without checking it against the fragment (a crafted offset makes it read far past the buffer:
+ * found by fuzz_dicom), so every fragment's header is checked here first (PS3.5 G.5: one
+ * fragment a frame, a 64-byte header of the segment count, one segment per byte of a sample,
+ * and rising offsets inside the fragment). */
+void check_rle(DcmPixelData *pd, E_TransferSyntax xfer, unsigned segments, const char *name) {
+    DcmPixelSequence *seq = NULL;
+    if (pd->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq)
+        fail(BMC_E_IMAGE, fmt("%s: RLE Pixel Data without fragments (corrupt)", name));
+    unsigned long n = seq->card();
+    for (unsigned long i = 1; i < n; i++) { /* item 0 is the offset table */
+        DcmPixelItem *item = NULL;
+        Uint8 *data = NULL;
+        if (seq->getItem(item, i).bad() || !item || item->getUint8Array(data).bad())
+            fail(BMC_E_IMAGE, fmt("%s: RLE fragment %lu cannot be read (corrupt)", name, i));
+        Uint32 len = item->getLength();
+        if (len < 64 || !data)
+            fail(BMC_E_IMAGE, fmt("%s: RLE fragment %lu of %u bytes has no 64-byte RLE header (corrupt)", name, i,
+                                  (unsigned)len));
+        Uint32 h[16];
+        for (int k = 0; k < 16; k++)
+            h[k] = (Uint32)data[4 * k] | (Uint32)data[4 * k + 1] << 8 | (Uint32)data[4 * k + 2] << 16 |
+                   (Uint32)data[4 * k + 3] << 24;
+        if (h[0] != segments)
+            fail(BMC_E_IMAGE, fmt("%s: RLE fragment %lu has %u segments, the image needs %u (corrupt)", name, i,
+                                  (unsigned)h[0], segments));
+        for (unsigned k = 1; k <= segments; k++)
+            if (h[k] < 64 || h[k] >= len || (k > 1 && h[k] <= h[k - 1]))
+                fail(BMC_E_IMAGE, fmt("%s: RLE fragment %lu: segment %u at offset %u, outside the fragment's %u "
+                                      "bytes or out of order (corrupt)", name, i, k, (unsigned)h[k], (unsigned)len));
+    }
 }
 
 /* A 16-bit descriptor value that may be US or SS (LUT descriptors' "first mapped"). */
@@ -517,6 +552,7 @@ bmc_status decode(const uint8_t *data, size_t size, const char *name, const bmc_
             fail(BMC_E_IMAGE, fmt("%s: Pixel Data with VR %s is not encapsulated pixel data (corrupt)", name,
                                   DcmVR(pixel->ident()).getVRName()));
         DcmPixelData *pd = OFstatic_cast(DcmPixelData *, pixel);
+        if (xfer == EXS_RLELossless) check_rle(pd, xfer, dc.spp * (dc.alloc / 8), name);
         Uint32 fsize = 0;
         cond = pd->getUncompressedFrameSize(ds, fsize);
         if (cond.bad()) fail(BMC_E_IMAGE, fmt("%s: cannot size a frame (%s)", name, cond.text()));
