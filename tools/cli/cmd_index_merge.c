@@ -198,16 +198,7 @@ int cli_index_merge(int argc, char **argv) {
     bad |= fclose(txt) != 0, txt = NULL;
     bad |= fclose(failed) != 0, failed = NULL;
     if (bad) goto io;
-    char *meta = NULL;
-    size_t meta_size = 0;
-    FILE *m = open_memstream(&meta, &meta_size);
-    if (!m) goto io;
-    fprintf(m, "{\"format\": \"biomedclip-index\", \"version\": 1, \"dim\": %d, \"model\": ", dim);
-    cli_json_string(m, s0->model_path);
-    fputs("}\n", m);
-    bad = fclose(m) != 0 || idx_write_atomic(output, "index.json", meta, meta_size);
-    free(meta);
-    if (bad) goto io;
+    if (idx_write_meta(output, dim, s0->model_path)) goto io;
     fprintf(stderr, "%s: %ld rows from %d shards\n", output, rows, n);
     rc = CLI_EXIT_OK;
     goto done;

@@ -186,15 +186,17 @@ int idx_contains(const idx_store *ix, const char *path) {
             bsearch(&path, ix->failed, (size_t)ix->n_failed, sizeof *ix->failed, cmp_str) != NULL);
 }
 
-static int write_meta(const char *dir, int dim, const char *model) {
-    char *file = cli_join_path(dir, "index.json");
-    FILE *f = file ? fopen(file, "wb") : NULL;
-    free(file);
+int idx_write_meta(const char *dir, int dim, const char *model) {
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
     if (!f) return -1;
     fprintf(f, "{\"format\": \"biomedclip-index\", \"version\": 1, \"dim\": %d, \"model\": ", dim);
     cli_json_string(f, model ? model : "");
     fputs("}\n", f);
-    return fclose(f) ? -1 : 0;
+    int rc = fclose(f) ? -1 : idx_write_atomic(dir, "index.json", text, size);
+    free(text);
+    return rc;
 }
 
 int idx_open_append(idx_store *ix, const char *dir, int dim, const char *model, int flags) {
@@ -222,7 +224,7 @@ int idx_open_append(idx_store *ix, const char *dir, int dim, const char *model, 
         FILE *t = fopen(txt, "wb");
         if (!t || fclose(t) || !(ix->npy = fopen(npy, "w+b")) || flock(fileno(ix->npy), LOCK_EX | LOCK_NB) ||
             npy_write_header(ix->npy, 0, dim) ||
-            write_meta(dir, dim, model)) {
+            idx_write_meta(dir, dim, model)) {
             fprintf(stderr, "biomedclip: cannot create the index in %s: %s\n", dir, strerror(errno));
             goto out;
         }
@@ -366,13 +368,6 @@ out:
     return rc;
 }
 
-/* An in-memory file, for the atomic writes of whole files. */
-typedef struct membuf {
-    char *data;
-    size_t size;
-    FILE *f;
-} membuf;
-
 int idx_write_clip_part(const char *dir, int part, int n_parts, const float *emb, long n, int dim,
                         char *const *paths) {
     int digits = 1;
@@ -401,20 +396,22 @@ int idx_write_clip_part(const char *dir, int part, int n_parts, const float *emb
     free(buf);
     if (rc) return rc;
     /* metadata: one JSON object per row, in row order */
-    membuf m = {0};
-    if (!(m.f = open_memstream(&m.data, &m.size))) return -1;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&text, &size);
+    if (!f) return -1;
     for (long i = 0; i < n; i++) {
-        fputs("{\"image_path\": ", m.f);
-        cli_json_string(m.f, paths[i]);
-        fputs("}\n", m.f);
+        fputs("{\"image_path\": ", f);
+        cli_json_string(f, paths[i]);
+        fputs("}\n", f);
     }
-    if (fclose(m.f)) {
-        free(m.data);
+    if (fclose(f)) {
+        free(text);
         return -1;
     }
     snprintf(name, sizeof name, "metadata/metadata_%0*d.jsonl", digits, part);
-    rc = idx_write_atomic(dir, name, m.data, m.size);
-    free(m.data);
+    rc = idx_write_atomic(dir, name, text, size);
+    free(text);
     return rc;
 }
 

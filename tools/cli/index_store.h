@@ -54,6 +54,8 @@ int idx_contains(const idx_store *ix, const char *path);
  * file is written to a temporary name, fsync'ed and renamed. */
 int idx_write_clip_part(const char *dir, int part, int n_parts, const float *emb, long n, int dim,
                         char *const *paths);
+/* Write dir/index.json ({"format", "version", "dim", "model"}) atomically. */
+int idx_write_meta(const char *dir, int dim, const char *model);
 /* Write a whole file atomically: dir/name.tmp, fsync, rename to dir/name. */
 int idx_write_atomic(const char *dir, const char *name, const void *data, size_t size);
 /* The .npy v1.0 header idx writes (128 bytes) for an (n, dim) '<f4' array, into h[128]. */
