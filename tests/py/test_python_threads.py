@@ -73,10 +73,18 @@ def test_threads_share_a_model():
 
 
 def test_gil_released_during_library_calls():
-    n = 16 if T.under_asan() else 64
-    m = biomedclip.Model(T.TINY, threads=1, batch=n)
-    imgs = np.random.default_rng(0).integers(0, 256, (n, 224, 224, 3), dtype=np.uint8)
-    m.encode_image(imgs)  # warm: context at its size, pages mapped
+    # The batch grows until one call lasts at least 0.3 s, since CPUs differ by 2x and more.
+    n = 16
+    while True:
+        m = biomedclip.Model(T.TINY, threads=1, batch=n)
+        imgs = np.random.default_rng(0).integers(0, 256, (n, 224, 224, 3), dtype=np.uint8)
+        m.encode_image(imgs)  # warm: context at its size, pages mapped
+        t0 = time.monotonic()
+        m.encode_image(imgs)
+        if time.monotonic() - t0 >= 0.3 or n >= 4096:
+            break
+        m.close()
+        n *= 2
     span = {}
 
     def encode():
