@@ -44,6 +44,16 @@ static size_t dtype_size(uint32_t dtype) {
     return 0;
 }
 
+static const char *layout_name(uint32_t layout) {
+    return layout == BMC__LAYOUT_ROWS ? "rows" : layout == BMC__LAYOUT_PANEL64 ? "panel64" : "panel64x2";
+}
+
+/* A Linear weight may be stored in F32 or F16 (panel64) or BF16 (panel64x2): check_entries
+ * checked that layout and dtype go together. */
+static int panel_type_ok(const bmc__dir_entry *e) {
+    return e->dtype == BMC__F32 || e->dtype == BMC__F16 || e->dtype == BMC__BF16;
+}
+
 /* "[a,b,c]" for messages */
 static const char *shape_str(char *buf, size_t size, uint32_t ndim, const uint64_t *shape) {
     size_t n = (size_t)snprintf(buf, size, "[");
@@ -190,25 +200,32 @@ static bmc_status check_entries(const char *path, const bmc__header *h, const bm
                 return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: element count overflows", path, e->name);
             }
         }
-        if (e->layout == BMC__LAYOUT_PANEL64) {
+        if (e->layout == BMC__LAYOUT_PANEL64 || e->layout == BMC__LAYOUT_PANEL64X2) {
             /* stored as ceil(N / 64) panels of [K][64]: the count rounded up to whole panels */
-            if (e->dtype != BMC__F32 || e->ndim < 2 || e->shape[0] == 0)
-                return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout panel64 needs an F32 tensor of 2 or more "
+            int pairs = e->layout == BMC__LAYOUT_PANEL64X2;
+            int dt_ok = pairs ? e->dtype == BMC__BF16 : e->dtype == BMC__F32 || e->dtype == BMC__F16;
+            if (!dt_ok || e->ndim < 2 || e->shape[0] == 0)
+                return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout %s needs %s tensor of 2 or more "
                                  "dimensions (the first > 0), not %s with %u", path, e->name,
+                                 pairs ? "panel64x2" : "panel64", pairs ? "a BF16" : "an F32 or F16",
                                  dtype_name(e->dtype), e->ndim);
             size_t n = (size_t)e->shape[0], k = count / n;
+            if (pairs && k % 2)
+                return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout panel64x2 needs an even K, not %zu", path,
+                                 e->name, k);
             if (n > SIZE_MAX - BMC__PANEL ||
                 !bmc__mul_size((n + BMC__PANEL - 1) / BMC__PANEL * BMC__PANEL, k, &count))
                 return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: element count overflows", path, e->name);
         } else if (e->layout != BMC__LAYOUT_ROWS) {
-            return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: unknown layout %u (0 rows, 1 panel64)", path, e->name,
+            return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: unknown layout %u (0 rows, 1 panel64, 2 panel64x2)",
+                             path, e->name,
                              e->layout);
         }
         size_t nbytes;
         if (!bmc__mul_size(count, esize, &nbytes) || nbytes != e->nbytes)
             return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: nbytes %" PRIu64 " but %zu elements of %s%s need %zu",
                              path, e->name, e->nbytes, count, dtype_name(e->dtype),
-                             e->layout == BMC__LAYOUT_PANEL64 ? " (whole panels)" : "", count * esize);
+                             e->layout != BMC__LAYOUT_ROWS ? " (whole panels)" : "", count * esize);
         if (e->offset % BMC__TENSOR_ALIGN != 0)
             return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: offset %" PRIu64 " is not a multiple of %d", path,
                              e->name, e->offset, BMC__TENSOR_ALIGN);
@@ -389,7 +406,7 @@ static bmc_status bind_tensors(bmc_model *m, const float **logit_scale, const ui
         } else if (x->found) {
             st = bmc__fail(BMC_E_FORMAT, "%s: tensor %s appears twice in the directory (entries %u and %u)", m->path,
                            e->name, (uint32_t)(x->found - m->dir), i);
-        } else if (e->dtype != x->dtype) {
+        } else if (x->panels ? !panel_type_ok(e) : e->dtype != x->dtype) {
             st = bmc__fail(BMC_E_FORMAT, "%s: tensor %s: dtype %s, expected %s", m->path, e->name,
                            dtype_name(e->dtype), dtype_name(x->dtype));
         } else {
@@ -402,22 +419,23 @@ static bmc_status bind_tensors(bmc_model *m, const float **logit_scale, const ui
                                shape_str(s2, sizeof s2, e->ndim, e->shape), i, e->offset);
                 break;
             }
-            if (e->layout != x->layout) {
+            if (x->panels ? e->layout == BMC__LAYOUT_ROWS : e->layout != BMC__LAYOUT_ROWS) {
                 st = bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout %s, expected %s (entry %u)", m->path, e->name,
-                               e->layout == BMC__LAYOUT_PANEL64 ? "panel64" : "rows",
-                               x->layout == BMC__LAYOUT_PANEL64 ? "panel64" : "rows", i);
+                               layout_name(e->layout), x->panels ? "panel64" : "rows", i);
                 break;
             }
             x->found = e;
             if (x->panels) {
-                x->panels->p = (const float *)(m->map + e->offset);
+                x->panels->p = m->map + e->offset;
+                x->panels->wt = e->dtype == BMC__F16 ? BMC__W_F16 : e->dtype == BMC__BF16 ? BMC__W_BF16 : BMC__W_F32;
+                m->weight_dtype[x->panels->wt] = 1;
                 x->panels->N = (int)e->shape[0];
                 x->panels->K = (int)(e->shape[1] * (e->ndim > 2 ? e->shape[2] : 1) * (e->ndim > 3 ? e->shape[3] : 1));
             } else {
                 *x->dst = m->map + e->offset;
             }
-            if (e->dtype == BMC__F32) m->n_params += (int64_t)(x->panels ? (uint64_t)x->panels->N * x->panels->K
-                                                                         : e->nbytes / 4);
+            if (x->panels) m->n_params += (int64_t)x->panels->N * x->panels->K;
+            else if (e->dtype == BMC__F32) m->n_params += (int64_t)(e->nbytes / 4);
             if (e->dtype == BMC__U8) *vbytes_n = (size_t)e->nbytes;
         }
     }
@@ -606,7 +624,13 @@ int bmc_model_describe(const bmc_model *m, char *buf, size_t size) {
     put(buf, size, &n, "file size       %s bytes (format version %d)\n", group(a, sizeof a, m->map_size),
         BMC__FORMAT_VERSION);
     put(buf, size, &n, "tensors         %u\n", m->n_tensors);
-    put(buf, size, &n, "parameters      %s (float32)\n", group(b, sizeof b, (uint64_t)m->n_params));
+    put(buf, size, &n, "parameters      %s\n", group(b, sizeof b, (uint64_t)m->n_params));
+    put(buf, size, &n, "linear weights  %s%s%s%s%s (LayerNorm, biases and embedding tables float32)\n",
+        m->weight_dtype[BMC__W_F32] ? "float32" : "",
+        m->weight_dtype[BMC__W_F32] && m->weight_dtype[BMC__W_F16] ? " + " : "",
+        m->weight_dtype[BMC__W_F16] ? "float16" : "",
+        (m->weight_dtype[BMC__W_F32] || m->weight_dtype[BMC__W_F16]) && m->weight_dtype[BMC__W_BF16] ? " + " : "",
+        m->weight_dtype[BMC__W_BF16] ? "bfloat16" : "");
     put(buf, size, &n, "vision          ViT: image %u, patch %u, width %u, %u layers, %u heads, mlp %u, "
         "LayerNorm eps %g\n", c->image_size, c->patch_size, c->vision_width, c->vision_layers, c->vision_heads,
         c->vision_mlp, c->vision_ln_eps);
