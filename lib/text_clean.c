@@ -361,18 +361,22 @@ static bmc_status ftfy_segment(bmc__clean_work *w, const uint32_t *in, size_t n,
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* A line, a text                                                                               */
+/* A line                                                                                       */
+
+bmc_status bmc__ftfy_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc__cpbuf *out) {
+    for (size_t pos = 0; pos < n; pos += FTFY_MAX_SEGMENT) { /* a line, cut into segments */
+        size_t len = n - pos < FTFY_MAX_SEGMENT ? n - pos : FTFY_MAX_SEGMENT;
+        bmc_status st = ftfy_segment(w, in + pos, len, out);
+        if (st != BMC_OK) return st;
+    }
+    return BMC_OK;
+}
 
 bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc__cpbuf *out) {
-    bmc_status st;
     bmc__cpbuf *fixed = &w->d;
     fixed->n = 0;
-    size_t pos = 0;
-    do { /* ftfy.fix_text's segments: a line, cut every FTFY_MAX_SEGMENT code points */
-        size_t len = n - pos < FTFY_MAX_SEGMENT ? n - pos : FTFY_MAX_SEGMENT;
-        if ((st = ftfy_segment(w, in + pos, len, fixed)) != BMC_OK) return st;
-        pos += len;
-    } while (pos < n);
+    bmc_status st = bmc__ftfy_line(w, in, n, fixed);
+    if (st != BMC_OK) return st;
     /* basic_clean: html.unescape(html.unescape(text)). w->a and w->b are free again. */
     const bmc__cpbuf *src = fixed;
     for (int round = 0; round < 2; round++) {
@@ -391,92 +395,5 @@ bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc
         put(out, (c < 0x80 ? (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F))
                            : (bmc__u_flags(c) & BMC__U_WS_PY) != 0) ? ' ' : c);
     }
-    return BMC_OK;
-}
-
-/* ftfy.fix_text(text) alone (no html.unescape, no whitespace step), for tests. */
-bmc_status bmc__ftfy_fix_text(const char *utf8, size_t len, char **out, size_t *out_len) {
-    if (!out || (!utf8 && len)) return bmc__fail(BMC_E_INVALID_ARG, "fix_text: NULL argument");
-    *out = NULL;
-    bmc__clean_work w;
-    bmc__clean_work_init(&w);
-    bmc__cpbuf line, res;
-    bmc__cpbuf_init(&line, NULL, 0);
-    bmc__cpbuf_init(&res, NULL, 0);
-    bmc_status st = BMC_OK;
-    for (size_t pos = 0; pos < len && st == BMC_OK;) {
-        const char *nl = memchr(utf8 + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - utf8) + 1 : len;
-        line.n = 0;
-        if ((st = bmc__decode_utf8(utf8 + pos, end - pos, &line)) != BMC_OK) break;
-        for (size_t p = 0; p < line.n && st == BMC_OK; p += FTFY_MAX_SEGMENT) {
-            size_t seg = line.n - p < FTFY_MAX_SEGMENT ? line.n - p : FTFY_MAX_SEGMENT;
-            st = ftfy_segment(&w, line.p + p, seg, &res);
-        }
-        pos = end;
-    }
-    char *s = NULL;
-    size_t n = 0, bytes;
-    if (st == BMC_OK) {
-        if (!bmc__mul_size(res.n, 4, &bytes) || !(s = bmc__malloc(bytes + 1))) {
-            st = bmc__fail(BMC_E_NOMEM, "fix_text: out of memory");
-        } else {
-            for (size_t i = 0; i < res.n; i++) n += (size_t)bmc__utf8_put(res.p[i], s + n);
-            s[n] = 0;
-        }
-    }
-    bmc__cpbuf_free(&line);
-    bmc__cpbuf_free(&res);
-    bmc__clean_work_free(&w);
-    if (st != BMC_OK) return st;
-    *out = s;
-    if (out_len) *out_len = n;
-    return BMC_OK;
-}
-
-bmc_status bmc__clean_text(const char *utf8, size_t len, char **out, size_t *out_len) {
-    if (!out || (!utf8 && len)) return bmc__fail(BMC_E_INVALID_ARG, "clean_text: NULL argument");
-    *out = NULL;
-    bmc__clean_work w;
-    bmc__clean_work_init(&w);
-    bmc__cpbuf line, res;
-    bmc__cpbuf_init(&line, NULL, 0);
-    bmc__cpbuf_init(&res, NULL, 0);
-    bmc_status st = BMC_OK;
-    size_t pos = 0;
-    do {
-        const char *nl = len > pos ? memchr(utf8 + pos, '\n', len - pos) : NULL;
-        size_t end = nl ? (size_t)(nl - utf8) + 1 : len;
-        line.n = 0;
-        if ((st = bmc__decode_utf8(utf8 + pos, end - pos, &line)) != BMC_OK) break;
-        if ((st = bmc__clean_line(&w, line.p, line.n, &res)) != BMC_OK) break;
-        pos = end;
-    } while (pos < len);
-    char *s = NULL;
-    size_t n = 0;
-    if (st == BMC_OK) {
-        size_t bytes;
-        if (!bmc__mul_size(res.n, 4, &bytes) || !(s = bmc__malloc(bytes + 1))) {
-            st = bmc__fail(BMC_E_NOMEM, "clean_text: out of memory");
-        } else {
-            int space = 0; /* " ".join(text.split()) */
-            for (size_t i = 0; i < res.n; i++) {
-                if (res.p[i] == ' ') {
-                    space = n > 0;
-                    continue;
-                }
-                if (space) s[n++] = ' ';
-                space = 0;
-                n += (size_t)bmc__utf8_put(res.p[i], s + n);
-            }
-            s[n] = 0;
-        }
-    }
-    bmc__cpbuf_free(&line);
-    bmc__cpbuf_free(&res);
-    bmc__clean_work_free(&w);
-    if (st != BMC_OK) return st;
-    *out = s;
-    if (out_len) *out_len = n;
     return BMC_OK;
 }

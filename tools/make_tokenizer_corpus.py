@@ -18,7 +18,7 @@ Each line of the output is a JSON object (ASCII, \\u escapes):
   clean       open_clip's cleaning with ftfy.fix_text(text) (its defaults, mojibake repair included):
               " ".join(html.unescape(html.unescape(ftfy(text))).split()) -- what the C library does
   ids         HF tokenizer(clean): the expected output of bmc__tokenize
-  raw_ids     HF tokenizer(text), when different from ids: expected of bmc__tokenize_raw
+  raw_ids     HF tokenizer(text), when different from ids: expected of bmc__tokenize(BMC__TOK_RAW)
 """
 import argparse
 import html
