@@ -32,21 +32,15 @@ static void show(const char *what, const char *s, size_t n) {
 
 static void test_vectors(void **state) {
     (void)state;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/biomedbert-vocab.txt", tu_shared_data());
     tu_vocab tv;
-    assert_int_equal(tu_vocab_load(&tv, path), 0);
-    bmc__config cfg = tu_config(&tv);
-    size_t flen = 0;
+    bmc__config cfg;
+    assert_int_equal(tu_load_biomedbert(&tv, &cfg), 0);
+    size_t flen = 0, pos = 0;
     char *file = tu_read_file(VECTORS, &flen);
     assert_non_null(file);
     int n = 0, bad_fixed = 0, bad_clean = 0, bad_ids = 0, repaired = 0;
     int exp[MAX_IDS], got[MAX_IDS];
-    for (char *line = file, *end; line < file + flen; line = end + 1) {
-        end = memchr(line, '\n', (size_t)(file + flen - line));
-        if (!end) end = file + flen;
-        *end = 0;
-        if (end == line) continue;
+    for (char *line, *end; (line = tu_next_line(file, flen, &pos, &end));) {
         char *text = NULL, *fixed = NULL, *clean = NULL, *cat = NULL;
         size_t text_len = 0, fixed_len = 0, clean_len = 0, cat_len = 0;
         assert_non_null(tu_json_string(tu_json_key(line, end, "text"), &text, &text_len));

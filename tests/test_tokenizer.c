@@ -21,14 +21,7 @@ static int ids[1024], ids2[1024];
 
 static int setup(void **state) {
     (void)state;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/biomedbert-vocab.txt", tu_shared_data());
-    if (tu_vocab_load(&tv, path)) {
-        fprintf(stderr, "cannot load %s\n", path);
-        return -1;
-    }
-    cfg = tu_config(&tv);
-    return 0;
+    return tu_load_biomedbert(&tv, &cfg);
 }
 
 static int teardown(void **state) {

@@ -105,6 +105,35 @@ static inline bmc__config tu_config(const tu_vocab *tv) {
     return c;
 }
 
+/* The shared data's BiomedBERT vocabulary and BiomedCLIP's tokenizer configuration; 0 on
+ * success. */
+static inline int tu_load_biomedbert(tu_vocab *tv, bmc__config *cfg) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/biomedbert-vocab.txt", tu_shared_data());
+    if (tu_vocab_load(tv, path)) {
+        fprintf(stderr, "cannot load %s\n", path);
+        return -1;
+    }
+    *cfg = tu_config(tv);
+    return 0;
+}
+
+/* The next non-empty line of a file read whole into buf[0..len), from *pos on (start at 0):
+ * NUL-terminated in place, *end pointing at that NUL. NULL after the last line. */
+static inline char *tu_next_line(char *buf, size_t len, size_t *pos, char **end) {
+    while (*pos < len) {
+        char *line = buf + *pos, *e = memchr(line, '\n', len - *pos);
+        if (!e) e = buf + len;
+        *e = 0;
+        *pos = (size_t)(e - buf) + 1;
+        if (e != line) {
+            *end = e;
+            return line;
+        }
+    }
+    return NULL;
+}
+
 /* A whole text through the library's per-line cleaning, line by line as the tokenizer feeds it:
  * ftfy_only = 1 gives ftfy.fix_text(text) (bmc__ftfy_line), 0 open_clip's cleaning
  * (bmc__clean_line, then " ".join(text.split())). The result is NUL-terminated UTF-8 from
