@@ -308,6 +308,11 @@ static void want_panels(expect_list *l, bmc__panels *dst, uint32_t ndim, uint64_
 #define W1(dst, a, ...) want(&l, &(dst), BMC__F32, 1, a, 0, 0, 0, __VA_ARGS__)
 #define W2(dst, a, b, ...) want(&l, &(dst), BMC__F32, 2, a, b, 0, 0, __VA_ARGS__)
 #define WP(dst, a, b, ...) want_panels(&l, &(dst), 2, a, b, 0, 0, __VA_ARGS__)
+/* Layer i's Linear (weight w as panels [n, k], bias b [n]) or LayerNorm (w, b [n]), named by
+ * the format f, i and the module's name: "<name>.weight", "<name>.bias". */
+#define WLINEAR(w, b, n, k, f, i, name)                                                          \
+    (WP(w, n, k, f, i, name ".weight"), W1(b, n, f, i, name ".bias"))
+#define WNORM(w, b, n, f, i, name) (W1(w, n, f, i, name ".weight"), W1(b, n, f, i, name ".bias"))
 
 static void list_expected(bmc_model *m, expect_list *out, const float **logit_scale, const uint32_t **voff,
                           const uint8_t **vbytes) {
@@ -323,18 +328,12 @@ static void list_expected(bmc_model *m, expect_list *out, const float **logit_sc
     for (uint32_t i = 0; i < c->vision_layers; i++) {
         bmc__vit_block *b = &v->blocks[i];
         const char *f = "visual.trunk.blocks.%u.%s";
-        W1(b->norm1_w, vw, f, i, "norm1.weight");
-        W1(b->norm1_b, vw, f, i, "norm1.bias");
-        WP(b->qkv_w, 3 * vw, vw, f, i, "attn.qkv.weight");
-        W1(b->qkv_b, 3 * vw, f, i, "attn.qkv.bias");
-        WP(b->proj_w, vw, vw, f, i, "attn.proj.weight");
-        W1(b->proj_b, vw, f, i, "attn.proj.bias");
-        W1(b->norm2_w, vw, f, i, "norm2.weight");
-        W1(b->norm2_b, vw, f, i, "norm2.bias");
-        WP(b->fc1_w, vm, vw, f, i, "mlp.fc1.weight");
-        W1(b->fc1_b, vm, f, i, "mlp.fc1.bias");
-        WP(b->fc2_w, vw, vm, f, i, "mlp.fc2.weight");
-        W1(b->fc2_b, vw, f, i, "mlp.fc2.bias");
+        WNORM(b->norm1_w, b->norm1_b, vw, f, i, "norm1");
+        WLINEAR(b->qkv_w, b->qkv_b, 3 * vw, vw, f, i, "attn.qkv");
+        WLINEAR(b->proj_w, b->proj_b, vw, vw, f, i, "attn.proj");
+        WNORM(b->norm2_w, b->norm2_b, vw, f, i, "norm2");
+        WLINEAR(b->fc1_w, b->fc1_b, vm, vw, f, i, "mlp.fc1");
+        WLINEAR(b->fc2_w, b->fc2_b, vw, vm, f, i, "mlp.fc2");
     }
     W1(v->norm_w, vw, "visual.trunk.norm.weight");
     W1(v->norm_b, vw, "visual.trunk.norm.bias");
@@ -349,22 +348,14 @@ static void list_expected(bmc_model *m, expect_list *out, const float **logit_sc
     for (uint32_t i = 0; i < c->text_layers; i++) {
         bmc__bert_layer *b = &t->layers[i];
         const char *f = "text.transformer.encoder.layer.%u.%s";
-        WP(b->q_w, tw, tw, f, i, "attention.self.query.weight");
-        W1(b->q_b, tw, f, i, "attention.self.query.bias");
-        WP(b->k_w, tw, tw, f, i, "attention.self.key.weight");
-        W1(b->k_b, tw, f, i, "attention.self.key.bias");
-        WP(b->v_w, tw, tw, f, i, "attention.self.value.weight");
-        W1(b->v_b, tw, f, i, "attention.self.value.bias");
-        WP(b->attn_out_w, tw, tw, f, i, "attention.output.dense.weight");
-        W1(b->attn_out_b, tw, f, i, "attention.output.dense.bias");
-        W1(b->attn_ln_w, tw, f, i, "attention.output.LayerNorm.weight");
-        W1(b->attn_ln_b, tw, f, i, "attention.output.LayerNorm.bias");
-        WP(b->ffn_in_w, tf, tw, f, i, "intermediate.dense.weight");
-        W1(b->ffn_in_b, tf, f, i, "intermediate.dense.bias");
-        WP(b->ffn_out_w, tw, tf, f, i, "output.dense.weight");
-        W1(b->ffn_out_b, tw, f, i, "output.dense.bias");
-        W1(b->out_ln_w, tw, f, i, "output.LayerNorm.weight");
-        W1(b->out_ln_b, tw, f, i, "output.LayerNorm.bias");
+        WLINEAR(b->q_w, b->q_b, tw, tw, f, i, "attention.self.query");
+        WLINEAR(b->k_w, b->k_b, tw, tw, f, i, "attention.self.key");
+        WLINEAR(b->v_w, b->v_b, tw, tw, f, i, "attention.self.value");
+        WLINEAR(b->attn_out_w, b->attn_out_b, tw, tw, f, i, "attention.output.dense");
+        WNORM(b->attn_ln_w, b->attn_ln_b, tw, f, i, "attention.output.LayerNorm");
+        WLINEAR(b->ffn_in_w, b->ffn_in_b, tf, tw, f, i, "intermediate.dense");
+        WLINEAR(b->ffn_out_w, b->ffn_out_b, tw, tf, f, i, "output.dense");
+        WNORM(b->out_ln_w, b->out_ln_b, tw, f, i, "output.LayerNorm");
     }
     if (c->text_proj_type == BMC__PROJ_MLP) {
         WP(t->proj0_w, hid, tw, "text.proj.0.weight");
