@@ -88,4 +88,10 @@ void bmc__outer_bf16dp_avx512(int mr, const float *x, size_t ldx, const uint16_t
     outers[mr - 1][(o->ncols + 15) / 16 - 1](x, ldx, bp, kc, o);
 }
 
+#else
+/* A compiler without AVX512_BF16 support: the widening tiles, the same results as BMC_CPU=avx512. */
+void bmc__outer_bf16dp_avx512(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                              const bmc__tile_out *o) {
+    bmc__outer_bf16w_avx512(mr, x, ldx, bp, kc, o);
+}
 #endif
