@@ -62,6 +62,22 @@ static void panel_cols(const gemm_job *g, int p, int *c0, int *c1) {
     *c1 = hi < PANEL ? hi : PANEL;
 }
 
+/* The block of y that panel p writes: its columns c0 .. c0 + nc - 1 in the panel, at y and
+ * with the bias b of its first output. */
+typedef struct out_block {
+    int c0, nc, acc;
+    float *y;
+    const float *b;
+} out_block;
+
+static out_block out_block_of(const gemm_job *g, int p) {
+    int c0, c1;
+    panel_cols(g, p, &c0, &c1);
+    int j0 = p * PANEL + c0 - g->n0;
+    out_block ob = {c0, c1 - c0, (g->flags & BMC__GEMM_ACC) != 0, g->y + j0, g->b ? g->b + j0 : NULL};
+    return ob;
+}
+
 #define MR BMC__KERN_MR /* rows of X per tile */
 #define KC BMC__KERN_KC  /* K slice */
 _Static_assert(BMC__KERN_NR == PANEL, "a tile is one panel wide");
@@ -166,12 +182,11 @@ static void add_bias(float *y, size_t ldy, int M, int N, const float *b);
 static void gemm_task_widen(void *arg, int task, int thread) {
     (void)thread;
     const gemm_job *g = arg;
-    int M = g->M, K = g->w.K, p = g->p0 + task, c0, c1;
-    panel_cols(g, p, &c0, &c1);
-    int j0 = p * PANEL + c0 - g->n0, nc = c1 - c0;
-    float *y = g->y + j0;
-    const float *b = g->b ? g->b + j0 : NULL;
-    int acc = (g->flags & BMC__GEMM_ACC) != 0;
+    int M = g->M, K = g->w.K, p = g->p0 + task;
+    out_block ob = out_block_of(g, p);
+    int c0 = ob.c0, nc = ob.nc, acc = ob.acc;
+    float *y = ob.y;
+    const float *b = ob.b;
     float wbuf[KB * PANEL] __attribute__((aligned(64)));
     bmc__tile_out o;
     memset(&o, 0, sizeof o);
@@ -209,15 +224,14 @@ static void add_bias(float *y, size_t ldy, int M, int N, const float *b) {
 static void gemm_task_blas(void *arg, int task, int thread) {
     (void)thread;
     const gemm_job *g = arg;
-    int M = g->M, K = g->w.K, p = g->p0 + task, c0, c1;
-    panel_cols(g, p, &c0, &c1);
-    int j0 = p * PANEL + c0 - g->n0, nc = c1 - c0;
-    float *y = g->y + j0;
-    const float *b = g->b ? g->b + j0 : NULL;
+    int M = g->M, K = g->w.K, p = g->p0 + task;
+    out_block ob = out_block_of(g, p);
+    int c0 = ob.c0, nc = ob.nc, acc = ob.acc;
+    float *y = ob.y;
+    const float *b = ob.b;
     /* With BMC__GEMM_ACC: y + b + X W^T, the residual and bias first, then the product added
      * by the GEMM (beta = 1), since there is no room for the product alone; ~1 ulp from
      * PyTorch's y + (X W^T + b). Otherwise X W^T, then + b. */
-    int acc = (g->flags & BMC__GEMM_ACC) != 0;
     if (acc) add_bias(y, (size_t)g->ldy, M, nc, b);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nc, K, 1.0f, g->x, g->ldx,
                 (const float *)panel_at(g, p) + c0, PANEL, acc ? 1.0f : 0.0f, y, g->ldy);

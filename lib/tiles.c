@@ -100,12 +100,8 @@ static inline __attribute__((always_inline)) void outer_tile(const int wt, const
     const float *bp = bpv;
     const uint16_t *bh = bpv;
     __mmask16 m[PNV];
-    tile_masks(nv, o->ncols, m);
     __m512 acc[PMR][PNV];
-#pragma GCC unroll 12
-    for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+    tile_start(mr, nv, o->ncols, m, acc);
     /* acc[i][v] += x[i, k] * bv[v] for every row */
 #define OUTER_FMA(k, bv)                                                                   \
     _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {                                \

@@ -24,6 +24,17 @@ static inline __attribute__((always_inline)) void tile_masks(const int nv, int n
     }
 }
 
+/* The masks of the columns under ncols, and the accumulators of an mr x nv tile at zero. */
+static inline __attribute__((always_inline)) void tile_start(const int mr, const int nv, int ncols,
+                                                            __mmask16 m[PNV],
+                                                            __m512 acc[PMR][PNV]) {
+    tile_masks(nv, ncols, m);
+#pragma GCC unroll 12
+    for (int i = 0; i < mr; i++)
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+}
+
 /* The epilogue of kernels.h: acc (mr x nv vectors) written to the mr x o->ncols block at o->y. */
 static inline __attribute__((always_inline)) void tile_store(const int mr, const int nv,
                                                             __m512 acc[PMR][PNV],

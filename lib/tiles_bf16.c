@@ -39,12 +39,8 @@ static inline __attribute__((always_inline)) void outer_dp(const int mr, const i
     uint32_t xb[PMR][BMC__KERN_KC / 2] __attribute__((aligned(64)));
     round_rows(mr, x, ldx, kc, xb);
     __mmask16 m[PNV];
-    tile_masks(nv, o->ncols, m);
     __m512 acc[PMR][PNV];
-#pragma GCC unroll 12
-    for (int i = 0; i < mr; i++)
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+    tile_start(mr, nv, o->ncols, m, acc);
 #define DP_STEP(kk)                                                                        \
     do {                                                                                   \
         __m512i bv[PNV];                                                                   \
