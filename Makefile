@@ -150,7 +150,7 @@ tests: $(TEST_BIN) $(TOOL_BIN) $(CLI) $(SHLIB)
 AVX512_FLAGS = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
 AVX2_FLAGS   = -mavx2 -mfma
 $(BUILD)/obj/lib/tiles.o $(BUILD)/obj/lib/ops_avx512.o: CFLAGS += $(AVX512_FLAGS)
-$(BUILD)/obj/lib/tiles_avx2.o $(BUILD)/obj/lib/ops_avx2.o: CFLAGS += $(AVX2_FLAGS)
+$(BUILD)/obj/lib/tiles_avx2.o $(BUILD)/obj/lib/ops_avx2.o $(BUILD)/obj/lib/image_resize_avx2.o: CFLAGS += $(AVX2_FLAGS)
 
 $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
