@@ -59,20 +59,20 @@ static inline __m128i finish4(__m128i hi, __m128i lo) {
     return _mm_packus_epi16(s, s); /* the clamp to 0..255 */
 }
 
-void bmc__resize_h_avx2_row(const uint8_t *in, int w, int chans, int n, int ksize, const int *bounds,
-                            const void *coef, uint8_t *out, uint8_t *pad) {
-    int T = group_taps(chans), groups = (ksize + T - 1) / T;
+/* One row for a constant number of channels (the compiler specialises each). */
+static inline __attribute__((always_inline)) void h_row(const uint8_t *in, int w, const int chans, int n,
+                                                        int ksize, const int *bounds, const __m256i *cv,
+                                                        uint8_t *out, uint8_t *pad) {
+    const int T = chans == 1 ? 16 : 4, groups = (ksize + T - 1) / T;
     size_t row_bytes = (size_t)w * chans;
-    const __m256i *cv = coef;
     /* which source byte goes to which 16-bit word (0x80: zero) in each lane */
-    const __m256i shuf3 = _mm256_setr_epi8(0, -128, 3, -128, 1, -128, 4, -128, 2, -128, 5, -128, -128, -128, -128,
-                                           -128, 6, -128, 9, -128, 7, -128, 10, -128, 8, -128, 11, -128, -128, -128,
-                                           -128, -128);
-    const __m256i shuf4 = _mm256_setr_epi8(0, -128, 4, -128, 1, -128, 5, -128, 2, -128, 6, -128, 3, -128, 7, -128,
-                                           8, -128, 12, -128, 9, -128, 13, -128, 10, -128, 14, -128, 11, -128, 15,
-                                           -128);
-    const __m256i shuf = chans == 3 ? shuf3 : shuf4;
-    for (int j = 0; j < n; j++, cv += 2 * groups) {
+    const __m256i shuf = chans == 3 ? _mm256_setr_epi8(0, -128, 3, -128, 1, -128, 4, -128, 2, -128, 5, -128, -128,
+                                                       -128, -128, -128, 6, -128, 9, -128, 7, -128, 10, -128, 8,
+                                                       -128, 11, -128, -128, -128, -128, -128)
+                                    : _mm256_setr_epi8(0, -128, 4, -128, 1, -128, 5, -128, 2, -128, 6, -128, 3,
+                                                       -128, 7, -128, 8, -128, 12, -128, 9, -128, 13, -128, 10,
+                                                       -128, 14, -128, 11, -128, 15, -128);
+    for (int j = 0; j < n; j++, cv += 2 * groups, out += chans) {
         int xmin = bounds[2 * j], cnt = bounds[2 * j + 1];
         int g_used = (cnt + T - 1) / T;
         const uint8_t *p = in + (size_t)xmin * chans;
@@ -86,34 +86,38 @@ void bmc__resize_h_avx2_row(const uint8_t *in, int w, int chans, int n, int ksiz
             p = pad;
         }
         __m256i acc_hi = _mm256_setzero_si256(), acc_lo = _mm256_setzero_si256();
-        if (chans == 1) {
-            for (int g = 0; g < g_used; g++) {
-                __m256i px = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + g * 16)));
-                acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(px, _mm256_loadu_si256(cv + 2 * g)));
-                acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(px, _mm256_loadu_si256(cv + 2 * g + 1)));
+        for (int g = 0; g < g_used; g++) {
+            __m256i px;
+            if (chans == 1) {
+                px = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(p + g * 16)));
+            } else {
+                px = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + (size_t)g * 4 * chans)));
+                px = _mm256_shuffle_epi8(px, shuf);
             }
-            /* 8 partial sums each: add them up */
-            __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc_hi), _mm256_extracti128_si256(acc_hi, 1));
-            __m128i l = _mm_add_epi32(_mm256_castsi256_si128(acc_lo), _mm256_extracti128_si256(acc_lo, 1));
+            acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(px, _mm256_loadu_si256(cv + 2 * g)));
+            acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(px, _mm256_loadu_si256(cv + 2 * g + 1)));
+        }
+        /* gray: 8 partial sums; colour: lane 0 has taps 4g, 4g+1 and lane 1 taps 4g+2, 4g+3 */
+        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc_hi), _mm256_extracti128_si256(acc_hi, 1));
+        __m128i l = _mm_add_epi32(_mm256_castsi256_si128(acc_lo), _mm256_extracti128_si256(acc_lo, 1));
+        if (chans == 1) {
             h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(1, 0, 3, 2)));
             l = _mm_add_epi32(l, _mm_shuffle_epi32(l, _MM_SHUFFLE(1, 0, 3, 2)));
             h = _mm_add_epi32(h, _mm_shuffle_epi32(h, _MM_SHUFFLE(2, 3, 0, 1)));
             l = _mm_add_epi32(l, _mm_shuffle_epi32(l, _MM_SHUFFLE(2, 3, 0, 1)));
-            out[j] = (uint8_t)_mm_cvtsi128_si32(finish4(h, l));
-            continue;
         }
-        for (int g = 0; g < g_used; g++) {
-            __m256i px = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(p + (size_t)g * 4 * chans)));
-            px = _mm256_shuffle_epi8(px, shuf);
-            acc_hi = _mm256_add_epi32(acc_hi, _mm256_madd_epi16(px, _mm256_loadu_si256(cv + 2 * g)));
-            acc_lo = _mm256_add_epi32(acc_lo, _mm256_madd_epi16(px, _mm256_loadu_si256(cv + 2 * g + 1)));
-        }
-        /* lane 0 has taps 4g, 4g+1 and lane 1 taps 4g+2, 4g+3 of each channel */
-        __m128i h = _mm_add_epi32(_mm256_castsi256_si128(acc_hi), _mm256_extracti128_si256(acc_hi, 1));
-        __m128i l = _mm_add_epi32(_mm256_castsi256_si128(acc_lo), _mm256_extracti128_si256(acc_lo, 1));
         uint32_t v = (uint32_t)_mm_cvtsi128_si32(finish4(h, l));
-        memcpy(out + (size_t)j * chans, &v, (size_t)chans);
+        out[0] = (uint8_t)v;
+        if (chans > 1) out[1] = (uint8_t)(v >> 8), out[2] = (uint8_t)(v >> 16);
+        if (chans > 3) out[3] = (uint8_t)(v >> 24);
     }
+}
+
+void bmc__resize_h_avx2_row(const uint8_t *in, int w, int chans, int n, int ksize, const int *bounds,
+                            const void *coef, uint8_t *out, uint8_t *pad) {
+    if (chans == 1) h_row(in, w, 1, n, ksize, bounds, coef, out, pad);
+    else if (chans == 3) h_row(in, w, 3, n, ksize, bounds, coef, out, pad);
+    else h_row(in, w, 4, n, ksize, bounds, coef, out, pad);
 }
 
 /* 32 int32 sums (four vectors of 8 columns) to 32 bytes in column order: >> 22 and clamped. */
