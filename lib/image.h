@@ -152,8 +152,8 @@ bmc_status bmc__resize_bicubic_i32(const uint16_t *src16, const int32_t *src32, 
 bmc_status bmc__resize_bicubic_f32(const float *src, int w, int h, int out_w, int out_h, int x0, int y0, int cw,
                                    int ch, float *dst);
 /* Nearest neighbour (PIL's ImagingScaleAffine), `bpp` bytes per pixel. dst [ch][cw * bpp]. */
-void bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
-                         int out_h, int x0, int y0, int cw, int ch, uint8_t *dst);
+bmc_status bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
+                               int out_h, int x0, int y0, int cw, int ch, uint8_t *dst);
 
 /* torchvision Resize(size) for a PIL image: the shorter side becomes `size`, the longer one
  * int(size * long / short) (truncated). */

@@ -316,27 +316,42 @@ bmc_status bmc__resize_bicubic_f32(const float *src, int w, int h, int out_w, in
 }
 
 /* Geometry.c ImagingScaleAffine: the source position of output i is found by adding the step
- * i times (in double), not by multiplying, then truncated (COORD: -1 when negative). */
-void bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
-                         int out_h, int x0, int y0, int cw, int ch, uint8_t *dst) {
+ * i times (in double), not by multiplying, then truncated (COORD: -1 when negative). Every row
+ * walks the same columns: they are found once. */
+bmc_status bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
+                               int out_h, int x0, int y0, int cw, int ch, uint8_t *dst) {
     /* _imaging.c _resize: a[0] = (double)(box[2] - box[0]) / xsize with a float box */
     double ax = (double)((float)w - 0.0f) / out_w;
     double ay = (double)((float)h - 0.0f) / out_h;
     double xo = ax * 0.5, yo = ay * 0.5;
     for (int k = 0; k < x0; k++) xo += ax;
     for (int k = 0; k < y0; k++) yo += ay;
+    int *col = bmc__malloc((size_t)cw * sizeof *col); /* source column of output j, or -1 */
+    if (!col) return bmc__fail(BMC_E_NOMEM, "image resize: out of memory for %d columns", cw);
+    double x = xo;
+    for (int j = 0; j < cw; j++, x += ax) {
+        int xi = x < 0.0 ? -1 : (int)x;
+        col[j] = xi >= 0 && xi < w ? xi : -1;
+    }
     for (int i = 0; i < ch; i++, yo += ay) {
         int yi = yo < 0.0 ? -1 : (int)yo;
         uint8_t *out = dst + (size_t)i * cw * bpp;
-        double x = xo;
-        for (int j = 0; j < cw; j++, x += ax) {
-            int xi = x < 0.0 ? -1 : (int)x;
-            if (yi >= 0 && yi < h && xi >= 0 && xi < w)
-                memcpy(out + (size_t)j * bpp, src + (size_t)yi * stride + (size_t)xi * bpp, bpp);
-            else /* outside the source: Pillow leaves the fill value 0 */
-                memset(out + (size_t)j * bpp, 0, bpp);
+        const uint8_t *in = src + (size_t)(yi < 0 ? 0 : yi) * stride;
+        for (int j = 0; j < cw; j++, out += bpp) {
+            if (yi < 0 || yi >= h || col[j] < 0) { /* outside the source: Pillow leaves the fill value 0 */
+                memset(out, 0, (size_t)bpp);
+            } else if (bpp == 1) {
+                out[0] = in[col[j]];
+            } else if (bpp == 3) {
+                const uint8_t *p = in + (size_t)col[j] * 3;
+                out[0] = p[0], out[1] = p[1], out[2] = p[2];
+            } else {
+                memcpy(out, in + (size_t)col[j] * bpp, (size_t)bpp);
+            }
         }
     }
+    bmc__free(col);
+    return BMC_OK;
 }
 
 void bmc__resize_dims(int w, int h, int size, int *out_w, int *out_h) {
