@@ -3,7 +3,7 @@
  *
  *   bench_decode [--reps N] [--size S] FILE...
  *
- * Per file, N timed repetitions (after one warm-up) of:
+ * Per file, N timed repetitions (after one warm-up, bench_util.h bu_time) of each stage by itself:
  *   load   bmc_image_load: read the file, decode, build the view (what `index` / `classify` do)
  *   crop   the open_clip val transform's Resize(S, bicubic) + CenterCrop(S) + convert('RGB')
  *          to S x S x 3 bytes (bmc_image_crop)
@@ -15,68 +15,63 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function" /* the helpers this program does not use */
+#include "bench_util.h"
+#pragma GCC diagnostic pop
 #include "biomedclip.h"
 #include "format.h"
 #include "image.h"
 
-#define MAX_REPS 1000
+typedef struct stage {
+    const char *path;
+    const bmc__config *cfg;
+    bmc_image img;       /* loaded once for the crop and input stages */
+    unsigned char *rgb;  /* [S * S * 3] */
+    float *chw;          /* [3 * S * S] */
+} stage;
 
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+static int do_load(void *arg) {
+    stage *s = arg;
+    bmc_image img;
+    if (bmc_image_load(s->path, BMC_DECODE_DEFAULT, &img) != BMC_OK) return 1;
+    bmc_image_free(&img);
+    return 0;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
+static int do_crop(void *arg) {
+    stage *s = arg;
+    return bmc__image_crop(s->cfg, &s->img, s->rgb) != BMC_OK;
 }
 
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_double);
-    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+static int do_input(void *arg) {
+    stage *s = arg;
+    return bmc__image_to_input(s->cfg, &s->img, s->chw) != BMC_OK;
 }
 
 static int run_file(const char *path, int reps, const bmc__config *cfg) {
-    static double t_load[MAX_REPS], t_crop[MAX_REPS], t_input[MAX_REPS];
     size_t S = cfg->image_size;
-    unsigned char *rgb = malloc(S * S * 3);
-    float *chw = malloc(S * S * 3 * sizeof(float));
-    bmc_image img;
-    int ok = rgb && chw, w = 0, h = 0, mode = 0;
-    for (int r = -1; ok && r < reps; r++) { /* r = -1: warm-up */
-        double a = now();
-        if (bmc_image_load(path, BMC_DECODE_DEFAULT, &img) != BMC_OK) {
-            fprintf(stderr, "bench_decode: %s\n", bmc_last_error());
-            ok = 0;
-            break;
-        }
-        double b = now();
-        bmc_status st = bmc__image_crop(cfg, &img, rgb);
-        double c = now();
-        if (st == BMC_OK) st = bmc__image_to_input(cfg, &img, chw);
-        double d = now();
-        w = img.width, h = img.height, mode = bmc__image_mode(&img);
-        bmc_image_free(&img);
-        if (st != BMC_OK) {
-            fprintf(stderr, "bench_decode: %s\n", bmc_last_error());
-            ok = 0;
-            break;
-        }
-        if (r >= 0) t_load[r] = b - a, t_crop[r] = c - b, t_input[r] = d - c;
+    stage s = {path, cfg, {0}, malloc(S * S * 3), malloc(S * S * 3 * sizeof(float))};
+    int ok = s.rgb && s.chw && bmc_image_load(path, BMC_DECODE_DEFAULT, &s.img) == BMC_OK;
+    bu_timing t[3];
+    int (*const fn[3])(void *) = {do_load, do_crop, do_input};
+    for (int k = 0; ok && k < 3; k++) {
+        t[k] = bu_time(fn[k], &s, reps, 0.0, 1e9);
+        ok = t[k].n > 0;
     }
     if (ok) {
-        double l = median(t_load, reps) * 1e3, c = median(t_crop, reps) * 1e3;
-        double in = median(t_input, reps) * 1e3;
+        double l = t[0].median * 1e3, c = t[1].median * 1e3, in = t[2].median * 1e3;
         printf("{\"file\": \"%s\", \"width\": %d, \"height\": %d, \"mode\": \"%s\", \"load_ms\": %.4f, "
                "\"crop_ms\": %.4f, \"input_ms\": %.4f, \"total_ms\": %.4f}\n",
-               path, w, h, bmc__mode_name(mode), l, c, in, l + c);
+               path, s.img.width, s.img.height, bmc__mode_name(bmc__image_mode(&s.img)), l, c, in, l + c);
         fflush(stdout);
+    } else {
+        fprintf(stderr, "bench_decode: %s\n", bmc_last_error());
     }
-    free(rgb);
-    free(chw);
+    bmc_image_free(&s.img);
+    free(s.rgb);
+    free(s.chw);
     return ok ? 0 : 1;
 }
 
@@ -98,8 +93,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (reps < 1 || reps > MAX_REPS || cfg.image_size < 1 || cfg.image_size > 4096 || i == argc) {
-        fprintf(stderr, "usage: bench_decode [--reps 1..%d] [--size 1..4096] FILE...\n", MAX_REPS);
+    if (reps < 1 || reps > BU_MAX_REPS || cfg.image_size < 1 || cfg.image_size > 4096 || i == argc) {
+        fprintf(stderr, "usage: bench_decode [--reps 1..%d] [--size 1..4096] FILE...\n", BU_MAX_REPS);
         return 2;
     }
     for (; i < argc; i++) rc |= run_file(argv[i], reps, &cfg);

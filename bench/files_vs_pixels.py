@@ -26,19 +26,8 @@ import time
 
 from PIL import Image
 
-S = 224
-
-
-def pil_crop(path):
-    im = Image.open(path)
-    w, h = im.size
-    short, long_ = (w, h) if w <= h else (h, w)
-    nl = int(S * long_ / short)
-    nw, nh = (S, nl) if w <= h else (nl, S)
-    if (nw, nh) != (w, h):
-        im = im.resize((nw, nh), Image.BICUBIC)
-    top, left = int(round((nh - S) / 2.0)), int(round((nw - S) / 2.0))
-    return im.crop((left, top, left + S, top + S)).convert("RGB")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "py"))
+from test_image_pixels import pil_crop  # noqa: E402  (open_clip's val transform, PIL; as the tests do)
 
 
 def run_index(cli, model, folder, out, threads, batch):
@@ -80,7 +69,7 @@ def main():
         for i in range(a.copies):
             p = os.path.abspath(src[i % len(src)])
             os.symlink(p, os.path.join(files, f"{i:04d}{os.path.splitext(p)[1]}"))
-            pil_crop(p).save(os.path.join(pixels, f"{i:04d}.ppm"))
+            Image.fromarray(pil_crop(Image.open(p))).save(os.path.join(pixels, f"{i:04d}.ppm"))
         runs = [("files", a.cli, files), ("pixels", a.cli, pixels)]
         if a.cli_b:
             runs.append(("files (cli-b)", a.cli_b, files))
