@@ -64,7 +64,7 @@ static int fill_batch(void *user, long long b, int s) {
 }
 
 int cli_encode_image_files(bmc_ctx *ctx, const cli_image_opts *o, const cli_item *items, int n, int batch,
-                           cli_image_fn fn, void *user) {
+                           int normalize, cli_image_fn fn, void *user) {
     const bmc_model *model = bmc_ctx_model(ctx);
     int dim = bmc_model_embed_dim(model), side = bmc_model_image_size(model);
     if (batch < 1) batch = 1;
@@ -93,12 +93,13 @@ int cli_encode_image_files(bmc_ctx *ctx, const cli_image_opts *o, const cli_item
         batch_slot *sl = &bs.slot[b & 1];
         cli_prefetch_wait(&pf, b); /* fill_batch does not fail: a file's failure is in its slot */
         int start = (int)(b * batch), count = n - start < batch ? n - start : batch;
-        if (sl->loaded > 0 && bmc_encode_pixels(ctx, sl->chw, sl->loaded, emb, 1) != BMC_OK) {
+        if (sl->loaded > 0 && bmc_encode_pixels(ctx, sl->chw, sl->loaded, emb, normalize) != BMC_OK) {
             /* find which ones fail: encode one at a time */
             for (int k = 0; k < count; k++) {
                 int r = sl->row[k];
                 if (r < 0) continue;
-                if (bmc_encode_pixels(ctx, sl->chw + (size_t)r * bs.in, 1, emb + (size_t)r * dim, 1) != BMC_OK) {
+                float *row = sl->chw + (size_t)r * bs.in;
+                if (bmc_encode_pixels(ctx, row, 1, emb + (size_t)r * dim, normalize) != BMC_OK) {
                     set_error(sl->errors[k], &items[start + k]);
                     sl->row[k] = -1;
                 }
