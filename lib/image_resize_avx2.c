@@ -78,8 +78,7 @@ static inline __attribute__((always_inline)) void h_row(const uint8_t *in, int w
         const uint8_t *p = in + (size_t)xmin * chans;
         /* a group reads 16 bytes from its first pixel; near the end of the row they are read from
          * a copy with zeros after the row (the caller's pad holds ksize + 16 pixels + 16 bytes) */
-        size_t last = (size_t)xmin * chans + (size_t)(g_used - 1) * T * chans + 16;
-        if (last > row_bytes) {
+        if (g_used > 0 && (size_t)xmin * chans + (size_t)(g_used - 1) * T * chans + 16 > row_bytes) {
             size_t have = row_bytes - (size_t)xmin * chans;
             memcpy(pad, p, have);
             memset(pad + have, 0, (size_t)g_used * T * chans + 16 - have);
