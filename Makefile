@@ -147,9 +147,11 @@ tests: $(TEST_BIN) $(TOOL_BIN) $(CLI) $(SHLIB)
 
 # The kernels of each level (lib/cpu.h) in their own files, compiled for that level; nothing in
 # them runs unless cpu.c finds the CPU and the OS support it. Everything else is baseline x86-64.
-AVX512_FLAGS = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma
-AVX2_FLAGS   = -mavx2 -mfma
+AVX512_FLAGS = -mavx512f -mavx512bw -mavx512dq -mavx512vl -mavx2 -mfma -mf16c
+AVX2_FLAGS   = -mavx2 -mfma -mf16c
 $(BUILD)/obj/lib/tiles.o $(BUILD)/obj/lib/ops_avx512.o: CFLAGS += $(AVX512_FLAGS)
+AVX512_BF16_FLAGS = $(AVX512_FLAGS) -mavx512bf16
+$(BUILD)/obj/lib/tiles_bf16.o: CFLAGS += $(AVX512_BF16_FLAGS)
 $(BUILD)/obj/lib/tiles_avx2.o $(BUILD)/obj/lib/ops_avx2.o $(BUILD)/obj/lib/image_resize_avx2.o: CFLAGS += $(AVX2_FLAGS)
 
 $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h

@@ -58,7 +58,7 @@ static int run_once(void *p) {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, a->M, a->N, a->K, 1.0f, a->x, a->K, w, a->K,
                     0.0f, a->y, a->N);
     } else if (a->kernel == 1) {
-        bmc__panels pw = {w, a->N, a->K, 0};
+        bmc__panels pw = {w, a->N, a->K, 0, BMC__W_F32};
         bmc__gemm(a->lib_pool, bmc__mat_of(a->y, a->M, a->N, a->N), bmc__mat_of(a->x, a->M, a->K, a->K),
                   pw, NULL, 0);
     } else {

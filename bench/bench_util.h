@@ -142,7 +142,7 @@ BU_FMA_THREAD(bu_fma_sse2, "sse2", 4, 12)
 static void *(*bu_fma_kind(double *flops, const char **name))(void *) {
     bmc__level l = bmc__kern()->level;
     if (l == BMC__LEVEL_PORTABLE) l = bmc__cpu_best();
-    if (l == BMC__LEVEL_AVX512) return *flops = 24.0 * 16 * 2, *name = "24 chains of 16-lane FMAs", bu_fma_avx512;
+    if (l >= BMC__LEVEL_AVX512) return *flops = 24.0 * 16 * 2, *name = "24 chains of 16-lane FMAs", bu_fma_avx512;
     if (l == BMC__LEVEL_AVX2) return *flops = 12.0 * 8 * 2, *name = "12 chains of 8-lane FMAs", bu_fma_avx2;
     return *flops = 12.0 * 4 * 2, *name = "12 chains of 4-lane multiply-adds", bu_fma_sse2;
 }

@@ -15,7 +15,7 @@
 #                     BENCH_QUICK); the table pairs them round by round
 #   BENCH_GEMM=0      skip bench_gemm (OpenBLAS SGEMM shapes)
 #   BENCH_LEVELS      kernel levels compared per core by bench/levels.sh (CPU time, alternating
-#                     rounds; default "avx512 avx2 portable", a level the CPU lacks is refused and
+#                     rounds; default "avx512_bf16 avx512 avx2 portable", a level the CPU lacks is refused and
 #                     says so; "" skips). The peers' comparison runs at the CPU's best level, or at
 #                     the one BMC_CPU names.
 #   BENCH_DECODE=0    skip decoding: bench/decode.py (ours against PIL, per image and stage) and
@@ -156,11 +156,14 @@ if [ "${BENCH_GEMM:-1}" = 1 ] && [ -x "$BUILD/bench/bench_gemm" ]; then
     echo "bench_gemm: FAILED"
 fi
 
-if [ -n "${BENCH_LEVELS-avx512 avx2 portable}" ] && [ -x "$BUILD/bench/bench_levels" ]; then
+if [ -n "${BENCH_LEVELS-avx512_bf16 avx512 avx2 portable}" ] && [ -x "$BUILD/bench/bench_levels" ]; then
   say "kernel levels, 1 thread, CPU time (bench/levels.sh)"
   LREPS=3; [ "${BENCH_QUICK:-0}" = 1 ] && LREPS=1
-  BUILD=$BUILD LEVELS="${BENCH_LEVELS-avx512 avx2 portable}" LEVELS_ROUNDS=$ROUNDS LEVELS_REPS=$LREPS \
-    BIOMEDCLIP_MODEL=$MODEL bash bench/levels.sh | tee "$OUT/levels.txt" || echo "levels: FAILED"
+  # the model, and its 16-bit twins when they exist (tests/prep/10_models.sh makes them)
+  models=$MODEL
+  for dt in f16 bf16; do [ -f "${MODEL%.bmc}-$dt.bmc" ] && models="$models ${MODEL%.bmc}-$dt.bmc"; done
+  BUILD=$BUILD LEVELS="${BENCH_LEVELS-avx512_bf16 avx512 avx2 portable}" LEVELS_ROUNDS=$ROUNDS LEVELS_REPS=$LREPS \
+    LEVELS_MODELS="$models" bash bench/levels.sh | tee "$OUT/levels.txt" || echo "levels: FAILED"
 fi
 
 if [ "${BENCH_DECODE:-1}" = 1 ] && [ -x "$BUILD/bench/bench_decode" ]; then

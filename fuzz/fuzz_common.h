@@ -1,7 +1,9 @@
-/* fuzz_common.h - shared by the fuzz targets: finding the test model. */
+/* fuzz_common.h - shared by the fuzz targets: finding the test model, the checks every decoded
+ * image must pass. */
 #ifndef BMC_FUZZ_COMMON_H
 #define BMC_FUZZ_COMMON_H
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -24,6 +26,36 @@ static bmc_model *fuzz_load_tiny(void) {
         abort();
     }
     return m;
+}
+
+/* A decoded image's view: a positive size, pixels, a known format, a stride that holds a row,
+ * and every byte of it readable (ASan checks the reads). Aborts otherwise. */
+static void fuzz_check_view(const bmc_image *img) {
+    if (img->width <= 0 || img->height <= 0 || !img->pixels ||
+        img->stride < img->width * (int)img->format ||
+        (img->format != 1 && img->format != 3 && img->format != 4))
+        abort();
+    volatile unsigned sum = 0;
+    for (int y = 0; y < img->height; y++)
+        for (int x = 0; x < img->width * (int)img->format; x++)
+            sum += img->pixels[(size_t)y * img->stride + x];
+    (void)sum;
+}
+
+/* bmc_image_crop and bmc_image_preprocess of img on model (image size 224): both succeed, the
+ * model input finite, or both fail with a message; aborts otherwise. 1 when they succeeded. */
+static int fuzz_crop_preprocess(const bmc_model *model, const bmc_image *img) {
+    static unsigned char rgb[BMC_IMAGE_SIZE * BMC_IMAGE_SIZE * 3];
+    static float chw[3 * BMC_IMAGE_SIZE * BMC_IMAGE_SIZE];
+    bmc_status a = bmc_image_crop(model, img, rgb);
+    bmc_status b = bmc_image_preprocess(model, img, chw);
+    if ((a != BMC_OK || b != BMC_OK) && !bmc_last_error()[0]) abort();
+    if ((a == BMC_OK) != (b == BMC_OK)) abort(); /* same checks, same outcome */
+    if (b != BMC_OK) return 0;
+    int S = bmc_model_image_size(model);
+    for (int i = 0; i < 3 * S * S; i++)
+        if (!isfinite(chw[i])) abort();
+    return 1;
 }
 
 #endif

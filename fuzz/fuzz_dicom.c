@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "biomedclip.h"
+#include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2) return 0;
@@ -29,13 +29,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!bmc_last_error()[0] || img.pixels || img.internal_) abort();
         return 0;
     }
-    if (img.width <= 0 || img.height <= 0 || !img.pixels || img.stride < img.width * (int)img.format ||
-        (img.format != 1 && img.format != 3 && img.format != 4))
-        abort();
-    unsigned sum = 0; /* every byte of the view must be readable */
-    for (int y = 0; y < img.height; y++)
-        for (int x = 0; x < img.width * (int)img.format; x++) sum += img.pixels[(size_t)y * img.stride + x];
-    (void)sum;
+    fuzz_check_view(&img);
     bmc_image_info info;
     if (bmc_image_get_info(&img, &info) != BMC_OK || info.width != img.width || info.height != img.height) abort();
     if (!strcmp(info.format, "DICOM") &&

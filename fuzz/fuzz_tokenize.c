@@ -14,8 +14,8 @@
 #include "fuzz_common.h"
 #include "error.h"
 #include "model.h"
-#include "text_clean.h"
 #include "tokenizer.h"
+#include "../tests/tokenizer_test_util.h" /* tu_fix_text: ftfy.fix_text on a whole text */
 
 static bmc_model *g_model;
 
@@ -63,8 +63,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
 
     int raw[BMC_MAX_TOKENS], nr = -1;
-    st = bmc__tokenize_raw(&g_model->vocab, &g_model->config, (const char *)data + 1, n, raw,
-                           BMC_MAX_TOKENS, &nr);
+    st = bmc__tokenize(&g_model->vocab, &g_model->config, BMC__TOK_RAW, (const char *)data + 1,
+                       n, raw, BMC_MAX_TOKENS, &nr);
     if (st != BMC_OK) abort();
     check_ids(raw, nr);
 
@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
      * (fix_text shortens mojibake; only its character maps grow text, at most 3x). */
     char *fixed = NULL;
     size_t nf = 0;
-    st = bmc__ftfy_fix_text((const char *)data + 1, n, &fixed, &nf);
+    st = tu_fix_text((const char *)data + 1, n, &fixed, &nf);
     if (st != BMC_OK || !fixed || nf > 4 * n + 4) abort();
     bmc__free(fixed);
     free(text);

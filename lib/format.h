@@ -28,12 +28,15 @@ enum bmc__dtype {
 /* Values of bmc__dir_entry.layout. */
 enum {
     BMC__LAYOUT_ROWS = 0,   /* row-major, the C order of shape */
-    BMC__LAYOUT_PANEL64 = 1 /* a Linear weight [N, K...] as ceil(N / 64) panels [K][64] (below) */
+    BMC__LAYOUT_PANEL64 = 1, /* a Linear weight [N, K...] as ceil(N / 64) panels [K][64] (below) */
+    BMC__LAYOUT_PANEL64X2 = 2 /* the same in BF16 with pairs of k side by side (below) */
 };
 /* A panel64 tensor: N = shape[0], K = the product of the other dimensions; element (n, k) is at
  * float index (n / 64) * K * 64 + k * 64 + n % 64, and the last panel's slots past N are zero,
- * so nbytes = ceil(N / 64) * 64 * K * 4. The GEMM kernel reads a 64-output block as one
- * contiguous [K][64] run, in place from the mapping. */
+ * so nbytes = ceil(N / 64) * 64 * K * element size. The dtype is F32 or F16. The GEMM kernel
+ * reads a 64-output block as one contiguous [K][64] run, in place from the mapping.
+ * A panel64x2 tensor (dtype BF16, K even) interleaves pairs of k: element (n, k) is at index
+ * (n / 64) * K * 64 + (k / 2) * 128 + (n % 64) * 2 + k % 2, the operand order of vdpbf16ps. */
 #define BMC__PANEL 64
 
 /* Values of bmc__config.text_proj_type / text_pooler / image_resize / image_interp. */

@@ -46,7 +46,14 @@ typedef struct gemm_job {
     int M, ldx, ldy, flags;
     int threads;     /* the pool's */
     const bmc__kernels *kern; /* the level's tiles */
+    bmc__outer16_fn outer16;  /* the level's tiles for w's 16-bit type, or NULL */
+    size_t esize;    /* bytes of a weight element */
 } gemm_job;
+
+/* The first element of panel p of w. */
+static const char *panel_at(const gemm_job *g, int p) {
+    return (const char *)g->w.p + (size_t)p * g->w.K * PANEL * g->esize;
+}
 
 /* Columns c0 .. c1 - 1 of panel p that belong to the job's outputs. */
 static void panel_cols(const gemm_job *g, int p, int *c0, int *c1) {
@@ -56,7 +63,7 @@ static void panel_cols(const gemm_job *g, int p, int *c0, int *c1) {
 }
 
 #define MR BMC__KERN_MR /* rows of X per tile */
-#define KC 768          /* K slice */
+#define KC BMC__KERN_KC  /* K slice */
 _Static_assert(BMC__KERN_NR == PANEL, "a tile is one panel wide");
 
 static void gemm_task_tiles(void *arg, int task, int thread) {
@@ -64,7 +71,8 @@ static void gemm_task_tiles(void *arg, int task, int thread) {
     const gemm_job *g = arg;
     int M = g->M, K = g->w.K, p = g->p0 + task, c0, c1;
     panel_cols(g, p, &c0, &c1);
-    const float *panel = g->w.p + (size_t)p * K * PANEL;
+    const char *panel = panel_at(g, p);
+    size_t es = g->esize, line_per_k = PANEL * es / 64; /* 64-byte lines per step of k */
     int j0 = p * PANEL + c0 - g->n0; /* the first output column of this panel in y */
     int last_p = (g->n0 + g->N - 1) / PANEL, next_p = p + g->threads; /* tasks go in order */
     size_t ldx = (size_t)g->ldx, ldy = (size_t)g->ldy;
@@ -79,15 +87,15 @@ static void gemm_task_tiles(void *arg, int task, int thread) {
         int kc = K - k0 < KC ? K - k0 : KC;
         o.first = k0 == 0;
         o.last = k0 + kc == K;
-        /* what this thread reads next: a contiguous run of 64 floats per step of k */
+        /* what this thread reads next: a contiguous run of 64 elements per step of k */
         const char *pf = NULL;
         int lines = 0;
         if (!o.last) {
-            pf = (const char *)(panel + (size_t)(k0 + kc) * PANEL);
-            lines = (K - k0 - kc < KC ? K - k0 - kc : KC) * (PANEL * 4 / 64);
+            pf = panel + (size_t)(k0 + kc) * PANEL * es;
+            lines = (int)((K - k0 - kc < KC ? K - k0 - kc : KC) * line_per_k);
         } else if (next_p <= last_p) {
-            pf = (const char *)(g->w.p + (size_t)next_p * K * PANEL);
-            lines = (K < KC ? K : KC) * (PANEL * 4 / 64);
+            pf = panel_at(g, next_p);
+            lines = (int)((K < KC ? K : KC) * line_per_k);
         }
         /* a line every 4 steps fits it into the last `need` tiles; if even all the tiles are
          * too few at that rate, all of them share it at the rate it takes, into L1 */
@@ -100,6 +108,7 @@ static void gemm_task_tiles(void *arg, int task, int thread) {
             o.pf_per4 = (per_tile + groups - 1) / groups;
             o.pf_l1 = 1;
         }
+        const char *slice = panel + ((size_t)k0 * PANEL + (size_t)c0 * (g->w.wt == BMC__W_BF16 ? 2 : 1)) * es;
         for (int t = 0, m = 0; t < tiles; t++, m += MR) {
             int mr = M - m < MR ? M - m : MR;
             o.pf = o.pf_end = NULL;
@@ -109,13 +118,82 @@ static void gemm_task_tiles(void *arg, int task, int thread) {
                 pf += (size_t)n * 64, lines -= n;
             }
             o.y = g->y + (size_t)m * ldy + j0;
-            g->kern->outer(mr, g->x + (size_t)m * ldx + k0, ldx, panel + (size_t)k0 * PANEL + c0,
-                       PANEL, kc, &o);
+            const float *xs = g->x + (size_t)m * ldx + k0;
+            if (g->outer16) g->outer16(mr, xs, ldx, (const uint16_t *)slice, kc, &o);
+            else g->kern->outer(mr, xs, ldx, (const float *)slice, PANEL, kc, &o);
         }
     }
     /* GELU once the block is final, a row at a time: fused into the tiles' epilogue it was
      * slower (docs/PERF.md) */
     if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(g->y + j0, ldy, M, (size_t)(c1 - c0));
+}
+
+/* 16-bit weights without tiles for them (the portable level, or a view whose first column is
+ * not a multiple of 16 within its panel): rows k0 .. k0 + kb - 1 of a panel widened to float
+ * [kb][64] on the stack, then the float product of the level, block after block of k. */
+
+/* IEEE half -> float, exactly: the exponent and mantissa bits moved into a float and rebiased
+ * by a multiply by 2^112 (exact, subnormal halves included); infinities and NaNs set apart. */
+static float half_to_float(uint16_t h) {
+    uint32_t u = (uint32_t)(h & 0x7fff) << 13;
+    float f;
+    memcpy(&f, &u, 4);
+    f *= 0x1p112f;
+    memcpy(&u, &f, 4);
+    if ((h & 0x7c00) == 0x7c00) u = 0x7f800000u | (uint32_t)(h & 0x3ff) << 13;
+    u |= (uint32_t)(h & 0x8000) << 16;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+static void widen_rows(bmc__wtype wt, const uint16_t *panel, int k0, int kb, float *dst) {
+    for (int k = 0; k < kb; k++)
+        for (int j = 0; j < PANEL; j++) {
+            int kk = k0 + k;
+            if (wt == BMC__W_F16) {
+                dst[k * PANEL + j] = half_to_float(panel[(size_t)kk * PANEL + j]);
+            } else {
+                uint32_t u = (uint32_t)panel[(size_t)(kk / 2) * 2 * PANEL + 2 * j + kk % 2] << 16;
+                memcpy(&dst[k * PANEL + j], &u, 4);
+            }
+        }
+}
+
+static void add_bias(float *y, size_t ldy, int M, int N, const float *b);
+
+#define KB 256 /* rows of k widened at a time: 64 KB of stack */
+
+static void gemm_task_widen(void *arg, int task, int thread) {
+    (void)thread;
+    const gemm_job *g = arg;
+    int M = g->M, K = g->w.K, p = g->p0 + task, c0, c1;
+    panel_cols(g, p, &c0, &c1);
+    int j0 = p * PANEL + c0 - g->n0, nc = c1 - c0;
+    float *y = g->y + j0;
+    const float *b = g->b ? g->b + j0 : NULL;
+    int acc = (g->flags & BMC__GEMM_ACC) != 0;
+    float wbuf[KB * PANEL] __attribute__((aligned(64)));
+    bmc__tile_out o;
+    memset(&o, 0, sizeof o);
+    o.ldy = (size_t)g->ldy, o.acc = acc, o.ncols = nc, o.b = b;
+    if (!g->kern->outer && acc) add_bias(y, (size_t)g->ldy, M, nc, b); /* as gemm_task_blas */
+    for (int k0 = 0; k0 < K; k0 += KB) {
+        int kb = K - k0 < KB ? K - k0 : KB;
+        widen_rows(g->w.wt, (const uint16_t *)panel_at(g, p), k0, kb, wbuf);
+        if (g->kern->outer) {
+            o.first = k0 == 0, o.last = k0 + kb == K;
+            for (int m = 0; m < M; m += MR) {
+                o.y = y + (size_t)m * g->ldy;
+                g->kern->outer(M - m < MR ? M - m : MR, g->x + (size_t)m * g->ldx + k0,
+                               (size_t)g->ldx, wbuf + c0, PANEL, kb, &o);
+            }
+        } else {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nc, kb, 1.0f, g->x + k0,
+                        g->ldx, wbuf + c0, PANEL, k0 == 0 && !acc ? 0.0f : 1.0f, y, g->ldy);
+        }
+    }
+    if (!g->kern->outer && !acc) add_bias(y, (size_t)g->ldy, M, nc, b);
+    if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(y, (size_t)g->ldy, M, (size_t)nc);
 }
 
 /* portable: each panel an OpenBLAS product (its own threads), then the epilogue */
@@ -142,7 +220,7 @@ static void gemm_task_blas(void *arg, int task, int thread) {
     int acc = (g->flags & BMC__GEMM_ACC) != 0;
     if (acc) add_bias(y, (size_t)g->ldy, M, nc, b);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nc, K, 1.0f, g->x, g->ldx,
-                g->w.p + (size_t)p * K * PANEL + c0, PANEL, acc ? 1.0f : 0.0f, y, g->ldy);
+                (const float *)panel_at(g, p) + c0, PANEL, acc ? 1.0f : 0.0f, y, g->ldy);
     if (!acc) add_bias(y, (size_t)g->ldy, M, nc, b);
     if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(y, (size_t)g->ldy, M, (size_t)nc);
 }
@@ -156,6 +234,12 @@ void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const flo
     g.M = x.rows, g.ldx = x.ld, g.ldy = y.ld, g.flags = flags;
     g.threads = bmc__pool_threads(pool);
     g.kern = bmc__kern();
-    bmc__pool_run(pool, g.kern->outer ? gemm_task_tiles : gemm_task_blas, &g, (w.n0 + w.N - 1) / PANEL - g.p0 + 1);
+    g.esize = bmc__wsize(w.wt);
+    bmc__task_fn task = g.kern->outer ? gemm_task_tiles : gemm_task_blas;
+    if (w.wt != BMC__W_F32) {
+        g.outer16 = g.kern->outer16[w.wt];
+        if (!g.outer16 || w.n0 % 16) task = gemm_task_widen, g.outer16 = NULL;
+    }
+    bmc__pool_run(pool, task, &g, (w.n0 + w.N - 1) / PANEL - g.p0 + 1);
     BMC__PROF_END(BMC__PROF_GEMM, t0);
 }

@@ -92,8 +92,6 @@ bmc_status bmc__decode_any(const uint8_t *data, size_t size, const char *name, c
  * stored values to 8 bits by the rule of docs/IMAGE.md; fills out->info itself. */
 bmc_status bmc__decode_dicom(const uint8_t *data, size_t size, const char *name, const bmc__decode_opts *opts,
                              bmc__decoded *out);
-/* True when data looks like DICOM (Part 10 preamble, or a bare dataset's first element). */
-int bmc__dicom_plausible(const uint8_t *data, size_t size);
 /* "DCMTK 3.6.7" (DICOM builds). */
 const char *bmc__dicom_version(void);
 /* True when a TGA header this plausible is at data (TGA has no magic number). */

@@ -102,7 +102,7 @@ static bmc_status finish_info(bmc__decoded *out, const char *format, const char 
 /* DICOM by content: Part 10 ("DICM" after the 128-byte preamble), or a bare dataset whose first
  * element is a plausible tag of group 0002 or 0008 (little or big endian) followed by an
  * explicit VR, or, in implicit VR little endian, a length that fits the file. */
-int bmc__dicom_plausible(const uint8_t *d, size_t n) {
+static int dicom_plausible(const uint8_t *d, size_t n) {
     if (n >= 132 && !memcmp(d + 128, "DICM", 4)) return 1;
     if (n < 8) return 0;
     unsigned le_group = d[0] | d[1] << 8, be_group = d[0] << 8 | d[1];
@@ -150,7 +150,7 @@ bmc_status bmc__decode_any(const uint8_t *d, size_t n, const char *name, const b
          * pydicom's test files do): "DICM" at 128 makes it DICOM. */
         format = "TIFF";
         st = bmc__decode_tiff(d, n, name, o, out);
-    } else if (bmc__dicom_plausible(d, n)) {
+    } else if (dicom_plausible(d, n)) {
         /* A bare dataset (no "DICM" at 128) is guessed from its first bytes, which a TGA header
          * can mimic (an ID field of 2 or 8 bytes and no colour map reads as group 0002 / 0008):
          * when the file is also a plausible TGA and DCMTK cannot read it, it is read as TGA. */

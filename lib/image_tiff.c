@@ -35,6 +35,14 @@
 #define TIFF_MAX_SINGLE_ALLOC ((tmsize_t)1 << 31)
 /* more pages than this are not counted (a page chain is bounded by the file size anyway) */
 #define TIFF_MAX_PAGES 65535
+/* The samples of one page are read whole before conversion: a page whose pixel count passes the
+ * size guard may still claim thousands of samples per pixel (fuzz_tiff: 9.4 GB asked of a 200-byte
+ * file), so their bytes are bounded too, far above any real page (a 16-bit RGBA page at the
+ * pixel limit takes 1.4 GB: bounded at 2 GiB). */
+#define TIFF_MAX_RAW ((uint64_t)2 << 30)
+/* One tile is read into its own buffer first: real tiles take kilobytes to a few megabytes, and a
+ * tile width of 587 million (fuzz_tiff) asked 9.4 GB for a 17 x 9 image. */
+#define TIFF_MAX_TILE ((uint64_t)256 << 20)
 
 typedef struct tiff_src {
     const uint8_t *data;
@@ -337,6 +345,10 @@ static bmc_status read_raw(tiff_reader *r) {
         tmsize_t tsize = TIFFTileSize(tif), trow = TIFFTileRowSize(tif);
         if (tw == 0 || th == 0 || tsize <= 0 || trow <= 0 || (uint64_t)trow * th > (uint64_t)tsize)
             return tiff_fail(r, "bad tile size");
+        if ((uint64_t)tsize > TIFF_MAX_TILE)
+            return bmc__fail(BMC_E_IMAGE, "%s: TIFF tiles of %u x %u take %lld bytes each, more than the %llu this "
+                             "library reads; refused before decoding", r->name, tw, th, (long long)tsize,
+                             (unsigned long long)TIFF_MAX_TILE);
         uint8_t *tile = bmc__malloc((size_t)tsize);
         if (!tile) return bmc__fail(BMC_E_NOMEM, "%s: out of memory for a TIFF tile", r->name);
         for (int p = 0; p < r->planes; p++)
@@ -679,6 +691,13 @@ bmc_status bmc__decode_tiff(const uint8_t *data, size_t size, const char *name, 
         tmsize_t sl = TIFFScanlineSize(tif);
         if (sl <= 0 || (uint64_t)sl != r.row_bytes) {
             st = tiff_fail(&r, "scanline size disagrees with the image layout");
+            goto done;
+        }
+        uint64_t raw = (uint64_t)r.row_bytes * h * (uint64_t)r.planes;
+        if (raw > TIFF_MAX_RAW) {
+            st = bmc__fail(BMC_E_IMAGE, "%s: TIFF page of %u x %u pixels with %u samples of %u bits takes %llu "
+                           "bytes of samples, more than the %llu this library reads; refused before decoding",
+                           name, w, h, spp, bps, (unsigned long long)raw, (unsigned long long)TIFF_MAX_RAW);
             goto done;
         }
         if ((st = read_raw(&r)) == BMC_OK) convert(&r, &L, cmap, out);

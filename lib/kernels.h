@@ -6,12 +6,14 @@
 #define BMC_KERNELS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "pool.h"
 
 #define BMC__KERN_MR 6  /* rows of X per outer-product tile (6, 8 or 12: tiles.c; 6 at AVX2) */
-#define BMC__KERN_NR 64 /* columns per tile and per sliver (32 or 64: tiles.c); a weight panel's
-                           width (format.h, BMC__PANEL) */
+#define BMC__KERN_NR 64 /* columns per tile and per sliver (tiles.c); a weight panel's width
+                           (format.h, BMC__PANEL) */
+#define BMC__KERN_KC 768 /* the longest K slice a tile is given (gemm.c) */
 
 /* Where and how an outer-product tile is written (see bmc__outer_avx512). */
 typedef struct bmc__tile_out {
@@ -46,5 +48,25 @@ void bmc__pack_w_avx512(const float *w, size_t ldw, int nb, int kc, float *bp);
 void bmc__outer_avx2(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                      const bmc__tile_out *o);
 void bmc__pack_w_avx2(const float *w, size_t ldw, int nb, int kc, float *bp);
+
+/* The product with 16-bit weights (bmc__wtype, ops.h): bp points into a weight panel at the
+ * first element of slice row k0 and column c0 (c0 a multiple of 16), in the panel's layout:
+ * F16 [kc][64] halves, BF16 [kc / 2][64][2] (kc even). Whole vectors of 16 columns are read,
+ * which stay inside the panel; only the o->ncols columns are written, with the epilogue above.
+ * F16 and BF16 ("w": widened) convert the weights to float in registers and run the chain of
+ * FMAs of the float tiles in the order of k (so the result is that of the float kernel on the
+ * widened weights); BF16 "dp" rounds X to bfloat16 too and sums pairs with vdpbf16ps. */
+typedef void (*bmc__outer16_fn)(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                                const bmc__tile_out *o);
+void bmc__outer_f16_avx512(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                           const bmc__tile_out *o);
+void bmc__outer_bf16w_avx512(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                             const bmc__tile_out *o);
+void bmc__outer_bf16dp_avx512(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                              const bmc__tile_out *o);
+void bmc__outer_f16_avx2(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                         const bmc__tile_out *o);
+void bmc__outer_bf16w_avx2(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                           const bmc__tile_out *o);
 
 #endif /* BMC_KERNELS_H */

@@ -44,6 +44,16 @@ static size_t dtype_size(uint32_t dtype) {
     return 0;
 }
 
+static const char *layout_name(uint32_t layout) {
+    return layout == BMC__LAYOUT_ROWS ? "rows" : layout == BMC__LAYOUT_PANEL64 ? "panel64" : "panel64x2";
+}
+
+/* A Linear weight may be stored in F32 or F16 (panel64) or BF16 (panel64x2): check_entries
+ * checked that layout and dtype go together. */
+static int panel_type_ok(const bmc__dir_entry *e) {
+    return e->dtype == BMC__F32 || e->dtype == BMC__F16 || e->dtype == BMC__BF16;
+}
+
 /* "[a,b,c]" for messages */
 static const char *shape_str(char *buf, size_t size, uint32_t ndim, const uint64_t *shape) {
     size_t n = (size_t)snprintf(buf, size, "[");
@@ -190,25 +200,32 @@ static bmc_status check_entries(const char *path, const bmc__header *h, const bm
                 return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: element count overflows", path, e->name);
             }
         }
-        if (e->layout == BMC__LAYOUT_PANEL64) {
+        if (e->layout == BMC__LAYOUT_PANEL64 || e->layout == BMC__LAYOUT_PANEL64X2) {
             /* stored as ceil(N / 64) panels of [K][64]: the count rounded up to whole panels */
-            if (e->dtype != BMC__F32 || e->ndim < 2 || e->shape[0] == 0)
-                return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout panel64 needs an F32 tensor of 2 or more "
+            int pairs = e->layout == BMC__LAYOUT_PANEL64X2;
+            int dt_ok = pairs ? e->dtype == BMC__BF16 : e->dtype == BMC__F32 || e->dtype == BMC__F16;
+            if (!dt_ok || e->ndim < 2 || e->shape[0] == 0)
+                return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout %s needs %s tensor of 2 or more "
                                  "dimensions (the first > 0), not %s with %u", path, e->name,
+                                 pairs ? "panel64x2" : "panel64", pairs ? "a BF16" : "an F32 or F16",
                                  dtype_name(e->dtype), e->ndim);
             size_t n = (size_t)e->shape[0], k = count / n;
+            if (pairs && k % 2)
+                return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout panel64x2 needs an even K, not %zu", path,
+                                 e->name, k);
             if (n > SIZE_MAX - BMC__PANEL ||
                 !bmc__mul_size((n + BMC__PANEL - 1) / BMC__PANEL * BMC__PANEL, k, &count))
                 return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: element count overflows", path, e->name);
         } else if (e->layout != BMC__LAYOUT_ROWS) {
-            return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: unknown layout %u (0 rows, 1 panel64)", path, e->name,
+            return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: unknown layout %u (0 rows, 1 panel64, 2 panel64x2)",
+                             path, e->name,
                              e->layout);
         }
         size_t nbytes;
         if (!bmc__mul_size(count, esize, &nbytes) || nbytes != e->nbytes)
             return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: nbytes %" PRIu64 " but %zu elements of %s%s need %zu",
                              path, e->name, e->nbytes, count, dtype_name(e->dtype),
-                             e->layout == BMC__LAYOUT_PANEL64 ? " (whole panels)" : "", count * esize);
+                             e->layout != BMC__LAYOUT_ROWS ? " (whole panels)" : "", count * esize);
         if (e->offset % BMC__TENSOR_ALIGN != 0)
             return bmc__fail(BMC_E_FORMAT, "%s: tensor %s: offset %" PRIu64 " is not a multiple of %d", path,
                              e->name, e->offset, BMC__TENSOR_ALIGN);
@@ -291,6 +308,11 @@ static void want_panels(expect_list *l, bmc__panels *dst, uint32_t ndim, uint64_
 #define W1(dst, a, ...) want(&l, &(dst), BMC__F32, 1, a, 0, 0, 0, __VA_ARGS__)
 #define W2(dst, a, b, ...) want(&l, &(dst), BMC__F32, 2, a, b, 0, 0, __VA_ARGS__)
 #define WP(dst, a, b, ...) want_panels(&l, &(dst), 2, a, b, 0, 0, __VA_ARGS__)
+/* Layer i's Linear (weight w as panels [n, k], bias b [n]) or LayerNorm (w, b [n]), named by
+ * the format f, i and the module's name: "<name>.weight", "<name>.bias". */
+#define WLINEAR(w, b, n, k, f, i, name)                                                          \
+    (WP(w, n, k, f, i, name ".weight"), W1(b, n, f, i, name ".bias"))
+#define WNORM(w, b, n, f, i, name) (W1(w, n, f, i, name ".weight"), W1(b, n, f, i, name ".bias"))
 
 static void list_expected(bmc_model *m, expect_list *out, const float **logit_scale, const uint32_t **voff,
                           const uint8_t **vbytes) {
@@ -306,18 +328,12 @@ static void list_expected(bmc_model *m, expect_list *out, const float **logit_sc
     for (uint32_t i = 0; i < c->vision_layers; i++) {
         bmc__vit_block *b = &v->blocks[i];
         const char *f = "visual.trunk.blocks.%u.%s";
-        W1(b->norm1_w, vw, f, i, "norm1.weight");
-        W1(b->norm1_b, vw, f, i, "norm1.bias");
-        WP(b->qkv_w, 3 * vw, vw, f, i, "attn.qkv.weight");
-        W1(b->qkv_b, 3 * vw, f, i, "attn.qkv.bias");
-        WP(b->proj_w, vw, vw, f, i, "attn.proj.weight");
-        W1(b->proj_b, vw, f, i, "attn.proj.bias");
-        W1(b->norm2_w, vw, f, i, "norm2.weight");
-        W1(b->norm2_b, vw, f, i, "norm2.bias");
-        WP(b->fc1_w, vm, vw, f, i, "mlp.fc1.weight");
-        W1(b->fc1_b, vm, f, i, "mlp.fc1.bias");
-        WP(b->fc2_w, vw, vm, f, i, "mlp.fc2.weight");
-        W1(b->fc2_b, vw, f, i, "mlp.fc2.bias");
+        WNORM(b->norm1_w, b->norm1_b, vw, f, i, "norm1");
+        WLINEAR(b->qkv_w, b->qkv_b, 3 * vw, vw, f, i, "attn.qkv");
+        WLINEAR(b->proj_w, b->proj_b, vw, vw, f, i, "attn.proj");
+        WNORM(b->norm2_w, b->norm2_b, vw, f, i, "norm2");
+        WLINEAR(b->fc1_w, b->fc1_b, vm, vw, f, i, "mlp.fc1");
+        WLINEAR(b->fc2_w, b->fc2_b, vw, vm, f, i, "mlp.fc2");
     }
     W1(v->norm_w, vw, "visual.trunk.norm.weight");
     W1(v->norm_b, vw, "visual.trunk.norm.bias");
@@ -332,22 +348,14 @@ static void list_expected(bmc_model *m, expect_list *out, const float **logit_sc
     for (uint32_t i = 0; i < c->text_layers; i++) {
         bmc__bert_layer *b = &t->layers[i];
         const char *f = "text.transformer.encoder.layer.%u.%s";
-        WP(b->q_w, tw, tw, f, i, "attention.self.query.weight");
-        W1(b->q_b, tw, f, i, "attention.self.query.bias");
-        WP(b->k_w, tw, tw, f, i, "attention.self.key.weight");
-        W1(b->k_b, tw, f, i, "attention.self.key.bias");
-        WP(b->v_w, tw, tw, f, i, "attention.self.value.weight");
-        W1(b->v_b, tw, f, i, "attention.self.value.bias");
-        WP(b->attn_out_w, tw, tw, f, i, "attention.output.dense.weight");
-        W1(b->attn_out_b, tw, f, i, "attention.output.dense.bias");
-        W1(b->attn_ln_w, tw, f, i, "attention.output.LayerNorm.weight");
-        W1(b->attn_ln_b, tw, f, i, "attention.output.LayerNorm.bias");
-        WP(b->ffn_in_w, tf, tw, f, i, "intermediate.dense.weight");
-        W1(b->ffn_in_b, tf, f, i, "intermediate.dense.bias");
-        WP(b->ffn_out_w, tw, tf, f, i, "output.dense.weight");
-        W1(b->ffn_out_b, tw, f, i, "output.dense.bias");
-        W1(b->out_ln_w, tw, f, i, "output.LayerNorm.weight");
-        W1(b->out_ln_b, tw, f, i, "output.LayerNorm.bias");
+        WLINEAR(b->q_w, b->q_b, tw, tw, f, i, "attention.self.query");
+        WLINEAR(b->k_w, b->k_b, tw, tw, f, i, "attention.self.key");
+        WLINEAR(b->v_w, b->v_b, tw, tw, f, i, "attention.self.value");
+        WLINEAR(b->attn_out_w, b->attn_out_b, tw, tw, f, i, "attention.output.dense");
+        WNORM(b->attn_ln_w, b->attn_ln_b, tw, f, i, "attention.output.LayerNorm");
+        WLINEAR(b->ffn_in_w, b->ffn_in_b, tf, tw, f, i, "intermediate.dense");
+        WLINEAR(b->ffn_out_w, b->ffn_out_b, tw, tf, f, i, "output.dense");
+        WNORM(b->out_ln_w, b->out_ln_b, tw, f, i, "output.LayerNorm");
     }
     if (c->text_proj_type == BMC__PROJ_MLP) {
         WP(t->proj0_w, hid, tw, "text.proj.0.weight");
@@ -389,7 +397,7 @@ static bmc_status bind_tensors(bmc_model *m, const float **logit_scale, const ui
         } else if (x->found) {
             st = bmc__fail(BMC_E_FORMAT, "%s: tensor %s appears twice in the directory (entries %u and %u)", m->path,
                            e->name, (uint32_t)(x->found - m->dir), i);
-        } else if (e->dtype != x->dtype) {
+        } else if (x->panels ? !panel_type_ok(e) : e->dtype != x->dtype) {
             st = bmc__fail(BMC_E_FORMAT, "%s: tensor %s: dtype %s, expected %s", m->path, e->name,
                            dtype_name(e->dtype), dtype_name(x->dtype));
         } else {
@@ -402,22 +410,23 @@ static bmc_status bind_tensors(bmc_model *m, const float **logit_scale, const ui
                                shape_str(s2, sizeof s2, e->ndim, e->shape), i, e->offset);
                 break;
             }
-            if (e->layout != x->layout) {
+            if (x->panels ? e->layout == BMC__LAYOUT_ROWS : e->layout != BMC__LAYOUT_ROWS) {
                 st = bmc__fail(BMC_E_FORMAT, "%s: tensor %s: layout %s, expected %s (entry %u)", m->path, e->name,
-                               e->layout == BMC__LAYOUT_PANEL64 ? "panel64" : "rows",
-                               x->layout == BMC__LAYOUT_PANEL64 ? "panel64" : "rows", i);
+                               layout_name(e->layout), x->panels ? "panel64" : "rows", i);
                 break;
             }
             x->found = e;
             if (x->panels) {
-                x->panels->p = (const float *)(m->map + e->offset);
+                x->panels->p = m->map + e->offset;
+                x->panels->wt = e->dtype == BMC__F16 ? BMC__W_F16 : e->dtype == BMC__BF16 ? BMC__W_BF16 : BMC__W_F32;
+                m->weight_dtype[x->panels->wt] = 1;
                 x->panels->N = (int)e->shape[0];
                 x->panels->K = (int)(e->shape[1] * (e->ndim > 2 ? e->shape[2] : 1) * (e->ndim > 3 ? e->shape[3] : 1));
             } else {
                 *x->dst = m->map + e->offset;
             }
-            if (e->dtype == BMC__F32) m->n_params += (int64_t)(x->panels ? (uint64_t)x->panels->N * x->panels->K
-                                                                         : e->nbytes / 4);
+            if (x->panels) m->n_params += (int64_t)x->panels->N * x->panels->K;
+            else if (e->dtype == BMC__F32) m->n_params += (int64_t)(e->nbytes / 4);
             if (e->dtype == BMC__U8) *vbytes_n = (size_t)e->nbytes;
         }
     }
@@ -606,7 +615,13 @@ int bmc_model_describe(const bmc_model *m, char *buf, size_t size) {
     put(buf, size, &n, "file size       %s bytes (format version %d)\n", group(a, sizeof a, m->map_size),
         BMC__FORMAT_VERSION);
     put(buf, size, &n, "tensors         %u\n", m->n_tensors);
-    put(buf, size, &n, "parameters      %s (float32)\n", group(b, sizeof b, (uint64_t)m->n_params));
+    put(buf, size, &n, "parameters      %s\n", group(b, sizeof b, (uint64_t)m->n_params));
+    put(buf, size, &n, "linear weights  %s%s%s%s%s (LayerNorm, biases and embedding tables float32)\n",
+        m->weight_dtype[BMC__W_F32] ? "float32" : "",
+        m->weight_dtype[BMC__W_F32] && m->weight_dtype[BMC__W_F16] ? " + " : "",
+        m->weight_dtype[BMC__W_F16] ? "float16" : "",
+        (m->weight_dtype[BMC__W_F32] || m->weight_dtype[BMC__W_F16]) && m->weight_dtype[BMC__W_BF16] ? " + " : "",
+        m->weight_dtype[BMC__W_BF16] ? "bfloat16" : "");
     put(buf, size, &n, "vision          ViT: image %u, patch %u, width %u, %u layers, %u heads, mlp %u, "
         "LayerNorm eps %g\n", c->image_size, c->patch_size, c->vision_width, c->vision_layers, c->vision_heads,
         c->vision_mlp, c->vision_ln_eps);

@@ -64,6 +64,7 @@ struct bmc_model {
     const bmc__dir_entry *dir;      /* [n_tensors], inside the mapping */
     uint32_t n_tensors;
     int64_t n_params;               /* float parameters */
+    unsigned char weight_dtype[3];  /* which bmc__wtype the Linear weights use (a file may mix) */
     float logit_scale;              /* exp() of the stored value */
     bmc__vit_weights vit;
     bmc__bert_weights bert;

@@ -29,25 +29,39 @@ static inline bmc__mat bmc__mat_cols(bmc__mat m, int c0, int cols) {
     return bmc__mat_of(m.p + c0, m.rows, cols, m.ld);
 }
 
-/* A Linear layer's weight [N, K] as the file stores it (format.h, BMC__LAYOUT_PANEL64):
- * ceil(N / 64) panels [K][64], panel p holding outputs 64p .. 64p + 63 (zeros past N), used in
- * place from the mapping. A view may cover only outputs n0 .. n0 + N - 1 of the panels at p. */
+/* Element types of a weight's panels (the file's dtype: format.h). */
+typedef enum bmc__wtype {
+    BMC__W_F32 = 0,  /* float32: panels [K][64]                                       */
+    BMC__W_F16 = 1,  /* IEEE half: panels [K][64], widened to float in registers       */
+    BMC__W_BF16 = 2  /* bfloat16: panels [K / 2][64][2], the two values of k and k + 1
+                        side by side (the operand order of vdpbf16ps), K even         */
+} bmc__wtype;
+
+/* A Linear layer's weight [N, K] as the file stores it (format.h, BMC__LAYOUT_PANEL64 and
+ * BMC__LAYOUT_PANEL64X2): ceil(N / 64) panels of K x 64 elements, panel p holding outputs
+ * 64p .. 64p + 63 (zeros past N), used in place from the mapping. A view may cover only outputs
+ * n0 .. n0 + N - 1 of the panels at p. In every type the elements of k = k0 .. K - 1 of a panel
+ * start at element k0 * 64 of it (k0 even for bf16). */
 typedef struct bmc__panels {
-    const float *p; /* [ceil((n0 + N) / 64)][K][64] */
+    const void *p; /* [ceil((n0 + N) / 64)][K * 64] elements of type wt */
     int N, K;
     int n0;
+    bmc__wtype wt;
 } bmc__panels;
+
+/* Bytes of one element of a weight of type wt. */
+static inline size_t bmc__wsize(bmc__wtype wt) { return wt == BMC__W_F32 ? 4 : 2; }
 
 /* Outputs n0 .. n0 + N - 1 of w. */
 static inline bmc__panels bmc__panels_rows(bmc__panels w, int n0, int N) {
-    bmc__panels v = {w.p, N, w.K, w.n0 + n0};
+    bmc__panels v = {w.p, N, w.K, w.n0 + n0, w.wt};
     return v;
 }
 
 /* y[M, N] = x[M, K] w^T (+ b[N] if b), M = x.rows, N = w.N, K = w.K; b is the bias of w's first
  * output. Spread over `pool` (NULL: the caller alone). Every Linear layer goes through here
- * (gemm.c: an AVX-512 kernel, else OpenBLAS). With AVX-512 the summation order depends on
- * nothing but K, so a row's result is the same whatever M, the rows around it and the number of
+ * (gemm.c: the tiles of the kernel level, else OpenBLAS). At the tiled levels the summation order
+ * depends on nothing but K and the weight type, so a row's result is the same whatever M, the rows around it and the number of
  * threads. flags: */
 #define BMC__GEMM_ACC 1  /* y = y + (x w^T + b): add into what y holds (a residual)        */
 #define BMC__GEMM_GELU 2 /* y = GELU(x w^T + b) (not with BMC__GEMM_ACC)                    */

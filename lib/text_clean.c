@@ -33,9 +33,9 @@ void bmc__clean_work_free(bmc__clean_work *w) {
 
 static void put(bmc__cpbuf *b, uint32_t c) { b->p[b->n++] = c; } /* room reserved by caller */
 
-static void put_utf8(bmc__cpbuf *b, const char *s) {
+/* UTF-8 s[0..n) decoded into b, whose room (n code points at most) the caller reserved. */
+static void put_utf8(bmc__cpbuf *b, const char *s, size_t n) {
     const uint8_t *u = (const uint8_t *)s;
-    size_t n = strlen(s);
     while (n) {
         uint32_t c;
         size_t k = bmc__utf8_next(u, n, &c);
@@ -47,16 +47,8 @@ static void put_utf8(bmc__cpbuf *b, const char *s) {
 
 bmc_status bmc__decode_utf8(const char *utf8, size_t len, bmc__cpbuf *b) {
     bmc_status st = bmc__cpbuf_reserve(b, len);
-    if (st != BMC_OK) return st;
-    const uint8_t *s = (const uint8_t *)utf8;
-    while (len) {
-        uint32_t c;
-        size_t k = bmc__utf8_next(s, len, &c);
-        put(b, c);
-        s += k;
-        len -= k;
-    }
-    return BMC_OK;
+    if (st == BMC_OK) put_utf8(b, utf8, len);
+    return st;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -116,108 +108,89 @@ static const char *entity_find(const bmc__html_entity *t, int count, const uint3
     return NULL;
 }
 
-/* Python's html.unescape (Lib/html/__init__.py): the regex
- *   &(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)
- * replaced by _replace_charref, left to right. in -> out (appended). */
-static bmc_status py_unescape(const uint32_t *in, size_t n, bmc__cpbuf *out) {
-    /* A reference never expands: no value is longer than '&' + its name (checked by the
-     * generator), and numeric ones give at most one code point. */
+/* The reference that may start at in[i] == '&': its replacement appended to out, and the index
+ * after the text it replaces returned; or i when none starts there (the '&' then stays). */
+typedef size_t (*charref_fn)(const uint32_t *in, size_t n, size_t i, bmc__cpbuf *out);
+
+/* re.sub(pattern, fn, text) for a pattern whose matches start with '&', left to right, in -> out
+ * (appended). A reference never expands: no value is longer than '&' + its name (checked by
+ * the generator), and numeric ones give at most one code point. */
+static bmc_status unescape(const uint32_t *in, size_t n, charref_fn ref, bmc__cpbuf *out) {
     bmc_status st = bmc__cpbuf_reserve(out, n);
     if (st != BMC_OK) return st;
-    for (size_t i = 0; i < n; i++) {
-        if (in[i] != '&') {
-            put(out, in[i]);
-            continue;
-        }
-        size_t j = i + 1;
-        if (j < n && in[j] == '#') {
-            int hex = j + 1 < n && (in[j + 1] | 32) == 'x';
-            size_t d = j + 1 + (size_t)hex, k = d;
-            while (k < n && (hex ? is_hex(in[k]) : is_digit(in[k]))) k++;
-            if (k == d) { /* no digits: not a reference */
-                put(out, '&');
-                continue;
-            }
-            uint32_t r;
-            if (numeric_charref(parse_num(in + d, k - d, hex), &r)) put(out, r);
-            i = (k < n && in[k] == ';') ? k : k - 1;
-            continue;
-        }
-        size_t k = j;
-        while (k < n && k - j < 32) {
-            uint32_t c = in[k];
-            if (c == '\t' || c == '\n' || c == '\f' || c == ' ' || c == '<' || c == '&' || c == '#' ||
-                c == ';')
-                break;
-            k++;
-        }
-        if (k == j) {
-            put(out, '&');
-            continue;
-        }
-        size_t end = (k < n && in[k] == ';') ? k + 1 : k, len = end - j, used = len;
-        const char *v = entity_find(bmc__html5, bmc__html5_count, in + j, len);
-        /* Not a name: the longest prefix of >= 2 characters that is one, if any. */
-        for (size_t x = len - 1; !v && x >= 2; x--) {
-            v = entity_find(bmc__html5, bmc__html5_count, in + j, x);
-            used = x;
-        }
-        if (v) {
-            put_utf8(out, v);
-            for (size_t m = j + used; m < end; m++) put(out, in[m]);
-        } else {
-            for (size_t m = i; m < end; m++) put(out, in[m]);
-        }
-        i = end - 1;
+    for (size_t i = 0; i < n;) {
+        size_t next = in[i] == '&' ? ref(in, n, i, out) : i;
+        if (next == i) put(out, in[i++]);
+        else i = next;
     }
     return BMC_OK;
+}
+
+/* Python's html.unescape (Lib/html/__init__.py): the regex
+ *   &(#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[^\t\n\f <&#;]{1,32};?)
+ * replaced by _replace_charref. */
+static size_t py_charref(const uint32_t *in, size_t n, size_t i, bmc__cpbuf *out) {
+    size_t j = i + 1;
+    if (j < n && in[j] == '#') {
+        int hex = j + 1 < n && (in[j + 1] | 32) == 'x';
+        size_t d = j + 1 + (size_t)hex, k = d;
+        while (k < n && (hex ? is_hex(in[k]) : is_digit(in[k]))) k++;
+        if (k == d) return i; /* no digits: not a reference */
+        uint32_t r;
+        if (numeric_charref(parse_num(in + d, k - d, hex), &r)) put(out, r);
+        return (k < n && in[k] == ';') ? k + 1 : k;
+    }
+    size_t k = j;
+    while (k < n && k - j < 32) {
+        uint32_t c = in[k];
+        if (c == '\t' || c == '\n' || c == '\f' || c == ' ' || c == '<' || c == '&' || c == '#' ||
+            c == ';')
+            break;
+        k++;
+    }
+    if (k == j) return i;
+    size_t end = (k < n && in[k] == ';') ? k + 1 : k, len = end - j, used = len;
+    const char *v = entity_find(bmc__html5, bmc__html5_count, in + j, len);
+    /* Not a name: the longest prefix of >= 2 characters that is one, if any. */
+    for (size_t x = len - 1; !v && x >= 2; x--) {
+        v = entity_find(bmc__html5, bmc__html5_count, in + j, x);
+        used = x;
+    }
+    if (v) {
+        put_utf8(out, v, strlen(v));
+        for (size_t m = j + used; m < end; m++) put(out, in[m]);
+    } else {
+        for (size_t m = i; m < end; m++) put(out, in[m]);
+    }
+    return end;
 }
 
 /* ftfy.fixes.unescape_html: HTML_ENTITY_RE = &#?[0-9A-Za-z]{1,24}; replaced by _unescape_fixup:
  * a name of html5 ending in ';', an upper-case variant (chardata._build_html_entities), or a
  * numeric reference that html.unescape consumes whole (its result must not contain ';'). */
-static bmc_status ftfy_unescape(const uint32_t *in, size_t n, bmc__cpbuf *out) {
-    bmc_status st = bmc__cpbuf_reserve(out, n); /* never grows (checked by the generator) */
-    if (st != BMC_OK) return st;
-    for (size_t i = 0; i < n; i++) {
-        if (in[i] != '&') {
-            put(out, in[i]);
-            continue;
-        }
-        size_t j = i + 1;
-        int hash = j < n && in[j] == '#';
-        j += (size_t)hash;
-        size_t k = j;
-        while (k < n && k - j <= 24 && is_alnum(in[k])) k++;
-        if (k == j || k - j > 24 || k >= n || in[k] != ';') {
-            put(out, '&');
-            continue;
-        }
-        if (!hash) {
-            const char *v = entity_find(bmc__html5, bmc__html5_count, in + j, k + 1 - j);
-            if (!v) v = entity_find(bmc__ftfy_upper, bmc__ftfy_upper_count, in + j, k + 1 - j);
-            if (!v) {
-                put(out, '&');
-                continue;
-            }
-            put_utf8(out, v);
-            i = k;
-            continue;
-        }
-        int hex = (in[j] | 32) == 'x';
-        size_t d = j + (size_t)hex, m = d;
-        while (m < k && (hex ? is_hex(in[m]) : is_digit(in[m]))) m++;
-        uint32_t r = 0;
-        int nr = 0;
-        if (m == k && m > d) nr = numeric_charref(parse_num(in + d, m - d, hex), &r);
-        if (m != k || m == d || (nr == 1 && r == ';')) {
-            put(out, '&');
-            continue;
-        }
-        if (nr) put(out, r);
-        i = k;
+static size_t ftfy_charref(const uint32_t *in, size_t n, size_t i, bmc__cpbuf *out) {
+    size_t j = i + 1;
+    int hash = j < n && in[j] == '#';
+    j += (size_t)hash;
+    size_t k = j;
+    while (k < n && k - j <= 24 && is_alnum(in[k])) k++;
+    if (k == j || k - j > 24 || k >= n || in[k] != ';') return i;
+    if (!hash) {
+        const char *v = entity_find(bmc__html5, bmc__html5_count, in + j, k + 1 - j);
+        if (!v) v = entity_find(bmc__ftfy_upper, bmc__ftfy_upper_count, in + j, k + 1 - j);
+        if (!v) return i;
+        put_utf8(out, v, strlen(v));
+        return k + 1;
     }
-    return BMC_OK;
+    int hex = (in[j] | 32) == 'x';
+    size_t d = j + (size_t)hex, m = d;
+    while (m < k && (hex ? is_hex(in[m]) : is_digit(in[m]))) m++;
+    uint32_t r = 0;
+    int nr = 0;
+    if (m == k && m > d) nr = numeric_charref(parse_num(in + d, m - d, hex), &r);
+    if (m != k || m == d || (nr == 1 && r == ';')) return i;
+    if (nr) put(out, r);
+    return k + 1;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -340,7 +313,7 @@ static bmc_status ftfy_segment(bmc__clean_work *w, const uint32_t *in, size_t n,
         x->n = y->n = 0;
         const bmc__cpbuf *src = cur;
         if (w->ftfy_html) {
-            if ((st = ftfy_unescape(cur->p, cur->n, x)) != BMC_OK) return st;
+            if ((st = unescape(cur->p, cur->n, ftfy_charref, x)) != BMC_OK) return st;
             src = x;
         }
         if ((st = bmc__ftfy_fix_encoding(src->p, src->n, y)) != BMC_OK) return st;
@@ -361,18 +334,22 @@ static bmc_status ftfy_segment(bmc__clean_work *w, const uint32_t *in, size_t n,
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* A line, a text                                                                               */
+/* A line                                                                                       */
+
+bmc_status bmc__ftfy_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc__cpbuf *out) {
+    for (size_t pos = 0; pos < n; pos += FTFY_MAX_SEGMENT) { /* a line, cut into segments */
+        size_t len = n - pos < FTFY_MAX_SEGMENT ? n - pos : FTFY_MAX_SEGMENT;
+        bmc_status st = ftfy_segment(w, in + pos, len, out);
+        if (st != BMC_OK) return st;
+    }
+    return BMC_OK;
+}
 
 bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc__cpbuf *out) {
-    bmc_status st;
     bmc__cpbuf *fixed = &w->d;
     fixed->n = 0;
-    size_t pos = 0;
-    do { /* ftfy.fix_text's segments: a line, cut every FTFY_MAX_SEGMENT code points */
-        size_t len = n - pos < FTFY_MAX_SEGMENT ? n - pos : FTFY_MAX_SEGMENT;
-        if ((st = ftfy_segment(w, in + pos, len, fixed)) != BMC_OK) return st;
-        pos += len;
-    } while (pos < n);
+    bmc_status st = bmc__ftfy_line(w, in, n, fixed);
+    if (st != BMC_OK) return st;
     /* basic_clean: html.unescape(html.unescape(text)). w->a and w->b are free again. */
     const bmc__cpbuf *src = fixed;
     for (int round = 0; round < 2; round++) {
@@ -381,7 +358,7 @@ bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc
         for (size_t i = 0; i < src->n && !amp; i++) amp = src->p[i] == '&';
         if (!amp) continue;
         dst->n = 0;
-        if ((st = py_unescape(src->p, src->n, dst)) != BMC_OK) return st;
+        if ((st = unescape(src->p, src->n, py_charref, dst)) != BMC_OK) return st;
         src = dst;
     }
     /* whitespace_clean: every str.isspace() character separates words. */
@@ -391,92 +368,5 @@ bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc
         put(out, (c < 0x80 ? (c == ' ' || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F))
                            : (bmc__u_flags(c) & BMC__U_WS_PY) != 0) ? ' ' : c);
     }
-    return BMC_OK;
-}
-
-/* ftfy.fix_text(text) alone (no html.unescape, no whitespace step), for tests. */
-bmc_status bmc__ftfy_fix_text(const char *utf8, size_t len, char **out, size_t *out_len) {
-    if (!out || (!utf8 && len)) return bmc__fail(BMC_E_INVALID_ARG, "fix_text: NULL argument");
-    *out = NULL;
-    bmc__clean_work w;
-    bmc__clean_work_init(&w);
-    bmc__cpbuf line, res;
-    bmc__cpbuf_init(&line, NULL, 0);
-    bmc__cpbuf_init(&res, NULL, 0);
-    bmc_status st = BMC_OK;
-    for (size_t pos = 0; pos < len && st == BMC_OK;) {
-        const char *nl = memchr(utf8 + pos, '\n', len - pos);
-        size_t end = nl ? (size_t)(nl - utf8) + 1 : len;
-        line.n = 0;
-        if ((st = bmc__decode_utf8(utf8 + pos, end - pos, &line)) != BMC_OK) break;
-        for (size_t p = 0; p < line.n && st == BMC_OK; p += FTFY_MAX_SEGMENT) {
-            size_t seg = line.n - p < FTFY_MAX_SEGMENT ? line.n - p : FTFY_MAX_SEGMENT;
-            st = ftfy_segment(&w, line.p + p, seg, &res);
-        }
-        pos = end;
-    }
-    char *s = NULL;
-    size_t n = 0, bytes;
-    if (st == BMC_OK) {
-        if (!bmc__mul_size(res.n, 4, &bytes) || !(s = bmc__malloc(bytes + 1))) {
-            st = bmc__fail(BMC_E_NOMEM, "fix_text: out of memory");
-        } else {
-            for (size_t i = 0; i < res.n; i++) n += (size_t)bmc__utf8_put(res.p[i], s + n);
-            s[n] = 0;
-        }
-    }
-    bmc__cpbuf_free(&line);
-    bmc__cpbuf_free(&res);
-    bmc__clean_work_free(&w);
-    if (st != BMC_OK) return st;
-    *out = s;
-    if (out_len) *out_len = n;
-    return BMC_OK;
-}
-
-bmc_status bmc__clean_text(const char *utf8, size_t len, char **out, size_t *out_len) {
-    if (!out || (!utf8 && len)) return bmc__fail(BMC_E_INVALID_ARG, "clean_text: NULL argument");
-    *out = NULL;
-    bmc__clean_work w;
-    bmc__clean_work_init(&w);
-    bmc__cpbuf line, res;
-    bmc__cpbuf_init(&line, NULL, 0);
-    bmc__cpbuf_init(&res, NULL, 0);
-    bmc_status st = BMC_OK;
-    size_t pos = 0;
-    do {
-        const char *nl = len > pos ? memchr(utf8 + pos, '\n', len - pos) : NULL;
-        size_t end = nl ? (size_t)(nl - utf8) + 1 : len;
-        line.n = 0;
-        if ((st = bmc__decode_utf8(utf8 + pos, end - pos, &line)) != BMC_OK) break;
-        if ((st = bmc__clean_line(&w, line.p, line.n, &res)) != BMC_OK) break;
-        pos = end;
-    } while (pos < len);
-    char *s = NULL;
-    size_t n = 0;
-    if (st == BMC_OK) {
-        size_t bytes;
-        if (!bmc__mul_size(res.n, 4, &bytes) || !(s = bmc__malloc(bytes + 1))) {
-            st = bmc__fail(BMC_E_NOMEM, "clean_text: out of memory");
-        } else {
-            int space = 0; /* " ".join(text.split()) */
-            for (size_t i = 0; i < res.n; i++) {
-                if (res.p[i] == ' ') {
-                    space = n > 0;
-                    continue;
-                }
-                if (space) s[n++] = ' ';
-                space = 0;
-                n += (size_t)bmc__utf8_put(res.p[i], s + n);
-            }
-            s[n] = 0;
-        }
-    }
-    bmc__cpbuf_free(&line);
-    bmc__cpbuf_free(&res);
-    bmc__clean_work_free(&w);
-    if (st != BMC_OK) return st;
-    *out = s;
-    if (out_len) *out_len = n;
     return BMC_OK;
 }

@@ -30,19 +30,14 @@ typedef struct bmc__clean_work {
 void bmc__clean_work_init(bmc__clean_work *w);
 void bmc__clean_work_free(bmc__clean_work *w);
 
+/* ftfy.fix_text with its default configuration on one line of decoded text (in[0..n), ending
+ * with '\n' unless it is the last line), appended to out: the first step of bmc__clean_line. */
+bmc_status bmc__ftfy_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc__cpbuf *out);
+
 /* Clean one line of decoded text (in[0..n), ending with '\n' unless it is the last line) and
  * append the result to out. Whitespace (Python str.isspace) is written as U+0020 but not yet
  * collapsed or stripped: for tokenization that makes no difference. */
 bmc_status bmc__clean_line(bmc__clean_work *w, const uint32_t *in, size_t n, bmc__cpbuf *out);
-
-/* The whole cleaning of a UTF-8 text, exactly as open_clip's result (whitespace collapsed to
- * single spaces, stripped), as a NUL-terminated UTF-8 string allocated with bmc__malloc.
- * Invalid UTF-8 is read as U+FFFD per maximal subpart. */
-bmc_status bmc__clean_text(const char *utf8, size_t len, char **out, size_t *out_len);
-
-/* ftfy.fix_text(text) with its default configuration, alone (what bmc__clean_text does before
- * html.unescape and the whitespace step), as a NUL-terminated UTF-8 string (bmc__malloc). */
-bmc_status bmc__ftfy_fix_text(const char *utf8, size_t len, char **out, size_t *out_len);
 
 /* Decode utf8[0..len) into b (appending). */
 bmc_status bmc__decode_utf8(const char *utf8, size_t len, bmc__cpbuf *b);

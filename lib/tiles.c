@@ -14,11 +14,7 @@
 #include "kernels.h"
 
 #if defined(__AVX512F__)
-#include <immintrin.h>
-
-#define PMR BMC__KERN_MR /* rows of X per tile */
-#define PNR BMC__KERN_NR /* columns per tile */
-#define PNV (PNR / 16)   /* vectors per tile row */
+#include "tiles_avx512.h"
 
 /* 16 rows of 16 floats -> 16 columns (r[c] = column c), in place. */
 static inline void transpose16(__m512 r[16]) {
@@ -88,130 +84,124 @@ void bmc__pack_w_avx512(const float *w, size_t ldw, int nb, int kc, float *bp) {
         }
 }
 
-/* acc[i][v] = sum_k x[i * ldx + k] * bp[k * ldb + 16v ..] for v < nv, then written to the
- * mr x o->ncols block at o->y (ncols <= 16 nv) with the epilogue described in kernels.h. Only
- * the first ncols columns of bp are read: only the last vector is masked, since masked loads of
- * full vectors slow the thin products of short texts down (docs/PERF.md). */
-static inline __attribute__((always_inline)) void outer_tile(const int mr, const int nv,
-                                                            const float *x, size_t ldx,
-                                                            const float *bp, size_t ldb, int kc,
+/* The weight types of a tile (bmc__wtype): float32, or 16-bit widened to float in registers. */
+enum { WT_F32 = 0, WT_F16 = 1, WT_BF16 = 2 };
+
+/* acc[i][v] = sum_k x[i * ldx + k] * B[k][16v ..] for v < nv, then written to the mr x o->ncols
+ * block at o->y (ncols <= 16 nv) with the epilogue of kernels.h. B is bp (float, row stride
+ * ldb) or, for 16-bit weights, a panel slice (kernels.h). Float slivers are read only in their
+ * first ncols columns, with only the last vector masked, since masked loads of full vectors slow
+ * the thin products of short texts down (docs/PERF.md); 16-bit panels are read whole. */
+static inline __attribute__((always_inline)) void outer_tile(const int wt, const int mr,
+                                                            const int nv, const float *x,
+                                                            size_t ldx, const void *bpv,
+                                                            size_t ldb, int kc,
                                                             const bmc__tile_out *o) {
-    int ncols = o->ncols;
+    const float *bp = bpv;
+    const uint16_t *bh = bpv;
     __mmask16 m[PNV];
-#pragma GCC unroll 4
-    for (int v = 0; v < nv; v++) {
-        int c = ncols - 16 * v;
-        m[v] = (__mmask16)(c >= 16 ? 0xffffu : c <= 0 ? 0u : (1u << c) - 1u);
-    }
+    tile_masks(nv, o->ncols, m);
     __m512 acc[PMR][PNV];
 #pragma GCC unroll 12
     for (int i = 0; i < mr; i++)
 #pragma GCC unroll 4
         for (int v = 0; v < nv; v++) acc[i][v] = _mm512_setzero_ps();
+    /* acc[i][v] += x[i, k] * bv[v] for every row */
+#define OUTER_FMA(k, bv)                                                                   \
+    _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {                                \
+        __m512 a = _mm512_set1_ps(x[i * ldx + (k)]);                                       \
+        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) acc[i][v] =                   \
+            _mm512_fmadd_ps(a, bv[v], acc[i][v]);                                          \
+    }
+    /* one step of k (float and half weights), or two (bfloat16 pairs: k even) */
 #define OUTER_STEP(k)                                                                      \
     do {                                                                                   \
         __m512 bv[PNV];                                                                    \
-        _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) bv[v] =                       \
-            v < nv - 1 ? _mm512_loadu_ps(bp + (size_t)(k) * ldb + 16 * v)                  \
-                       : _mm512_maskz_loadu_ps(m[v], bp + (size_t)(k) * ldb + 16 * v);     \
-        _Pragma("GCC unroll 12") for (int i = 0; i < mr; i++) {                            \
-            __m512 a = _mm512_set1_ps(x[i * ldx + (k)]);                                   \
-            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) acc[i][v] =               \
-                _mm512_fmadd_ps(a, bv[v], acc[i][v]);                                      \
+        if (wt == WT_F32) {                                                                \
+            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) bv[v] =                   \
+                v < nv - 1 ? _mm512_loadu_ps(bp + (size_t)(k) * ldb + 16 * v)              \
+                           : _mm512_maskz_loadu_ps(m[v], bp + (size_t)(k) * ldb + 16 * v); \
+            OUTER_FMA(k, bv)                                                               \
+        } else if (wt == WT_F16) {                                                         \
+            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) bv[v] = _mm512_cvtph_ps(  \
+                _mm256_loadu_si256((const __m256i *)(bh + (size_t)(k) * PNR + 16 * v)));   \
+            OUTER_FMA(k, bv)                                                               \
+        } else {                                                                           \
+            const uint16_t *bk = bh + (size_t)(k) * PNR;                                   \
+            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) bv[v] =                   \
+                _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_loadu_si512(bk + 32 * v), 16)); \
+            OUTER_FMA(k, bv)                                                               \
+            _Pragma("GCC unroll 4") for (int v = 0; v < nv; v++) bv[v] =                   \
+                _mm512_castsi512_ps(_mm512_and_si512(_mm512_loadu_si512(bk + 32 * v),      \
+                                                     _mm512_set1_epi32(-65536)));          \
+            OUTER_FMA((k) + 1, bv)                                                         \
         }                                                                                  \
     } while (0)
     /* o->pf_per4 lines of o->pf every 4 steps, one per step as far as they go: spread out, so
      * that the prefetches are not dropped */
     const char *pf = o->pf, *pf_end = o->pf_end;
     const int per4 = o->pf_per4 > 1 ? o->pf_per4 : 1, l1 = o->pf_l1;
-#define PREFETCH_ONE()                                                                     \
-    do {                                                                                   \
-        if (pf < pf_end) {                                                                 \
-            if (l1) _mm_prefetch(pf, _MM_HINT_T0);                                         \
-            else _mm_prefetch(pf, _MM_HINT_T1);                                            \
-            pf += 64;                                                                      \
-        }                                                                                  \
-    } while (0)
     int k = 0;
     for (; k + 4 <= kc; k += 4) {
-        PREFETCH_ONE();
-        OUTER_STEP(k);
-        if (per4 > 1) PREFETCH_ONE();
-        OUTER_STEP(k + 1);
-        if (per4 > 2) PREFETCH_ONE();
-        OUTER_STEP(k + 2);
-        if (per4 > 3) PREFETCH_ONE();
-        OUTER_STEP(k + 3);
-        for (int q = 4; q < per4; q++) PREFETCH_ONE();
-    }
-#undef PREFETCH_ONE
-    for (; k < kc; k++) OUTER_STEP(k);
-#undef OUTER_STEP
-    int first = o->first, last = o->last, accflag = o->acc;
-    __m512 bias[PNV];
-#pragma GCC unroll 4
-    for (int v = 0; v < nv; v++)
-        bias[v] = last && o->b ? _mm512_maskz_loadu_ps(m[v], o->b + 16 * v) : _mm512_setzero_ps();
-#pragma GCC unroll 12
-    for (int i = 0; i < mr; i++) {
-        float *yr = o->y + i * o->ldy;
-#pragma GCC unroll 4
-        for (int v = 0; v < nv; v++) {
-            __m512 t = acc[i][v];
-            if (first && last) {
-                t = _mm512_add_ps(t, bias[v]);
-                if (accflag) t = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], yr + 16 * v), t);
-            } else {
-                if (!first || accflag)
-                    t = _mm512_add_ps(_mm512_maskz_loadu_ps(m[v], yr + 16 * v), t);
-                if (last) t = _mm512_add_ps(t, bias[v]);
-            }
-            _mm512_mask_storeu_ps(yr + 16 * v, m[v], t);
+        tile_prefetch(&pf, pf_end, l1);
+        if (wt == WT_BF16) {
+            OUTER_STEP(k);
+            if (per4 > 1) tile_prefetch(&pf, pf_end, l1);
+            if (per4 > 2) tile_prefetch(&pf, pf_end, l1);
+            OUTER_STEP(k + 2);
+            if (per4 > 3) tile_prefetch(&pf, pf_end, l1);
+        } else {
+            OUTER_STEP(k);
+            if (per4 > 1) tile_prefetch(&pf, pf_end, l1);
+            OUTER_STEP(k + 1);
+            if (per4 > 2) tile_prefetch(&pf, pf_end, l1);
+            OUTER_STEP(k + 2);
+            if (per4 > 3) tile_prefetch(&pf, pf_end, l1);
+            OUTER_STEP(k + 3);
         }
+        for (int q = 4; q < per4; q++) tile_prefetch(&pf, pf_end, l1);
     }
+    for (; k < kc; k += wt == WT_BF16 ? 2 : 1) OUTER_STEP(k);
+#undef OUTER_STEP
+#undef OUTER_FMA
+    tile_store(mr, nv, acc, m, o);
 }
 
-typedef void (*outer_fn)(const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
+typedef void (*outer_fn)(const float *x, size_t ldx, const void *bp, size_t ldb, int kc,
                          const bmc__tile_out *o);
-#define OUTER(a, v)                                                                        \
-    static void outer_##a##_##v(const float *x, size_t ldx, const float *bp, size_t ldb,   \
-                                int kc, const bmc__tile_out *o) {                          \
-        outer_tile(a, v, x, ldx, bp, ldb, kc, o);                                          \
+#define OUTER(w, a, v)                                                                     \
+    static void outer_##w##_##a##_##v(const float *x, size_t ldx, const void *bp,          \
+                                      size_t ldb, int kc, const bmc__tile_out *o) {        \
+        outer_tile(w, a, v, x, ldx, bp, ldb, kc, o);                                       \
     }
-#if PNV == 4
-#define OUTER_ROW(a) OUTER(a, 1) OUTER(a, 2) OUTER(a, 3) OUTER(a, 4)
-#define OUTER_REF(a) {outer_##a##_1, outer_##a##_2, outer_##a##_3, outer_##a##_4}
-#elif PNV == 2
-#define OUTER_ROW(a) OUTER(a, 1) OUTER(a, 2)
-#define OUTER_REF(a) {outer_##a##_1, outer_##a##_2}
+#define OUTER_ROW(w, a) OUTER(w, a, 1) OUTER(w, a, 2) OUTER(w, a, 3) OUTER(w, a, 4)
+#define OUTER_REF(w, a) {outer_##w##_##a##_1, outer_##w##_##a##_2, outer_##w##_##a##_3, outer_##w##_##a##_4}
+#if PMR == 6
+#define OUTER_TYPE(w)                                                                      \
+    OUTER_ROW(w, 1) OUTER_ROW(w, 2) OUTER_ROW(w, 3) OUTER_ROW(w, 4) OUTER_ROW(w, 5)        \
+    OUTER_ROW(w, 6)                                                                        \
+    static const outer_fn outers_##w[PMR][PNV] = {OUTER_REF(w, 1), OUTER_REF(w, 2),        \
+                                                  OUTER_REF(w, 3), OUTER_REF(w, 4),        \
+                                                  OUTER_REF(w, 5), OUTER_REF(w, 6)};
 #else
-#error "BMC__KERN_NR: 32 or 64"
+#error "BMC__KERN_MR: only 6 is instantiated"
 #endif
-OUTER_ROW(1) OUTER_ROW(2) OUTER_ROW(3) OUTER_ROW(4) OUTER_ROW(5) OUTER_ROW(6)
-#if PMR > 6
-OUTER_ROW(7) OUTER_ROW(8)
-#endif
-#if PMR > 8
-OUTER_ROW(9) OUTER_ROW(10) OUTER_ROW(11) OUTER_ROW(12)
-#endif
-_Static_assert(PMR == 6 || PMR == 8 || PMR == 12, "BMC__KERN_MR: 6, 8 or 12");
-/* outers[mr - 1][nv - 1]: mr rows, nv vectors of 16 columns */
-static const outer_fn outers[PMR][PNV] = {OUTER_REF(1), OUTER_REF(2), OUTER_REF(3),
-                                          OUTER_REF(4), OUTER_REF(5), OUTER_REF(6),
-#if PMR > 6
-                                          OUTER_REF(7), OUTER_REF(8),
-#endif
-#if PMR > 8
-                                          OUTER_REF(9), OUTER_REF(10), OUTER_REF(11),
-                                          OUTER_REF(12)
-#endif
-};
-
-static outer_fn outer_for(int mr, int ncols) { return outers[mr - 1][(ncols + 15) / 16 - 1]; }
+/* outers_W[mr - 1][nv - 1]: mr rows, nv vectors of 16 columns, weight type W */
+OUTER_TYPE(0) OUTER_TYPE(1) OUTER_TYPE(2)
 
 void bmc__outer_avx512(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
-                const bmc__tile_out *o) {
-    outer_for(mr, o->ncols)(x, ldx, bp, ldb, kc, o);
+                       const bmc__tile_out *o) {
+    outers_0[mr - 1][(o->ncols + 15) / 16 - 1](x, ldx, bp, ldb, kc, o);
+}
+
+void bmc__outer_f16_avx512(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                           const bmc__tile_out *o) {
+    outers_1[mr - 1][(o->ncols + 15) / 16 - 1](x, ldx, bp, PNR, kc, o);
+}
+
+void bmc__outer_bf16w_avx512(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                             const bmc__tile_out *o) {
+    outers_2[mr - 1][(o->ncols + 15) / 16 - 1](x, ldx, bp, PNR, kc, o);
 }
 
 #endif

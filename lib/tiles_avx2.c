@@ -35,12 +35,18 @@ void bmc__pack_w_avx2(const float *w, size_t ldw, int nb, int kc, float *bp) {
     }
 }
 
+/* The weight types of a tile (bmc__wtype): float32, or 16-bit widened to float in registers. */
+enum { WT_F32 = 0, WT_F16 = 1, WT_BF16 = 2 };
+
 /* The block of columns c0 .. c0 + 15 (masked: only those under ncols) of an mr-row tile, with
- * the epilogue of kernels.h in the operations and order of tiles.c. *pf: the shared prefetch
- * cursor, advanced by per4 lines every 4 steps of k while it lasts. */
-static inline __attribute__((always_inline)) void block16(const int mr, const int masked,
-                                                         const float *x, size_t ldx,
-                                                         const float *bp, size_t ldb, int kc,
+ * the epilogue of kernels.h in the operations and order of tiles.c. B is bp (float, row stride
+ * ldb; masked blocks read only their columns under ncols) or a 16-bit panel slice (kernels.h:
+ * read whole, only the stores masked). *pf: the shared prefetch cursor, advanced by per4 lines
+ * every 4 steps of k while it lasts. */
+static inline __attribute__((always_inline)) void block16(const int wt, const int mr,
+                                                         const int masked, const float *x,
+                                                         size_t ldx, const void *bpv,
+                                                         size_t ldb, int kc,
                                                          const bmc__tile_out *o, int c0,
                                                          const char **pfp) {
     __m256i m0 = _mm256_setzero_si256(), m1 = m0;
@@ -49,19 +55,43 @@ static inline __attribute__((always_inline)) void block16(const int mr, const in
         m0 = _mm256_cmpgt_epi32(n, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
         m1 = _mm256_cmpgt_epi32(n, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15));
     }
-    const float *b = bp + c0;
+    const float *b = (const float *)bpv + c0;
+    const uint16_t *bh = (const uint16_t *)bpv + (wt == WT_BF16 ? 2 * c0 : c0);
     __m256 acc[PMR][2];
 #pragma GCC unroll 6
     for (int i = 0; i < mr; i++) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+#define FMA2(k, b0, b1)                                                                    \
+    _Pragma("GCC unroll 6") for (int i = 0; i < mr; i++) {                                 \
+        __m256 a = _mm256_broadcast_ss(x + i * ldx + (k));                                 \
+        acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);                                     \
+        acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);                                     \
+    }
+    /* one step of k (float and half weights), or two (bfloat16 pairs: k even) */
 #define STEP(k)                                                                            \
     do {                                                                                   \
-        const float *bk = b + (size_t)(k) * ldb;                                           \
-        __m256 b0 = masked ? _mm256_maskload_ps(bk, m0) : _mm256_loadu_ps(bk);             \
-        __m256 b1 = masked ? _mm256_maskload_ps(bk + 8, m1) : _mm256_loadu_ps(bk + 8);     \
-        _Pragma("GCC unroll 6") for (int i = 0; i < mr; i++) {                             \
-            __m256 a = _mm256_broadcast_ss(x + i * ldx + (k));                             \
-            acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);                                 \
-            acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);                                 \
+        if (wt == WT_F32) {                                                                \
+            const float *bk = b + (size_t)(k) * ldb;                                       \
+            __m256 b0 = masked ? _mm256_maskload_ps(bk, m0) : _mm256_loadu_ps(bk);         \
+            __m256 b1 = masked ? _mm256_maskload_ps(bk + 8, m1) : _mm256_loadu_ps(bk + 8); \
+            FMA2(k, b0, b1)                                                                \
+        } else if (wt == WT_F16) {                                                         \
+            const uint16_t *bk = bh + (size_t)(k) * PNR;                                   \
+            __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)bk));             \
+            __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(bk + 8)));       \
+            FMA2(k, b0, b1)                                                                \
+        } else {                                                                           \
+            const uint16_t *bk = bh + (size_t)(k) * PNR;                                   \
+            __m256 b0 = _mm256_castsi256_ps(                                               \
+                _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)bk), 16));           \
+            __m256 b1 = _mm256_castsi256_ps(                                               \
+                _mm256_slli_epi32(_mm256_loadu_si256((const __m256i *)(bk + 16)), 16));    \
+            FMA2(k, b0, b1)                                                                \
+            __m256i hi = _mm256_set1_epi32(-65536);                                        \
+            b0 = _mm256_castsi256_ps(                                                      \
+                _mm256_and_si256(_mm256_loadu_si256((const __m256i *)bk), hi));            \
+            b1 = _mm256_castsi256_ps(                                                      \
+                _mm256_and_si256(_mm256_loadu_si256((const __m256i *)(bk + 16)), hi));     \
+            FMA2((k) + 1, b0, b1)                                                          \
         }                                                                                  \
     } while (0)
     const char *pf = *pfp, *pf_end = o->pf_end;
@@ -72,13 +102,19 @@ static inline __attribute__((always_inline)) void block16(const int mr, const in
             if (l1) _mm_prefetch(pf, _MM_HINT_T0);
             else _mm_prefetch(pf, _MM_HINT_T1);
         }
-        STEP(k);
-        STEP(k + 1);
-        STEP(k + 2);
-        STEP(k + 3);
+        if (wt == WT_BF16) {
+            STEP(k);
+            STEP(k + 2);
+        } else {
+            STEP(k);
+            STEP(k + 1);
+            STEP(k + 2);
+            STEP(k + 3);
+        }
     }
-    for (; k < kc; k++) STEP(k);
+    for (; k < kc; k += wt == WT_BF16 ? 2 : 1) STEP(k);
 #undef STEP
+#undef FMA2
     *pfp = pf;
     int first = o->first, last = o->last, accflag = o->acc;
     __m256 bias0 = _mm256_setzero_ps(), bias1 = bias0;
@@ -113,24 +149,38 @@ static inline __attribute__((always_inline)) void block16(const int mr, const in
     }
 }
 
-typedef void (*outer_fn)(const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
+typedef void (*outer_fn)(const float *x, size_t ldx, const void *bp, size_t ldb, int kc,
                          const bmc__tile_out *o);
 
 /* an mr-row tile: full blocks of 16 columns, then a masked one for a remainder */
-#define OUTER(a)                                                                           \
-    static void outer_##a(const float *x, size_t ldx, const float *bp, size_t ldb, int kc, \
-                          const bmc__tile_out *o) {                                        \
+#define OUTER(w, a)                                                                        \
+    static void outer_##w##_##a(const float *x, size_t ldx, const void *bp, size_t ldb,    \
+                                int kc, const bmc__tile_out *o) {                          \
         const char *pf = o->pf;                                                            \
         int full = o->ncols / 16, c0 = 0;                                                  \
         for (int blk = 0; blk < full; blk++, c0 += 16)                                     \
-            block16(a, 0, x, ldx, bp, ldb, kc, o, c0, &pf);                                \
-        if (c0 < o->ncols) block16(a, 1, x, ldx, bp, ldb, kc, o, c0, &pf);                 \
+            block16(w, a, 0, x, ldx, bp, ldb, kc, o, c0, &pf);                             \
+        if (c0 < o->ncols) block16(w, a, 1, x, ldx, bp, ldb, kc, o, c0, &pf);              \
     }
-OUTER(1) OUTER(2) OUTER(3) OUTER(4) OUTER(5) OUTER(6)
+#define OUTER_TYPE(w)                                                                      \
+    OUTER(w, 1) OUTER(w, 2) OUTER(w, 3) OUTER(w, 4) OUTER(w, 5) OUTER(w, 6)                \
+    static const outer_fn outers_##w[PMR] = {outer_##w##_1, outer_##w##_2, outer_##w##_3,  \
+                                             outer_##w##_4, outer_##w##_5, outer_##w##_6};
+OUTER_TYPE(0) OUTER_TYPE(1) OUTER_TYPE(2)
 #undef OUTER
-static const outer_fn outers[PMR] = {outer_1, outer_2, outer_3, outer_4, outer_5, outer_6};
+#undef OUTER_TYPE
+
+void bmc__outer_f16_avx2(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                         const bmc__tile_out *o) {
+    outers_1[mr - 1](x, ldx, bp, PNR, kc, o);
+}
+
+void bmc__outer_bf16w_avx2(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
+                           const bmc__tile_out *o) {
+    outers_2[mr - 1](x, ldx, bp, PNR, kc, o);
+}
 
 void bmc__outer_avx2(int mr, const float *x, size_t ldx, const float *bp, size_t ldb, int kc,
                      const bmc__tile_out *o) {
-    outers[mr - 1](x, ldx, bp, ldb, kc, o);
+    outers_0[mr - 1](x, ldx, bp, ldb, kc, o);
 }

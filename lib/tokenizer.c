@@ -282,8 +282,9 @@ static void load_specials(tok *t) {
     }
 }
 
-static bmc_status tokenize(const bmc__vocab *vocab, const bmc__config *cfg, const char *utf8,
-                           size_t len, int *ids, int cap, int *n_ids, int clean) {
+bmc_status bmc__tokenize(const bmc__vocab *vocab, const bmc__config *cfg, bmc__tok_mode mode,
+                         const char *utf8, size_t len, int *ids, int cap, int *n_ids) {
+    const int clean = mode == BMC__TOK_CLEAN;
     bmc_status st = check_args(vocab, cfg, utf8, len, ids, cap, n_ids);
     if (st != BMC_OK) return st;
     tok t;
@@ -341,18 +342,9 @@ static bmc_status tokenize(const bmc__vocab *vocab, const bmc__config *cfg, cons
     return BMC_OK;
 }
 
-bmc_status bmc__tokenize(const bmc__vocab *vocab, const bmc__config *cfg, const char *utf8,
-                         size_t len, int *ids, int cap, int *n_ids) {
-    return tokenize(vocab, cfg, utf8, len, ids, cap, n_ids, 1);
-}
-
-bmc_status bmc__tokenize_raw(const bmc__vocab *vocab, const bmc__config *cfg, const char *utf8,
-                             size_t len, int *ids, int cap, int *n_ids) {
-    return tokenize(vocab, cfg, utf8, len, ids, cap, n_ids, 0);
-}
-
 bmc_status bmc_tokenize(const bmc_model *model, const char *utf8, int *ids, int cap, int *n_ids) {
     if (!model || !utf8)
         return bmc__fail(BMC_E_INVALID_ARG, "bmc_tokenize: %s is NULL", model ? "text" : "model");
-    return bmc__tokenize(&model->vocab, &model->config, utf8, strlen(utf8), ids, cap, n_ids);
+    return bmc__tokenize(&model->vocab, &model->config, BMC__TOK_CLEAN, utf8, strlen(utf8), ids, cap,
+                         n_ids);
 }

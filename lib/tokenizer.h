@@ -14,15 +14,16 @@
  * max_word_chars must not exceed it. Longer words become [UNK] anyway. */
 #define BMC__TOK_MAX_WORD 128
 
+/* What bmc__tokenize reads the text as: BiomedCLIP's input (open_clip's cleaning, then the HF
+ * tokenizer), or raw, exactly HF tokenizer(text) (tokenizer.json alone), which the tests
+ * compare with the official tokenizer apart from the cleaning. */
+typedef enum bmc__tok_mode { BMC__TOK_RAW = 0, BMC__TOK_CLEAN = 1 } bmc__tok_mode;
+
 /* Tokenize utf8[0..len) (any bytes; invalid UTF-8 reads as U+FFFD) into ids[0..cap):
  * [CLS] ids... [SEP], at most cfg->context_length ids, no padding. *n_ids receives the number
  * of ids the text has (also when that is more than cap, with BMC_E_TOO_LONG).
  * Allocates scratch (and frees it) only for lines longer than 256 code points. */
-bmc_status bmc__tokenize(const bmc__vocab *vocab, const bmc__config *cfg, const char *utf8,
-                         size_t len, int *ids, int cap, int *n_ids);
-
-/* The same without open_clip's cleaning: exactly HF tokenizer(text) (tokenizer.json alone). */
-bmc_status bmc__tokenize_raw(const bmc__vocab *vocab, const bmc__config *cfg, const char *utf8,
-                             size_t len, int *ids, int cap, int *n_ids);
+bmc_status bmc__tokenize(const bmc__vocab *vocab, const bmc__config *cfg, bmc__tok_mode mode,
+                         const char *utf8, size_t len, int *ids, int cap, int *n_ids);
 
 #endif /* BMC_TOKENIZER_H */

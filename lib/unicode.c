@@ -132,7 +132,8 @@ void bmc__u_reorder(uint32_t *s, size_t n, int hf) {
     }
 }
 
-uint32_t bmc__u_compose(uint32_t a, uint32_t b) {
+/* Primary composite of a + b (Hangul included), or 0. */
+static uint32_t compose(uint32_t a, uint32_t b) {
     if (a - L_BASE < (uint32_t)L_COUNT && b - V_BASE < (uint32_t)V_COUNT)
         return S_BASE + ((a - L_BASE) * V_COUNT + (b - V_BASE)) * T_COUNT;
     if (a - S_BASE < (uint32_t)S_COUNT && (a - S_BASE) % T_COUNT == 0 && b - T_BASE - 1 < (uint32_t)(T_COUNT - 1))
@@ -160,7 +161,7 @@ size_t bmc__u_compose_all(uint32_t *s, size_t n) {
         uint32_t c = s[i];
         int cc = bmc__u_ccc(c, 0);
         if (have_starter && (last_cc < cc || (last_cc == 0 && out == starter + 1))) {
-            uint32_t comp = bmc__u_compose(s[starter], c);
+            uint32_t comp = compose(s[starter], c);
             if (comp) {
                 s[starter] = comp;
                 continue;

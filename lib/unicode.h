@@ -77,8 +77,6 @@ static inline int bmc__u_ccc(uint32_t c, int hf) {
 }
 /* Canonical ordering (stable sort of each run of non-starters by combining class), in place. */
 void bmc__u_reorder(uint32_t *s, size_t n, int hf);
-/* Primary composite of a + b (Hangul included), or 0. */
-uint32_t bmc__u_compose(uint32_t a, uint32_t b);
 /* Canonical composition of an NFD string in place; returns the new length. */
 size_t bmc__u_compose_all(uint32_t *s, size_t n);
 /* Rust char::to_lowercase of c into out[3]; returns the length (1..2). */

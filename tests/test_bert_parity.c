@@ -408,8 +408,8 @@ static void test_linear_projection(void **state) {
     for (int i = 0; i < W; i++) cls[i] = (float)cos(0.11 * i);
     float *pp = malloc(sizeof(float) * bmc__panel_floats(E, W));
     bmc__panel_pack(pw, E, W, (size_t)W, pp);
-    lin->bert.proj0_w = (bmc__panels){pp, E, W, 0};
-    lin->bert.proj2_w = (bmc__panels){NULL, 0, 0, 0};
+    lin->bert.proj0_w = (bmc__panels){pp, E, W, 0, BMC__W_F32};
+    lin->bert.proj2_w = (bmc__panels){NULL, 0, 0, 0, BMC__W_F32};
     bmc__bert_plan plan = bmc__bert_plan_for(&lin->config, 1, 1, 1);
     float *scratch = malloc(sizeof(float) * plan.total), *out = malloc(sizeof(float) * (size_t)E);
     bmc__bert_project(lin, cls, 1, out, scratch, &plan);

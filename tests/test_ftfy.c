@@ -1,8 +1,9 @@
 /* test_ftfy.c - ftfy's mojibake repair (lib/ftfy_encoding.c) against ftfy 6.3.1 itself: every
  * vector of tests/data/ftfy_vectors.jsonl (made by tools/make_ftfy_vectors.py with the real ftfy
- * and the official HF tokenizer) through bmc__ftfy_fix_text (expected `fixed` =
- * ftfy.fix_text(text)), bmc__clean_text (expected `clean`, open_clip's cleaning) and
- * bmc__tokenize (expected `ids`). Also a few properties that hold whatever the data. */
+ * and the official HF tokenizer) through the library's per-line steps over the whole text:
+ * bmc__ftfy_line (tu_fix_text; expected `fixed` = ftfy.fix_text(text)), bmc__clean_line
+ * (tu_clean_text; expected `clean`, open_clip's cleaning), and bmc__tokenize (expected `ids`).
+ * Also a few properties that hold whatever the data. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -31,21 +32,15 @@ static void show(const char *what, const char *s, size_t n) {
 
 static void test_vectors(void **state) {
     (void)state;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/biomedbert-vocab.txt", tu_shared_data());
     tu_vocab tv;
-    assert_int_equal(tu_vocab_load(&tv, path), 0);
-    bmc__config cfg = tu_config(&tv);
-    size_t flen = 0;
+    bmc__config cfg;
+    assert_int_equal(tu_load_biomedbert(&tv, &cfg), 0);
+    size_t flen = 0, pos = 0;
     char *file = tu_read_file(VECTORS, &flen);
     assert_non_null(file);
     int n = 0, bad_fixed = 0, bad_clean = 0, bad_ids = 0, repaired = 0;
     int exp[MAX_IDS], got[MAX_IDS];
-    for (char *line = file, *end; line < file + flen; line = end + 1) {
-        end = memchr(line, '\n', (size_t)(file + flen - line));
-        if (!end) end = file + flen;
-        *end = 0;
-        if (end == line) continue;
+    for (char *line, *end; (line = tu_next_line(file, flen, &pos, &end));) {
         char *text = NULL, *fixed = NULL, *clean = NULL, *cat = NULL;
         size_t text_len = 0, fixed_len = 0, clean_len = 0, cat_len = 0;
         assert_non_null(tu_json_string(tu_json_key(line, end, "text"), &text, &text_len));
@@ -57,7 +52,7 @@ static void test_vectors(void **state) {
 
         char *c = NULL;
         size_t c_len = 0;
-        bmc_status st = bmc__ftfy_fix_text(text, text_len, &c, &c_len);
+        bmc_status st = tu_fix_text(text, text_len, &c, &c_len);
         if (st != BMC_OK || c_len != fixed_len || memcmp(c, fixed, fixed_len)) {
             if (bad_fixed++ < 10) {
                 printf("  fix_text differs [%s] line %d\n", cat, n + 1);
@@ -69,11 +64,11 @@ static void test_vectors(void **state) {
         repaired += text_len != fixed_len || memcmp(text, fixed, fixed_len);
         bmc__free(c);
         c = NULL;
-        st = bmc__clean_text(text, text_len, &c, &c_len);
+        st = tu_clean_text(text, text_len, &c, &c_len);
         if (st != BMC_OK || c_len != clean_len || memcmp(c, clean, clean_len)) bad_clean++;
         bmc__free(c);
         int n_got = -1;
-        st = bmc__tokenize(&tv.v, &cfg, text, text_len, got, MAX_IDS, &n_got);
+        st = bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, text, text_len, got, MAX_IDS, &n_got);
         if (st != BMC_OK || n_got != n_exp || memcmp(got, exp, (size_t)n_exp * sizeof *exp)) bad_ids++;
         free(text);
         free(fixed);
@@ -163,7 +158,7 @@ static void test_alloc_failure(void **state) {
         char *out = NULL;
         size_t n = 0, len = strlen(cases[k].text);
         bmc__alloc_fail_after(0);
-        assert_int_equal(bmc__ftfy_fix_text(cases[k].text, len, &out, &n), BMC_OK);
+        assert_int_equal(tu_fix_text(cases[k].text, len, &out, &n), BMC_OK);
         long total = bmc__alloc_fail_after(0);
         assert_int_equal(n, strlen(cases[k].fixed));
         assert_memory_equal(out, cases[k].fixed, n);
@@ -172,7 +167,7 @@ static void test_alloc_failure(void **state) {
         for (long f = 1; f <= total; f++) {
             out = NULL;
             bmc__alloc_fail_after(f);
-            bmc_status st = bmc__ftfy_fix_text(cases[k].text, len, &out, &n);
+            bmc_status st = tu_fix_text(cases[k].text, len, &out, &n);
             bmc__alloc_fail_after(0);
             if (st == BMC_OK) {
                 assert_int_equal(n, strlen(cases[k].fixed));

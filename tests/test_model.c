@@ -444,7 +444,22 @@ static void test_entries(void **state) {
     RESET();
     entry(b, n1)->layout = BMC__LAYOUT_PANEL64;
     fix_crcs(b);
-    EXPECT_COPY(b, BMC_E_FORMAT, "norm1.weight: layout panel64 needs an F32 tensor of 2 or more dimensions");
+    EXPECT_COPY(b, BMC_E_FORMAT, "norm1.weight: layout panel64 needs an F32 or F16 tensor of 2 or more dimensions");
+    /* 16-bit Linear weights: F16 in panel64, BF16 only in panel64x2 (pairs of k) */
+    RESET();
+    entry(b, fc1)->dtype = BMC__BF16; /* [128, 64] in 2-byte elements: half the bytes */
+    entry(b, fc1)->nbytes /= 2;
+    fix_crcs(b);
+    EXPECT_COPY(b, BMC_E_FORMAT, "mlp.fc1.weight: layout panel64 needs an F32 or F16 tensor");
+    RESET();
+    entry(b, fc1)->layout = BMC__LAYOUT_PANEL64X2;
+    fix_crcs(b);
+    EXPECT_COPY(b, BMC_E_FORMAT, "mlp.fc1.weight: layout panel64x2 needs a BF16 tensor");
+    RESET();
+    entry(b, n1)->dtype = BMC__F16; /* a LayerNorm weight stays float32 */
+    entry(b, n1)->nbytes /= 2;
+    fix_crcs(b);
+    EXPECT_COPY(b, BMC_E_FORMAT, "norm1.weight: dtype F16, expected F32");
     RESET();
     entry(b, qb)->layout = 7;
     fix_crcs(b);

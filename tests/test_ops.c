@@ -53,7 +53,7 @@ static void test_linear(void **state) {
         float wp[((N + 63) / 64) * 64 * K];
         bmc__panel_pack(w, N, K, K, wp);
         bmc__gemm(NULL, bmc__mat_of(y, M, N, LDY), bmc__mat_of(x, M, K, LDX),
-                  (bmc__panels){wp, N, K, 0}, bias, 0);
+                  (bmc__panels){wp, N, K, 0, BMC__W_F32}, bias, 0);
         float got[M * N];
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) {
@@ -339,7 +339,7 @@ static void test_gemm(void **state) {
                 fill(b, N, -1, 1);
                 fill(y0, (size_t)M * ldy, -1, 1);
                 bmc__panel_pack(w, N, K, (size_t)ldw, wp);
-                bmc__panels pw = {wp, N, K, 0};
+                bmc__panels pw = {wp, N, K, 0, BMC__W_F32};
                 bmc__mat X = bmc__mat_of(x, M, K, ldx), Y = bmc__mat_of(y, M, N, ldy);
                 for (int pi = -1; pi < 3; pi++) {
                     memcpy(y, y0, sizeof(float) * M * ldy);
@@ -399,6 +399,121 @@ static void test_gemm(void **state) {
     free(x), free(w), free(b), free(y0), free(y), free(y1), free(wp), free(row);
 }
 
+/* The value of an IEEE half, and of a bfloat16 (independent of the library's conversions). */
+static double half_value(uint16_t h) {
+    int e = (h >> 10) & 31, m = h & 0x3ff;
+    double v = e ? ldexp(1024 + m, e - 25) : ldexp(m, -24);
+    return h & 0x8000 ? -v : v;
+}
+static double bf16_value(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+/* x rounded to bfloat16 (nearest even), as vdpbf16ps's operand */
+static double bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u = (u + 0x7fffu + ((u >> 16) & 1u)) & 0xffff0000u;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+/* bmc__gemm with 16-bit weights (F16 panels, BF16 pair panels) at the level this process runs
+ * (test_cpu_levels.sh runs every level): against a double-precision product of the weights'
+ * exact values (and X rounded to bfloat16 where the level runs bfloat16 products), for K below
+ * and above the K slice, partial panels, each flag, views that start at a multiple of 16 inside
+ * a panel (the 16-bit tiles) and at another column (the widening path); bit-identical on 1 and
+ * 2 threads. Halves include subnormals. */
+static void test_gemm16(void **state) {
+    (void)state;
+    static const int Ms[] = {1, 6, 13, 197};
+    static const int Ns[] = {64, 200};
+    static const int Ks[] = {16, 770, 1540};
+    enum { MMAX = 197, NMAX = 200, KMAX = 1540 };
+    float *x = malloc(sizeof(float) * MMAX * KMAX), *b = malloc(sizeof(float) * NMAX);
+    uint16_t *w = malloc(sizeof(uint16_t) * NMAX * KMAX);
+    uint16_t *wp = malloc(sizeof(uint16_t) * bmc__panel_floats(NMAX, KMAX));
+    float *y0 = malloc(sizeof(float) * MMAX * NMAX), *y = malloc(sizeof(float) * MMAX * NMAX);
+    float *y1 = malloc(sizeof(float) * MMAX * NMAX);
+    double *wv = malloc(sizeof(double) * NMAX * KMAX);
+    assert_true(x && b && w && wp && y0 && y && y1 && wv);
+    bmc__pool *pool2 = NULL;
+    assert_int_equal(bmc__pool_new(2, 16, &pool2), BMC_OK);
+    const bmc__kernels *kern = bmc__kern();
+    double worst[2] = {0, 0};
+    int cases = 0;
+    unsigned pick = 7;
+    for (int wt = BMC__W_F16; wt <= BMC__W_BF16; wt++)
+        for (size_t mi = 0; mi < sizeof Ms / sizeof *Ms; mi++)
+            for (size_t ni = 0; ni < sizeof Ns / sizeof *Ns; ni++)
+                for (size_t ki = 0; ki < sizeof Ks / sizeof *Ks; ki++) {
+                    int M = Ms[mi], N = Ns[ni], K = Ks[ki];
+                    pick = pick * 1103515245u + 12345u;
+                    int flags_pick = (int)((pick >> 8) % 4);
+                    int flags = flags_pick == 2 ? BMC__GEMM_ACC : flags_pick == 3 ? BMC__GEMM_GELU : 0;
+                    const float *bias = flags_pick ? b : NULL;
+                    fill(x, (size_t)M * K, -1, 1);
+                    fill(b, N, -1, 1);
+                    fill(y0, (size_t)M * N, -1, 1);
+                    for (int i = 0; i < N * K; i++) {
+                        pick = pick * 1103515245u + 12345u;
+                        unsigned r = pick >> 8, sign = (r & 1) << 15;
+                        if (wt == BMC__W_F16) /* exponents 9..15 (2^-6 .. 1), 1 in 64 subnormal */
+                            w[i] = (uint16_t)(sign | ((r >> 1) % 64 ? (9 + (r >> 7) % 7) << 10 : 0) |
+                                              ((r >> 10) & 0x3ff));
+                        else /* exponents 121..127 */
+                            w[i] = (uint16_t)(sign | (121 + (r >> 1) % 7) << 7 | ((r >> 4) & 0x7f));
+                        wv[i] = wt == BMC__W_F16 ? half_value(w[i]) : bf16_value(w[i]);
+                    }
+                    bmc__panel_pack16(w, N, K, (size_t)K, wt == BMC__W_BF16, wp);
+                    bmc__panels pw = {wp, N, K, 0, (bmc__wtype)wt};
+                    bmc__mat X = bmc__mat_of(x, M, K, K);
+                    /* the whole weight, then views at column 16 (tiles) and 8 (widening) */
+                    for (int view = 0; view < 3; view++) {
+                        int n0 = view == 0 ? 0 : view == 1 ? 16 : 8, n = N - n0 - (view ? 5 : 0);
+                        int dp = kern->level == BMC__LEVEL_AVX512_BF16 && wt == BMC__W_BF16 && n0 % 16 == 0;
+                        bmc__mat Y = bmc__mat_cols(bmc__mat_of(y, M, N, N), n0, n);
+                        for (int pi = 0; pi < 2; pi++) {
+                            memcpy(y, y0, sizeof(float) * M * N);
+                            bmc__gemm(pi ? pool2 : NULL, Y, X, bmc__panels_rows(pw, n0, n),
+                                      bias ? bias + n0 : NULL, flags);
+                            if (!pi) memcpy(y1, y, sizeof(float) * M * N);
+                        }
+                        assert_memory_equal(y1, y, sizeof(float) * M * N); /* 1 vs 2 threads */
+                        for (int i = 0; i < M; i++)
+                            for (int j = 0; j < N; j++) {
+                                if (j < n0 || j >= n0 + n) {
+                                    assert_true(y[i * N + j] == y0[i * N + j]);
+                                    continue;
+                                }
+                                double s = 0, mag = 0;
+                                for (int k = 0; k < K; k++) {
+                                    double xv = dp ? bf16_round(x[i * K + k]) : x[i * K + k];
+                                    double t = xv * wv[(size_t)j * K + k];
+                                    s += t, mag += fabs(t);
+                                }
+                                if (bias) s += b[j], mag += fabs(b[j]);
+                                if (flags & BMC__GEMM_ACC) s += y0[i * N + j], mag += fabs(y0[i * N + j]);
+                                if (flags & BMC__GEMM_GELU) s = gelu_ref(s), mag += 1.0;
+                                double e = fabs(y[i * N + j] - s) / (mag + 1e-30);
+                                if (e > worst[dp] || isnan(e)) worst[dp] = isnan(e) ? INFINITY : e;
+                                if (!(e < 1e-6))
+                                    printf("gemm16 wt=%d M=%d N=%d K=%d n0=%d flags=%d: y[%d,%d] = %.9g, "
+                                           "want %.9g\n", wt, M, N, K, n0, flags_pick, i, j, y[i * N + j], s);
+                                assert_true(e < 1e-6);
+                            }
+                        cases++;
+                    }
+                }
+    printf("gemm16 (%s): %d cases, max error %.3g of sum |x w| (%.3g with bfloat16 products); "
+           "identical on 1 and 2 threads\n", bmc__level_name(kern->level), cases, worst[0], worst[1]);
+    bmc__pool_free(pool2);
+    free(x), free(b), free(w), free(wp), free(y0), free(y), free(y1), free(wv);
+}
+
 /* LayerNorm over rows with strides, spread over a pool: equal to the contiguous version. */
 static void test_layernorm_rows(void **state) {
     (void)state;
@@ -447,9 +562,10 @@ static void test_levels_agree(void **state) {
     bmc__level best = bmc__cpu_best();
     printf("levels: this CPU runs up to %s (in use: %s)\n", bmc__level_name(best),
            bmc__level_name(bmc__kern()->level));
-    const bmc__kernels *lv[3] = {&bmc__kernels_portable, &bmc__kernels_avx2, &bmc__kernels_avx512};
+    const bmc__kernels *lv[BMC__N_LEVELS] = {&bmc__kernels_portable, &bmc__kernels_avx2,
+                                             &bmc__kernels_avx512, &bmc__kernels_avx512_bf16};
     enum { N = 1000 };
-    static float x[N], a[3][N], wv[N], bv[N];
+    static float x[N], a[BMC__N_LEVELS][N], wv[N], bv[N];
     uint32_t r = 7u;
     for (int i = 0; i < N; i++) {
         r = r * 1664525u + 1013904223u;
@@ -490,6 +606,28 @@ static void test_levels_agree(void **state) {
                 assert_memory_equal(y[0], y[1], sizeof y[0]);
                 cases++;
             }
+    /* 16-bit weights: the widening tiles of both levels, the same bits (F16 and BF16 pairs) */
+    static uint16_t hp[768 * 64];
+    for (int i = 0; i < 768 * 64; i++)
+        r = r * 1664525u + 1013904223u, hp[i] = (uint16_t)((r >> 16 & 0x83ff) | (0x3000 + (r >> 4 & 0x0c00)));
+    for (int wt = 1; wt <= 2; wt++)
+        for (int mr = 1; mr <= 6; mr++)
+            for (int nc = 1; nc <= 64; nc += (nc < 20 ? 1 : 7))
+                for (int e = 0; e < 8; e++) {
+                    bmc__tile_out o = {0};
+                    o.ldy = LDY, o.ncols = nc, o.first = e & 1, o.last = (e >> 1) & 1;
+                    o.acc = (e >> 2) & 1, o.b = (e & 2) ? bias : NULL;
+                    int kc = 768 - 2 * (e & 3);
+                    for (int l = 0; l < 2; l++) {
+                        for (int i = 0; i < 6 * LDY; i++) y[l][i] = (float)(i % 13) * 0.25f;
+                        o.y = y[l];
+                        bmc__outer16_fn f = wt == 1 ? (l ? bmc__outer_f16_avx512 : bmc__outer_f16_avx2)
+                                                    : (l ? bmc__outer_bf16w_avx512 : bmc__outer_bf16w_avx2);
+                        f(mr, xs, LDX, hp, kc > K ? K - K % 2 : kc, &o);
+                    }
+                    assert_memory_equal(y[0], y[1], sizeof y[0]);
+                    cases++;
+                }
     /* the packing of keys */
     enum { NB = 77, KC = 64, LDW = 70 };
     static float w[NB * LDW], p[2][2 * 64 * KC];
@@ -508,7 +646,8 @@ int main(void) {
         cmocka_unit_test(test_gelu),      cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_softmax_exp_range),
         cmocka_unit_test(test_attention), cmocka_unit_test(test_normalize),
-        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_layernorm_rows),
+        cmocka_unit_test(test_gemm),      cmocka_unit_test(test_gemm16),
+        cmocka_unit_test(test_layernorm_rows),
         cmocka_unit_test(test_levels_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,14 +21,7 @@ static int ids[1024], ids2[1024];
 
 static int setup(void **state) {
     (void)state;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/biomedbert-vocab.txt", tu_shared_data());
-    if (tu_vocab_load(&tv, path)) {
-        fprintf(stderr, "cannot load %s\n", path);
-        return -1;
-    }
-    cfg = tu_config(&tv);
-    return 0;
+    return tu_load_biomedbert(&tv, &cfg);
 }
 
 static int teardown(void **state) {
@@ -39,13 +32,13 @@ static int teardown(void **state) {
 
 static int tok(const char *s, size_t len, int *out) {
     int n = -1;
-    assert_int_equal(bmc__tokenize(&tv.v, &cfg, s, len, out, 1024, &n), BMC_OK);
+    assert_int_equal(bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, s, len, out, 1024, &n), BMC_OK);
     return n;
 }
 static int toks(const char *s, int *out) { return tok(s, strlen(s), out); }
 static int tok_raw(const char *s, int *out) {
     int n = -1;
-    assert_int_equal(bmc__tokenize_raw(&tv.v, &cfg, s, strlen(s), out, 1024, &n), BMC_OK);
+    assert_int_equal(bmc__tokenize(&tv.v, &cfg, BMC__TOK_RAW, s, strlen(s), out, 1024, &n), BMC_OK);
     return n;
 }
 static void assert_ids(const int *got, int n_got, const int *exp, int n_exp) {
@@ -111,7 +104,7 @@ static void test_empty_and_blank(void **state) {
         assert_ids(ids, tok(blank[i], len, ids), cls_sep, 2);
     }
     int n = -1;
-    assert_int_equal(bmc__tokenize(&tv.v, &cfg, NULL, 0, ids, 2, &n), BMC_OK);
+    assert_int_equal(bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, NULL, 0, ids, 2, &n), BMC_OK);
     assert_ids(ids, n, cls_sep, 2);
 }
 
@@ -138,12 +131,12 @@ static void test_truncation(void **state) {
     /* context length from the config */
     bmc__config c8 = cfg;
     c8.context_length = 8;
-    assert_int_equal(bmc__tokenize(&tv.v, &c8, text, strlen(text), ids2, 8, &n), BMC_OK);
+    assert_int_equal(bmc__tokenize(&tv.v, &c8, BMC__TOK_CLEAN, text, strlen(text), ids2, 8, &n), BMC_OK);
     assert_int_equal(n, 8);
     for (int i = 0; i < 7; i++) assert_int_equal(ids2[i], ids[i]);
     assert_int_equal(ids2[7], (int)cfg.sep_id);
     c8.context_length = 2;
-    assert_int_equal(bmc__tokenize(&tv.v, &c8, text, strlen(text), ids2, 8, &n), BMC_OK);
+    assert_int_equal(bmc__tokenize(&tv.v, &c8, BMC__TOK_CLEAN, text, strlen(text), ids2, 8, &n), BMC_OK);
     assert_int_equal(n, 2);
 }
 
@@ -155,7 +148,7 @@ static void test_invalid_utf8(void **state) {
                         "c\xef\xbf\xbd\xef\xbf\xbd" "d";
     char *clean = NULL;
     size_t n;
-    assert_int_equal(bmc__clean_text(in, sizeof in - 1, &clean, &n), BMC_OK);
+    assert_int_equal(tu_clean_text(in, sizeof in - 1, &clean, &n), BMC_OK);
     assert_int_equal(n, sizeof want - 1);
     assert_memory_equal(clean, want, n);
     bmc__free(clean);
@@ -168,7 +161,7 @@ static void test_invalid_utf8(void **state) {
         {"\xff\xfe\xfd", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        assert_int_equal(bmc__clean_text(cases[i].bytes, strlen(cases[i].bytes), &clean, &n), BMC_OK);
+        assert_int_equal(tu_clean_text(cases[i].bytes, strlen(cases[i].bytes), &clean, &n), BMC_OK);
         assert_string_equal(clean, cases[i].as);
         bmc__free(clean);
         assert_same_as(cases[i].bytes, cases[i].as);
@@ -301,10 +294,11 @@ static void test_small_cap(void **state) {
     const char *t = "this is a photo of brain MRI"; /* 9 ids */
     int n = -1;
     for (int cap = 0; cap < 9; cap++) {
-        assert_int_equal(bmc__tokenize(&tv.v, &cfg, t, strlen(t), ids, cap, &n), BMC_E_TOO_LONG);
+        assert_int_equal(bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, t, strlen(t), ids, cap, &n),
+                         BMC_E_TOO_LONG);
         assert_int_equal(n, 9);
     }
-    assert_int_equal(bmc__tokenize(&tv.v, &cfg, t, strlen(t), ids, 9, &n), BMC_OK);
+    assert_int_equal(bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, t, strlen(t), ids, 9, &n), BMC_OK);
     assert_int_equal(n, 9);
     assert_int_equal(ids[8], (int)cfg.sep_id);
 }
@@ -313,25 +307,24 @@ static void test_bad_args(void **state) {
     (void)state;
     int n;
     const char *t = "x";
-    assert_int_equal(bmc__tokenize(NULL, &cfg, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
-    assert_int_equal(bmc__tokenize(&tv.v, NULL, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
-    assert_int_equal(bmc__tokenize(&tv.v, &cfg, NULL, 1, ids, 8, &n), BMC_E_INVALID_ARG);
-    assert_int_equal(bmc__tokenize(&tv.v, &cfg, t, 1, NULL, 8, &n), BMC_E_INVALID_ARG);
-    assert_int_equal(bmc__tokenize(&tv.v, &cfg, t, 1, ids, 8, NULL), BMC_E_INVALID_ARG);
-    assert_int_equal(bmc__tokenize(&tv.v, &cfg, t, 1, ids, -1, &n), BMC_E_INVALID_ARG);
-    assert_int_equal(bmc__tokenize_raw(NULL, &cfg, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(NULL, &cfg, BMC__TOK_CLEAN, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(&tv.v, NULL, BMC__TOK_CLEAN, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, NULL, 1, ids, 8, &n), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, t, 1, NULL, 8, &n), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, t, 1, ids, 8, NULL), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, t, 1, ids, -1, &n), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(NULL, &cfg, BMC__TOK_RAW, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
     assert_int_equal(bmc_tokenize(NULL, t, ids, 8, &n), BMC_E_INVALID_ARG);
     assert_true(strstr(bmc_last_error(), "model") != NULL);
-    assert_int_equal(bmc__clean_text(NULL, 1, (char **)&t, NULL), BMC_E_INVALID_ARG);
     bmc__config c = cfg;
     c.context_length = 1;
-    assert_int_equal(bmc__tokenize(&tv.v, &c, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(&tv.v, &c, BMC__TOK_CLEAN, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
     c = cfg;
     c.max_word_chars = 0;
-    assert_int_equal(bmc__tokenize(&tv.v, &c, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(&tv.v, &c, BMC__TOK_CLEAN, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
     c = cfg;
     c.unk_id = tv.v.n;
-    assert_int_equal(bmc__tokenize(&tv.v, &c, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
+    assert_int_equal(bmc__tokenize(&tv.v, &c, BMC__TOK_CLEAN, t, 1, ids, 8, &n), BMC_E_INVALID_ARG);
 }
 
 static void test_allocations(void **state) {
@@ -348,7 +341,7 @@ static void test_allocations(void **state) {
     int n = -1;
     for (long k = 1;; k++) {
         bmc__alloc_fail_after(k);
-        bmc_status st = bmc__tokenize(&tv.v, &cfg, s, sizeof s, ids, 1024, &n);
+        bmc_status st = bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, s, sizeof s, ids, 1024, &n);
         long made = bmc__alloc_fail_after(0);
         if (st == BMC_OK) {
             assert_true(made < k);
@@ -379,7 +372,7 @@ static void test_clean_text(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char *out = NULL;
-        assert_int_equal(bmc__clean_text(cases[i].in, strlen(cases[i].in), &out, NULL), BMC_OK);
+        assert_int_equal(tu_clean_text(cases[i].in, strlen(cases[i].in), &out, NULL), BMC_OK);
         assert_string_equal(out, cases[i].out);
         bmc__free(out);
     }

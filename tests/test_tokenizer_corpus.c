@@ -1,8 +1,8 @@
 /* test_tokenizer_corpus.c - every text of tests/data/tokenizer_corpus.jsonl (made by
  * tools/make_tokenizer_corpus.py with the official HF tokenizer and ftfy 6.3.1's default
- * fix_text, mojibake repair included) through the three
- * entry points: bmc__tokenize (expected `ids`), bmc__tokenize_raw (expected `raw_ids`, or `ids`
- * when absent) and bmc__clean_text (expected `clean`). Prints the counts per group. */
+ * fix_text, mojibake repair included) through bmc__tokenize (expected `ids`), the same with
+ * BMC__TOK_RAW (expected `raw_ids`, or `ids` when absent) and the library's per-line cleaning
+ * over the whole text (tu_clean_text; expected `clean`). Prints the counts per group. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,22 +30,16 @@ static void print_ids(const char *what, const int *ids, int n) {
 
 static void test_corpus(void **state) {
     (void)state;
-    char path[1024];
-    snprintf(path, sizeof path, "%s/biomedbert-vocab.txt", tu_shared_data());
     tu_vocab tv;
-    assert_int_equal(tu_vocab_load(&tv, path), 0);
-    bmc__config cfg = tu_config(&tv);
-    size_t flen = 0;
+    bmc__config cfg;
+    assert_int_equal(tu_load_biomedbert(&tv, &cfg), 0);
+    size_t flen = 0, pos = 0;
     char *file = tu_read_file(CORPUS, &flen);
     assert_non_null(file);
 
     int n = 0, bad_ids = 0, bad_raw = 0, bad_clean = 0, n_bytes = 0, n_long = 0;
     int exp[MAX_IDS], exp_raw[MAX_IDS], got[MAX_IDS];
-    for (char *line = file, *end; line < file + flen; line = end + 1) {
-        end = memchr(line, '\n', (size_t)(file + flen - line));
-        if (!end) end = file + flen;
-        *end = 0;
-        if (end == line) continue;
+    for (char *line, *end; (line = tu_next_line(file, flen, &pos, &end));) {
         const char *v;
         char *text = NULL, *clean = NULL, *cat = NULL;
         size_t text_len = 0, clean_len = 0, cat_len = 0;
@@ -66,7 +60,8 @@ static void test_corpus(void **state) {
         n_long += n_exp == (int)cfg.context_length;
 
         int n_got = -1;
-        bmc_status st = bmc__tokenize(&tv.v, &cfg, text, text_len, got, MAX_IDS, &n_got);
+        bmc_status st = bmc__tokenize(&tv.v, &cfg, BMC__TOK_CLEAN, text, text_len, got, MAX_IDS,
+                                      &n_got);
         if (st != BMC_OK || !same(got, n_got, exp, n_exp)) {
             if (bad_ids++ < 5) {
                 printf("  ids differ [%s] line %d: %s\n", cat, n + 1, st ? bmc_last_error() : "");
@@ -74,7 +69,7 @@ static void test_corpus(void **state) {
                 print_ids("got     ", got, n_got);
             }
         }
-        st = bmc__tokenize_raw(&tv.v, &cfg, text, text_len, got, MAX_IDS, &n_got);
+        st = bmc__tokenize(&tv.v, &cfg, BMC__TOK_RAW, text, text_len, got, MAX_IDS, &n_got);
         if (st != BMC_OK || !same(got, n_got, exp_raw, n_raw)) {
             if (bad_raw++ < 5) {
                 printf("  raw ids differ [%s] line %d\n", cat, n + 1);
@@ -84,7 +79,7 @@ static void test_corpus(void **state) {
         }
         char *c = NULL;
         size_t c_len = 0;
-        st = bmc__clean_text(text, text_len, &c, &c_len);
+        st = tu_clean_text(text, text_len, &c, &c_len);
         if (st != BMC_OK || c_len != clean_len || memcmp(c, clean, clean_len)) {
             if (bad_clean++ < 5) printf("  clean text differs [%s] line %d\n", cat, n + 1);
         }

@@ -1,6 +1,7 @@
 /* tokenizer_test_util.h - helpers for the tokenizer tests: a vocabulary built from vocab.txt,
- * the BiomedCLIP tokenizer configuration, and just enough JSON reading for the test vectors
- * (strings with escapes, arrays of ints). Header-only (static functions). */
+ * the BiomedCLIP tokenizer configuration, a whole text cleaned by the library's per-line steps,
+ * and just enough JSON reading for the test vectors (strings with escapes, arrays of ints).
+ * Header-only (static functions). */
 #ifndef BMC_TOKENIZER_TEST_UTIL_H
 #define BMC_TOKENIZER_TEST_UTIL_H
 
@@ -9,7 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "model.h"
+#include "text_clean.h"
 #include "unicode.h"
 
 static inline const char *tu_shared_data(void) {
@@ -100,6 +103,95 @@ static inline bmc__config tu_config(const tu_vocab *tv) {
     c.strip_accents = 1;
     c.max_word_chars = 100;
     return c;
+}
+
+/* The shared data's BiomedBERT vocabulary and BiomedCLIP's tokenizer configuration; 0 on
+ * success. */
+static inline int tu_load_biomedbert(tu_vocab *tv, bmc__config *cfg) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/biomedbert-vocab.txt", tu_shared_data());
+    if (tu_vocab_load(tv, path)) {
+        fprintf(stderr, "cannot load %s\n", path);
+        return -1;
+    }
+    *cfg = tu_config(tv);
+    return 0;
+}
+
+/* The next non-empty line of a file read whole into buf[0..len), from *pos on (start at 0):
+ * NUL-terminated in place, *end pointing at that NUL. NULL after the last line. */
+static inline char *tu_next_line(char *buf, size_t len, size_t *pos, char **end) {
+    while (*pos < len) {
+        char *line = buf + *pos, *e = memchr(line, '\n', len - *pos);
+        if (!e) e = buf + len;
+        *e = 0;
+        *pos = (size_t)(e - buf) + 1;
+        if (e != line) {
+            *end = e;
+            return line;
+        }
+    }
+    return NULL;
+}
+
+/* A whole text through the library's per-line cleaning, line by line as the tokenizer feeds it:
+ * ftfy_only = 1 gives ftfy.fix_text(text) (bmc__ftfy_line), 0 open_clip's cleaning
+ * (bmc__clean_line, then " ".join(text.split())). The result is NUL-terminated UTF-8 from
+ * bmc__malloc (bmc__free it); every allocation is the library's, so that
+ * bmc__alloc_fail_after reaches them all. */
+static inline bmc_status tu_clean(const char *utf8, size_t len, int ftfy_only, char **out,
+                                  size_t *out_len) {
+    *out = NULL;
+    bmc__clean_work w;
+    bmc__clean_work_init(&w);
+    bmc__cpbuf line, res;
+    bmc__cpbuf_init(&line, NULL, 0);
+    bmc__cpbuf_init(&res, NULL, 0);
+    bmc_status st = BMC_OK;
+    for (size_t pos = 0; pos < len && st == BMC_OK;) {
+        const char *nl = memchr(utf8 + pos, '\n', len - pos);
+        size_t end = nl ? (size_t)(nl - utf8) + 1 : len;
+        line.n = 0;
+        st = bmc__decode_utf8(utf8 + pos, end - pos, &line);
+        if (st == BMC_OK)
+            st = ftfy_only ? bmc__ftfy_line(&w, line.p, line.n, &res)
+                           : bmc__clean_line(&w, line.p, line.n, &res);
+        pos = end;
+    }
+    char *s = NULL;
+    size_t n = 0, bytes;
+    if (st == BMC_OK) {
+        if (!bmc__mul_size(res.n, 4, &bytes) || !(s = bmc__malloc(bytes + 1))) {
+            st = bmc__fail(BMC_E_NOMEM, "tu_clean: out of memory");
+        } else {
+            int space = 0; /* clean: " ".join(text.split()) over the U+0020 of bmc__clean_line */
+            for (size_t i = 0; i < res.n; i++) {
+                if (!ftfy_only && res.p[i] == ' ') {
+                    space = n > 0;
+                    continue;
+                }
+                if (space) s[n++] = ' ';
+                space = 0;
+                n += (size_t)bmc__utf8_put(res.p[i], s + n);
+            }
+            s[n] = 0;
+        }
+    }
+    bmc__cpbuf_free(&line);
+    bmc__cpbuf_free(&res);
+    bmc__clean_work_free(&w);
+    if (st != BMC_OK) return st;
+    *out = s;
+    if (out_len) *out_len = n;
+    return BMC_OK;
+}
+
+static inline bmc_status tu_clean_text(const char *utf8, size_t len, char **out, size_t *out_len) {
+    return tu_clean(utf8, len, 0, out, out_len);
+}
+
+static inline bmc_status tu_fix_text(const char *utf8, size_t len, char **out, size_t *out_len) {
+    return tu_clean(utf8, len, 1, out, out_len);
 }
 
 /* Pointer to the value of "key" in [p, end), or NULL. */

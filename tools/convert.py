@@ -2,7 +2,8 @@
 """convert.py - turn BiomedCLIP weights into one .bmc model file: a Hugging Face snapshot, or a
 checkpoint file (a fine-tune) with the configuration and vocabulary of the model it started from.
 
-    python3 tools/convert.py SNAPSHOT_DIR -o biomedclip.bmc [--vision-heads N] [--text-heads N]
+    python3 tools/convert.py SNAPSHOT_DIR -o biomedclip.bmc [--dtype f32|f16|bf16]
+                             [--vision-heads N] [--text-heads N]
     python3 tools/convert.py CHECKPOINT -o finetuned.bmc (--base SNAPSHOT_DIR | --config F --vocab F)
 
 SNAPSHOT_DIR holds open_clip_config.json, the weights (open_clip_model.safetensors, else
@@ -19,6 +20,11 @@ checkpoint cannot run code. Storages are streamed one at a time; float32 bytes a
 are, float16/bfloat16 are widened to float32 with whole-buffer operations (no per-float loop in
 Python for bf16/f32; struct's 'e' format in chunks for f16). The Linear weights are then laid out
 as 64-output panels (docs/FORMAT.md, layout panel64), a strided copy per row.
+
+--dtype f16 or bf16 stores those Linear weights in 16 bits (everything else stays float32):
+f16 through struct's 'e' (round to nearest even; a value beyond float16's range is an error that
+names the tensor), bf16 by rounding to nearest even with big-integer arithmetic over the whole
+tensor, in bf16's pair layout (panel64x2). The library widens them, or runs bfloat16 products.
 """
 import argparse
 import collections
@@ -49,8 +55,9 @@ CONFIG_OFFSET = 72
 CONFIG_SIZE = 256
 
 DT_F32, DT_F16, DT_I32, DT_BF16, DT_U8, DT_U32 = 0, 1, 26, 30, 64, 65
-LAYOUT_ROWS, LAYOUT_PANEL64 = 0, 1
+LAYOUT_ROWS, LAYOUT_PANEL64, LAYOUT_PANEL64X2 = 0, 1, 2
 PANEL = 64
+F16_MAX = 65504.0
 # The Linear weights (and the patch convolution, a Linear over flattened patches): stored as
 # 64-output panels, the layout the library's GEMM kernel reads in place (docs/FORMAT.md).
 PANEL_TENSORS = re.compile(
@@ -517,6 +524,86 @@ def to_panels(data, shape):
     return out
 
 
+def to_f16_bytes(data, name):
+    """float32 bytes -> IEEE half bytes, rounded to nearest even, in chunks through struct."""
+    src = memoryview(data).cast("B").cast("f")
+    out = bytearray(len(src) * 2)
+    step = 1 << 16
+    for i in range(0, len(src), step):
+        chunk = src[i:i + step]
+        try:
+            out[2 * i:2 * (i + len(chunk))] = struct.pack("<%de" % len(chunk), *chunk)
+        except (OverflowError, struct.error):
+            big = max(abs(v) for v in chunk)
+            raise ConvertError("tensor %s: a value (|x| = %g) is beyond float16's range (%g): use --dtype bf16 or "
+                               "f32" % (name, big, F16_MAX))
+    return out
+
+
+_HIGH_7F = bytes(1 if b & 0x7F == 0x7F else 0 for b in range(256))
+
+
+def to_bf16_bytes(data, name):
+    """float32 bytes -> bfloat16 bytes, rounded to nearest even: each 32-bit lane u becomes
+    (u + 0x7FFF + bit 16 of u) >> 16, computed on the tensor as one little-endian integer (no lane
+    carries into the next except for NaN, which is refused), then the high half of every lane."""
+    n = len(data) // 4
+    b = int.from_bytes(data, "little")
+    lanes16 = int.from_bytes(b"\x00\x00\x01\x00" * n, "little")  # bit 16 of every lane
+    r = b + int.from_bytes(b"\xff\x7f\x00\x00" * n, "little") + ((b & lanes16) >> 16)
+    rb = r.to_bytes(4 * n + 1, "little")
+    del b, r
+    # lanes whose sign-less high byte is 0x7f (exponent all ones, or nearly): found at C speed,
+    # then only those looked at; a NaN is refused, an infinity kept
+    src = memoryview(data).cast("B").cast("I")
+    high = bytes(data[3::4]).translate(_HIGH_7F)
+    i = high.find(1)
+    while i >= 0:
+        if src[i] & 0x7F800000 == 0x7F800000 and src[i] & 0x7FFFFF:
+            raise ConvertError("tensor %s: element %d is NaN" % (name, i))
+        i = high.find(1, i + 1)
+    out = bytearray(2 * n)
+    out[0::2] = rb[2:4 * n:4]
+    out[1::2] = rb[3:4 * n:4]
+    return out
+
+
+def to_panels16(data, shape, pairs):
+    """16-bit bytes of an [N, K...] weight (row-major) -> panels of [K][64] (f16), or with pairs
+    of k side by side, [K / 2][64][2] (bf16, panel64x2): element (n, k) at (n // 64) * K * 64 +
+    (k // 2) * 128 + (n % 64) * 2 + k % 2."""
+    n = shape[0]
+    k = len(data) // 2 // n
+    out = bytearray(panel_floats(shape) * 2)
+    dst = memoryview(out).cast("H")
+    src = memoryview(data).cast("B").cast("H")
+    for row in range(n):
+        r = src[row * k:(row + 1) * k]
+        if pairs:
+            base = row // PANEL * k * PANEL + row % PANEL * 2
+            dst[base:base + k * PANEL:2 * PANEL] = r[0::2]
+            dst[base + 1:base + 1 + k * PANEL:2 * PANEL] = r[1::2]
+        else:
+            base = row // PANEL * k * PANEL + row % PANEL
+            dst[base:base + k * PANEL:PANEL] = r
+    return out
+
+
+def panel_item(name, t, shape, dtype):
+    """The directory item of a Linear weight stored as panels in dtype ('f32', 'f16', 'bf16')."""
+    if dtype == "f16":
+        return (name, DT_F16, shape, panel_floats(shape) * 2,
+                lambda: to_panels16(to_f16_bytes(to_f32_bytes(t, name), name), shape, False), LAYOUT_PANEL64)
+    if dtype == "bf16":
+        k = panel_floats(shape) // ((shape[0] + PANEL - 1) // PANEL * PANEL)
+        if k % 2:
+            raise ConvertError("tensor %s: --dtype bf16 needs an even input size, not %d" % (name, k))
+        return (name, DT_BF16, shape, panel_floats(shape) * 2,
+                lambda: to_panels16(to_bf16_bytes(to_f32_bytes(t, name), name), shape, True), LAYOUT_PANEL64X2)
+    return (name, DT_F32, shape, panel_floats(shape) * 4,
+            lambda: to_panels(to_f32_bytes(t, name), shape), LAYOUT_PANEL64)
+
+
 def write_bmc(out_path, config_bytes, items):
     """items: [(name, dtype, shape, nbytes, produce, layout)] where produce() returns the bytes
     as stored."""
@@ -673,9 +760,7 @@ def convert(source, out_path, args):
             t = sd[name]
             n_params += t.numel
             if PANEL_TENSORS.match(name):
-                items.append((name, DT_F32, shape, panel_floats(shape) * 4,
-                              lambda t=t, name=name, shape=shape: to_panels(to_f32_bytes(t, name), shape),
-                              LAYOUT_PANEL64))
+                items.append(panel_item(name, t, shape, getattr(args, "dtype", "f32")))
             else:
                 items.append((name, DT_F32, shape, t.numel * 4, lambda t=t, name=name: to_f32_bytes(t, name),
                               LAYOUT_ROWS))
@@ -705,6 +790,10 @@ def main(argv=None):
     ap.add_argument("--vocab", metavar="FILE", help="vocab.txt or tokenizer.json to use")
     ap.add_argument("--vision-heads", type=int, default=0, help="ViT attention heads (overrides the config)")
     ap.add_argument("--text-heads", type=int, default=0, help="BERT attention heads (overrides the config)")
+    ap.add_argument("--dtype", choices=("f32", "f16", "bf16"), default="f32",
+                    help="element type of the Linear weights (LayerNorm, biases and embedding tables stay "
+                         "float32): f16 halves the file and the bytes a pass streams; bf16 also runs "
+                         "bfloat16 products where the CPU has AVX512_BF16 (docs/PERF.md: accuracy)")
     ap.add_argument("-q", "--quiet", action="store_true")
     args = ap.parse_args(argv)
     if args.vision_heads < 0 or args.text_heads < 0:
@@ -729,6 +818,9 @@ def main(argv=None):
         print("  vision %d layers x %d wide (%d heads), text %d layers x %d wide (%d heads), embed %d" %
               (c["vision_layers"], c["vision_width"], c["vision_heads"], c["text_layers"], c["text_width"],
                c["text_heads"], c["embed_dim"]))
+        if args.dtype != "f32":
+            print("  Linear weights stored as %s; check the result against the float32 file with "
+                  "biomedclip compare (docs/PERF.md)" % args.dtype)
     return 0
 
 

@@ -29,7 +29,6 @@ Groups (`cat`):
 Each line: {"cat", "text", "fixed": ftfy.fix_text(text), "clean": open_clip's cleaning,
 "ids": HF tokenizer(clean)}.
 """
-import argparse
 import html
 import json
 import os
@@ -37,9 +36,8 @@ import random
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-REPO = os.path.dirname(HERE)
 sys.path.insert(0, HERE)
-from make_tokenizer_corpus import hf_ids  # noqa: E402
+from make_tokenizer_corpus import hf_ids, open_clip_clean, reference_args  # noqa: E402
 
 SUBJECTS = ["adenocarcinoma", "squamous cell carcinoma", "glioblastoma", "meningioma", "melanoma",
             "hepatocellular carcinoma", "pleural effusion", "pneumothorax", "cardiomegaly",
@@ -222,19 +220,11 @@ def build(ftfy, rng):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--ftfy", required=True)
-    ap.add_argument("--node-modules", required=True)
-    shared = os.environ.get("SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
-    ap.add_argument("--tokenizer", default=os.path.join(shared, "biomedclip-tokenizer.json"))
-    ap.add_argument("--out", default=os.path.join(REPO, "tests", "data", "ftfy_vectors.jsonl"))
-    args = ap.parse_args()
-    sys.path.insert(0, args.ftfy)
-    import ftfy  # noqa: E402
+    args, ftfy = reference_args(__doc__, "ftfy_vectors.jsonl")
     assert ftfy.__version__ == "6.3.1", ftfy.__version__
     items = build(ftfy, random.Random(2024))
     fixed = [ftfy.fix_text(t) for _, t in items]
-    clean = [" ".join(html.unescape(html.unescape(f)).strip().split()).strip() for f in fixed]
+    clean = [open_clip_clean(ftfy, t) for _, t in items]
     ids = hf_ids(clean, args.node_modules, args.tokenizer)
     cats, changed = {}, {}
     with open(args.out, "w", encoding="utf-8") as f:

@@ -18,7 +18,7 @@ Each line of the output is a JSON object (ASCII, \\u escapes):
   clean       open_clip's cleaning with ftfy.fix_text(text) (its defaults, mojibake repair included):
               " ".join(html.unescape(html.unescape(ftfy(text))).split()) -- what the C library does
   ids         HF tokenizer(clean): the expected output of bmc__tokenize
-  raw_ids     HF tokenizer(text), when different from ids: expected of bmc__tokenize_raw
+  raw_ids     HF tokenizer(text), when different from ids: expected of bmc__tokenize(BMC__TOK_RAW)
 """
 import argparse
 import html
@@ -235,17 +235,23 @@ def hf_ids(texts, node_modules, tokenizer):
     return out
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def reference_args(doc, out_name):
+    """The command line of the vector generators (this one and make_ftfy_vectors.py): the parsed
+    arguments and the ftfy module of --ftfy."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
     ap.add_argument("--ftfy", required=True)
     ap.add_argument("--node-modules", required=True)
     shared = os.environ.get("SHARED_DATA", os.path.join(REPO, "..", "shared", "data"))
     ap.add_argument("--tokenizer", default=os.path.join(shared, "biomedclip-tokenizer.json"))
-    ap.add_argument("--out", default=os.path.join(REPO, "tests", "data", "tokenizer_corpus.jsonl"))
+    ap.add_argument("--out", default=os.path.join(REPO, "tests", "data", out_name))
     args = ap.parse_args()
     sys.path.insert(0, args.ftfy)
     import ftfy  # noqa: E402
+    return args, ftfy
 
+
+def main():
+    args, ftfy = reference_args(__doc__, "tokenizer_corpus.jsonl")
     items = build_texts(os.path.join(os.path.dirname(args.tokenizer), "tokenizer_test_vectors.json"))
     texts = [t for _, t, _ in items]
     clean = [open_clip_clean(ftfy, t) for t in texts]

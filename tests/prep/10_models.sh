@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Random-weight test checkpoints: $BMC_TESTDATA/{tiny,full}/ (HF-like snapshots written by
-# torch.save) and their conversions $BMC_TESTDATA/{tiny,full}.bmc. Skips what already exists.
+# torch.save) and their conversions $BMC_TESTDATA/{tiny,full}.bmc, and {tiny,full}-{f16,bf16}.bmc
+# (16-bit Linear weights). Skips what already exists.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 PYTHON=${PYTHON:-/usr/bin/python3}
@@ -26,4 +27,13 @@ for size in tiny full; do
     "$PYTHON" tools/convert.py "$snap" -o "$BMC_TESTDATA/$size.bmc"
     echo "10_models: converted $BMC_TESTDATA/$size.bmc in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
   fi
+  # the same model with 16-bit Linear weights (tests/test_reduced_precision.c)
+  for dt in f16 bf16; do
+    out="$BMC_TESTDATA/$size-$dt.bmc"
+    if [ ! -f "$out" ] || [ "$BMC_TESTDATA/$size.bmc" -nt "$out" ]; then
+      t0=$(date +%s%N)
+      "$PYTHON" tools/convert.py "$snap" -o "$out" --dtype "$dt" -q
+      echo "10_models: converted $out in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+    fi
+  done
 done

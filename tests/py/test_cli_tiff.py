@@ -7,6 +7,7 @@ on stderr). In a build without libtiff (TIFF=0) the TIFFs must be refused naming
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
@@ -77,6 +78,20 @@ def main():
         for png, tif in pairs:
             ok = png in emb and tif in emb and np.array_equal(emb[png], emb[tif])
             check(ok, f"embed-image {os.path.basename(tif)} == {os.path.basename(png)} (same pixels)")
+
+        # a tiled TIFF whose tile width claims 587 million pixels (fuzz_tiff asked 9.4 GB for it):
+        # refused before any allocation, naming the tiles
+        huge = os.path.join(tmp, "huge_tile.tif")
+        entries = [(256, 4, 17), (257, 4, 9), (258, 3, 8), (259, 3, 1), (262, 3, 1), (277, 3, 1),
+                   (322, 4, 587202576), (323, 4, 16), (324, 4, 200), (325, 4, 64)]
+        ifd = struct.pack("<H", len(entries)) + b"".join(
+            struct.pack("<HHII", tag, typ, 1, v) if typ == 4 else struct.pack("<HHIHH", tag, typ, 1, v, 0)
+            for tag, typ, v in entries) + struct.pack("<I", 0)
+        blob = b"II*\x00" + struct.pack("<I", 8) + ifd
+        open(huge, "wb").write(blob + bytes(264 - len(blob)))
+        rc, out, err = run("info-image", huge)
+        check(rc == 1 and "TIFF tiles of 587202576 x 16" in err and "refused before decoding" in err,
+              f"a tile of 587202576 x 16: refused, naming the tiles ({err.strip()[:160]})")
 
         # index: the walk picks up .tif and .TIFF
         tree = os.path.join(tmp, "tree")

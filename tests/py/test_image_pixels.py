@@ -80,6 +80,16 @@ def run_tool(args):
     return {line.split(" ", 2)[1]: line for line in r.stdout.splitlines()}
 
 
+def print_failures(failures):
+    """Print the failures (the first 60) and PASS or their count; returns the exit status."""
+    for f in failures[:60]:
+        print("FAIL:", f)
+    if len(failures) > 60:
+        print(f"... and {len(failures) - 60} more failures")
+    print("PASS" if not failures else f"{len(failures)} failures")
+    return 1 if failures else 0
+
+
 def main():
     jpeg_only = "--jpeg-only" in sys.argv
     report = sys.argv[sys.argv.index("--report") + 1] if "--report" in sys.argv else None
@@ -191,12 +201,7 @@ def main():
     finally:
         if not keep:
             shutil.rmtree(work, ignore_errors=True)
-    for f in failures[:60]:
-        print("FAIL:", f)
-    if len(failures) > 60:
-        print(f"... and {len(failures) - 60} more failures")
-    print("PASS" if not failures else f"{len(failures)} failures")
-    return 1 if failures else 0
+    return print_failures(failures)
 
 
 if __name__ == "__main__":

@@ -89,6 +89,7 @@ def test_info_matches_cli(tiny):
     assert info["n_tensors"] == int(want["tensors"])
     assert info["n_params"] == int(want["parameters"].split()[0].replace(",", ""))
     assert info["file_size"] == os.path.getsize(T.TINY)
+    assert info["fields"]["linear weights"].startswith("float32")
     assert info["vocab_size"] == 28895
     assert abs(info["logit_scale"] - float(want["logit scale"].split()[0])) < 1e-3
     assert info["library"] == biomedclip.library_version() == "%d.%d.%d" % (0, 1, 0)
@@ -96,6 +97,19 @@ def test_info_matches_cli(tiny):
     assert biomedclip.system_info().startswith("KERNELS=") and "BLAS=" in biomedclip.system_info()
     p = T.cli("--version")
     assert p.stdout.split() == ["biomedclip", biomedclip.library_version()]
+
+
+@pytest.mark.parametrize("dtype,name,tol", [("f16", "float16", 1e-3), ("bf16", "bfloat16", 1e-2)])
+def test_16bit_weights(tiny, dtype, name, tol):
+    """A file with 16-bit Linear weights (tools/convert.py --dtype) loads and runs from Python,
+    says its weight type, and stays near the float32 file's embeddings."""
+    path = os.path.join(T.TESTDATA, "tiny-%s.bmc" % dtype)
+    m = biomedclip.Model(path, threads=1)
+    assert m.info["fields"]["linear weights"].startswith(name)
+    texts = ["chest X-ray with pleural effusion", "H&E stained tissue"]
+    a, b = m.encode_text(texts), tiny.encode_text(texts)
+    assert max(T.rel_l2(x, y) for x, y in zip(a, b)) < tol
+    m.close()
 
 
 # ---- text -----------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from PIL import Image
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import gen_tiffs  # noqa: E402
-from test_image_pixels import TOOL, pil_crop, read_ppm, torch_input  # noqa: E402
+from test_image_pixels import TOOL, pil_crop, print_failures, read_ppm, torch_input  # noqa: E402
 
 
 def pil_reference(path, page, kind):
@@ -158,12 +158,7 @@ def main():
                   ", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for f in failures[:60]:
-        print("FAIL:", f)
-    if len(failures) > 60:
-        print(f"... and {len(failures) - 60} more failures")
-    print("PASS" if not failures else f"{len(failures)} failures")
-    return 1 if failures else 0
+    return print_failures(failures)
 
 
 if __name__ == "__main__":

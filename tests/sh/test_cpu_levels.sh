@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # test_cpu_levels.sh - the parity and thread tests at every kernel level this CPU has (lib/cpu.c).
 # The plain run of the suite exercises the best level; this reruns tests/test_vit_parity,
-# test_bert_parity and test_parallel with BMC_CPU=avx2 and BMC_CPU=portable (when the CPU has
-# more than that level): embeddings within the parity tests' tolerances of PyTorch (1e-5) at
+# test_bert_parity, test_parallel, test_ops and test_reduced_precision with BMC_CPU=avx2 and
+# BMC_CPU=portable (when the CPU has more than that level), and on a CPU with AVX512_BF16 the
+# 16-bit tests (test_ops, test_reduced_precision) with BMC_CPU=avx512, whose bfloat16 weights are
+# widened instead of multiplied by vdpbf16ps: embeddings within the parity tests' tolerances of PyTorch (1e-5) at
 # each level, bit-identical across 1, 2 and 3 threads at the AVX2 level (within 1e-6 at the
 # portable one, whose products are OpenBLAS's; there test_parallel runs the tiny model only,
 # BMC_THREADS_FULL=0: its full-size case took 146 s of wall time under load, mostly OpenBLAS's
@@ -25,23 +27,31 @@ export CMOCKA_MESSAGE_OUTPUT=stdout
 info=$(BMC_CPU= "$BUILD/biomedclip" info -m "${BMC_TESTDATA:-$BUILD/testdata}/tiny.bmc" | grep '^system') ||
   { echo "FAIL: biomedclip info"; exit 1; }
 case "$info" in
+  *KERNELS=avx512_bf16*) best=avx512_bf16 ;;
   *KERNELS=avx512*) best=avx512 ;;
   *KERNELS=avx2*) best=avx2 ;;
   *) best=portable ;;
 esac
 echo "best level of this CPU: $best ($info)"
 case "$BUILD" in
-  *-sanitize) tests="test_ops test_parallel test_image"; export BMC_THREADS_FULL=0
-              echo "sanitized build: test_ops, test_parallel (tiny model) and test_image at each level" ;;
-  *) tests="test_vit_parity test_bert_parity test_parallel test_image" ;;
+  *-sanitize) tests="test_ops test_parallel test_reduced_precision test_image"; export BMC_THREADS_FULL=0
+              echo "sanitized build: test_ops, test_parallel, test_reduced_precision (tiny model) and test_image at each level" ;;
+  *) tests="test_vit_parity test_bert_parity test_parallel test_ops test_reduced_precision test_image" ;;
 esac
+# avx512 below avx512_bf16 differs only for bfloat16 weights (widened instead of vdpbf16ps)
+w16_only="test_ops test_reduced_precision"
 for t in $tests; do
   [ -x "$BUILD/tests/$t" ] || { echo "FAIL: $BUILD/tests/$t not built (make tests)"; exit 1; }
 done
 fail=0
-for level in avx2 portable; do
+for level in avx512 avx2 portable; do
+  if [ "$level" = avx512 ] && [ "$best" != avx512_bf16 ]; then
+    [ "$best" = avx512 ] || echo "SKIP level avx512: this CPU (or its OS) has no AVX-512"
+    [ "$best" = avx512 ] && echo "SKIP level avx512_bf16: this CPU has no AVX512_BF16 (bfloat16 products untested here)"
+    continue
+  fi
   if [ "$best" = portable ] && [ "$level" = avx2 ]; then
-    echo "SKIP level avx2: this CPU (or its OS) has no AVX2 + FMA"; continue
+    echo "SKIP level avx2: this CPU (or its OS) has no AVX2 + FMA + F16C"; continue
   fi
   if [ "$level" = "$best" ]; then
     echo "level $level: the CPU's best, run by the plain suite"; continue
@@ -49,6 +59,7 @@ for level in avx2 portable; do
   got=$(BMC_CPU=$level "$BUILD/biomedclip" info -m "${BMC_TESTDATA:-$BUILD/testdata}/tiny.bmc" | grep '^system')
   case "$got" in *"KERNELS=$level "*) ;; *) echo "FAIL: BMC_CPU=$level runs: $got"; fail=1; continue ;; esac
   for t in $tests; do
+    [ "$level" = avx512 ] && case " $w16_only " in *" $t "*) ;; *) continue ;; esac
     t0=$SECONDS
     full=${BMC_THREADS_FULL:-}; [ "$level" = portable ] && full=0
     if BMC_THREADS_FULL=$full BMC_CPU=$level "$BUILD/tests/$t" > "$BUILD/tests/$t.$level.log" 2>&1; then

@@ -5,6 +5,7 @@
 #include <stdio.h>
 
 #include "biomedclip.h"
+#include "image_walk.h" /* cli_paths */
 
 /* Exit codes (docs/CLI.md). */
 #define CLI_EXIT_OK 0
@@ -112,6 +113,27 @@ int cli_read_lines(const char *cmd, const char *path, cli_text_fn fn, void *user
  * "biomedclip cmd: cannot open PATH" or "... error reading PATH"; the other inputs still went
  * through); -1 as soon as fn returns non-zero. */
 int cli_each_input(const char *cmd, const cli_list *in, cli_text_fn fn, void *user);
+
+/* Call fn for each item of a comma-separated list, as it stands (not NUL-terminated; blanks
+ * and empty items included: fn trims and skips). Returns 0, or the first non-zero fn returns. */
+int cli_split_commas(const char *list, cli_text_fn fn, void *user);
+
+/* Zero-shot labels (classify, classify-slide, serve's /classify) are a cli_paths, in the order
+ * given. cli_labels_add is a cli_text_fn (user: the cli_paths): it appends the label s[0..len)
+ * without blanks (space, tab) before and without blanks or '\r' after, and skips it when that
+ * leaves nothing. cli_labels_split does so for each item of a comma-separated list. Both
+ * return 0, or -1 when out of memory. */
+int cli_labels_add(void *labels, const char *s, size_t len);
+int cli_labels_split(cli_paths *labels, const char *list);
+/* The zero-shot prompts: template + each label, labels->n new strings; NULL when out of
+ * memory. Free with cli_prompts_free(prompts, labels->n). */
+char **cli_prompts(const char *template, const cli_paths *labels);
+void cli_prompts_free(char **prompts, int n);
+
+/* The zero-shot labels' options: --labels LIST (add_list) and --labels-file FILE (add_file). */
+#define CLI_OPT_LABELS(dest, add_list, add_file)                                               \
+    {"--labels", NULL, CLI_CALL, (dest), 0, NULL, (add_list)},                                 \
+    {"--labels-file", NULL, CLI_CALL, (dest), 0, NULL, (add_file)}
 
 /* A context on model with `threads` threads (0: the default) and scratch for batches of
  * max_batch (0: the default). Returns 0, or -1 after printing "biomedclip cmd: why". */

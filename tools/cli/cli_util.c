@@ -257,6 +257,45 @@ int cli_each_input(const char *cmd, const cli_list *in, cli_text_fn fn, void *us
     return unreadable;
 }
 
+int cli_split_commas(const char *list, cli_text_fn fn, void *user) {
+    for (const char *p = list;;) {
+        const char *comma = strchr(p, ',');
+        int rc = fn(user, p, comma ? (size_t)(comma - p) : strlen(p));
+        if (rc || !comma) return rc;
+        p = comma + 1;
+    }
+}
+
+int cli_labels_add(void *labels, const char *s, size_t len) {
+    while (len && (*s == ' ' || *s == '\t')) s++, len--;
+    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r')) len--;
+    return len ? cli_paths_push(labels, strndup(s, len)) : 0;
+}
+
+int cli_labels_split(cli_paths *labels, const char *list) {
+    return cli_split_commas(list, cli_labels_add, labels);
+}
+
+char **cli_prompts(const char *template, const cli_paths *l) {
+    char **p = calloc((size_t)(l->n ? l->n : 1), sizeof *p);
+    size_t lt = strlen(template);
+    for (int j = 0; p && j < l->n; j++) {
+        size_t ll = strlen(l->v[j]);
+        if (!(p[j] = malloc(lt + ll + 1))) {
+            cli_prompts_free(p, j);
+            return NULL;
+        }
+        memcpy(p[j], template, lt);
+        memcpy(p[j] + lt, l->v[j], ll + 1);
+    }
+    return p;
+}
+
+void cli_prompts_free(char **prompts, int n) {
+    for (int j = 0; prompts && j < n; j++) free(prompts[j]);
+    free(prompts);
+}
+
 int cli_new_ctx(const char *cmd, const bmc_model *model, int threads, int max_batch,
                 bmc_ctx **ctx) {
     bmc_ctx_params cp = bmc_ctx_default_params();

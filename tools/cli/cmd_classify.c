@@ -34,40 +34,7 @@ static const char usage_text[] =
 
 enum { FMT_TABLE, FMT_JSON, FMT_TSV };
 
-typedef struct labels {
-    char **items;
-    int n, cap;
-} labels;
-
-static int labels_add(labels *l, const char *s, size_t len) {
-    while (len && (*s == ' ' || *s == '\t')) s++, len--;
-    while (len && (s[len - 1] == ' ' || s[len - 1] == '\t' || s[len - 1] == '\r')) len--;
-    if (!len) return 0;
-    if (l->n == l->cap) {
-        int cap = l->cap ? 2 * l->cap : 16;
-        char **p = realloc(l->items, (size_t)cap * sizeof *p);
-        if (!p) return -1;
-        l->items = p, l->cap = cap;
-    }
-    char *c = malloc(len + 1);
-    if (!c) return -1;
-    memcpy(c, s, len);
-    c[len] = '\0';
-    l->items[l->n++] = c;
-    return 0;
-}
-
-static int labels_split(labels *l, const char *list) {
-    for (const char *p = list;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (labels_add(l, p, len)) return -1;
-        if (!comma) return 0;
-        p = comma + 1;
-    }
-}
-
-static int labels_file(labels *l, const char *path) {
+static int labels_file(cli_paths *l, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) {
         perror(path);
@@ -79,7 +46,7 @@ static int labels_file(labels *l, const char *path) {
     int rc = 0;
     while (rc == 0 && (len = getline(&line, &cap, f)) >= 0) {
         while (len && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-        rc = labels_add(l, line, (size_t)len);
+        rc = cli_labels_add(l, line, (size_t)len);
     }
     free(line);
     fclose(f);
@@ -89,7 +56,7 @@ static int labels_file(labels *l, const char *path) {
 typedef struct run {
     const cli_image_opts *img;
     const cli_item *items;
-    labels *labels;
+    cli_paths *labels;
     const float *text_emb; /* [n labels, dim] */
     const bmc_model *model;
     float *probs;          /* [n labels] */
@@ -123,7 +90,7 @@ static int print_one(void *user, int index, const float *emb, const char *error)
         fputs(", \"labels\": [", stdout);
         for (int j = 0; j < n; j++) {
             if (j) fputs(", ", stdout);
-            cli_json_string(stdout, r->labels->items[j]);
+            cli_json_string(stdout, r->labels->v[j]);
         }
         fputs("], \"probs\": ", stdout);
         cli_json_floats(stdout, r->probs, n);
@@ -137,9 +104,9 @@ static int print_one(void *user, int index, const float *emb, const char *error)
         for (int t = 0; t < k; t++) {
             int j = r->order[t];
             if (r->format == FMT_TABLE)
-                printf("  %-*s  %.6g\n", r->width, r->labels->items[j], (double)r->probs[j]);
+                printf("  %-*s  %.6g\n", r->width, r->labels->v[j], (double)r->probs[j]);
             else
-                printf("%s\t%s\t%.9g\n", file, r->labels->items[j], (double)r->probs[j]);
+                printf("%s\t%s\t%.9g\n", file, r->labels->v[j], (double)r->probs[j]);
         }
         if (r->format == FMT_TABLE) putchar('\n');
     }
@@ -148,7 +115,7 @@ static int print_one(void *user, int index, const float *emb, const char *error)
 }
 
 static int add_labels(void *l, const char *list) {
-    if (labels_split(l, list) == 0) return CLI_GO_ON;
+    if (cli_labels_split(l, list) == 0) return CLI_GO_ON;
     fprintf(stderr, "biomedclip classify: out of memory\n");
     return CLI_EXIT_FAILURE;
 }
@@ -160,7 +127,7 @@ static int add_labels_file(void *l, const char *path) {
 int cli_classify(int argc, char **argv) {
     const char *model_opt = NULL, *template = DEFAULT_TEMPLATE;
     int top = 0, threads = 0, batch = 8, format = FMT_TABLE, rc = CLI_EXIT_FAILURE;
-    labels lab = {0};
+    cli_paths lab = {0};
     cli_list files;
     bmc_model *model = NULL;
     bmc_ctx *ctx = NULL;
@@ -174,8 +141,7 @@ int cli_classify(int argc, char **argv) {
     if (cli_list_init(&files, argc)) goto oom;
     const cli_option opts[] = {
         CLI_OPT_MODEL(&model_opt),
-        {"--labels", NULL, CLI_CALL, &lab, 0, NULL, add_labels},
-        {"--labels-file", NULL, CLI_CALL, &lab, 0, NULL, add_labels_file},
+        CLI_OPT_LABELS(&lab, add_labels, add_labels_file),
         {"--template", NULL, CLI_STRING, &template, 0, NULL, NULL},
         {"--top", NULL, CLI_INT, &top, 0, NULL, NULL},
         CLI_OPT_THREADS(&threads),
@@ -200,17 +166,14 @@ int cli_classify(int argc, char **argv) {
     rc = CLI_EXIT_FAILURE;
     if (cli_new_ctx("classify", model, threads, batch > 8 ? batch : 0, &ctx)) goto done;
     int dim = bmc_model_embed_dim(model), n = lab.n, width = 0;
-    texts = calloc((size_t)n, sizeof *texts);
+    texts = cli_prompts(template, &lab);
     text_emb = malloc((size_t)n * dim * sizeof *text_emb);
     probs = malloc((size_t)n * sizeof *probs);
     order = malloc((size_t)n * sizeof *order);
     if (!texts || !text_emb || !probs || !order) goto oom;
     for (int j = 0; j < n; j++) {
-        size_t lt = strlen(template), ll = strlen(lab.items[j]);
-        if (!(texts[j] = malloc(lt + ll + 1))) goto oom;
-        memcpy(texts[j], template, lt);
-        memcpy(texts[j] + lt, lab.items[j], ll + 1);
-        if ((int)ll > width) width = (int)ll;
+        int ll = (int)strlen(lab.v[j]);
+        if (ll > width) width = ll;
     }
     if (bmc_encode_text(ctx, (const char *const *)texts, n, text_emb, 1) != BMC_OK) {
         fprintf(stderr, "biomedclip classify: encoding the labels: %s\n", bmc_last_error());
@@ -225,10 +188,9 @@ int cli_classify(int argc, char **argv) {
 oom:
     rc = cli_oom("classify");
 done:
-    if (texts)
-        for (int j = 0; j < lab.n; j++) free(texts[j]);
-    for (int j = 0; j < lab.n; j++) free(lab.items[j]);
-    free(lab.items), free(texts), free(text_emb), free(probs), free(order);
+    cli_prompts_free(texts, lab.n);
+    cli_paths_free(&lab);
+    free(text_emb), free(probs), free(order);
     cli_image_items_free(items, n_items);
     cli_list_free(&files);
     bmc_ctx_free(ctx);

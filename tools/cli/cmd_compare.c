@@ -57,16 +57,6 @@ static int strlist_add(strlist *l, const char *s, size_t len, int trim) {
 
 static void strlist_free(strlist *l) { cli_paths_free(l); }
 
-static int split_labels(strlist *l, const char *list) {
-    for (const char *p = list;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        if (strlist_add(l, p, len, 1)) return -1;
-        if (!comma) return 0;
-        p = comma + 1;
-    }
-}
-
 /* A directory gives its images in sorted order; anything else is taken as an image file. */
 static int add_images(strlist *out, const char *arg, int *errors) {
     struct stat st;
@@ -120,7 +110,7 @@ static int add_texts_file(void *p, const char *path) {
 }
 
 static int add_labels(void *p, const char *list) {
-    return split_labels(&((inputs *)p)->labels, list) ? oom() : CLI_GO_ON;
+    return cli_split_commas(list, label_line, &((inputs *)p)->labels) ? oom() : CLI_GO_ON;
 }
 
 static int add_labels_file(void *p, const char *path) {
@@ -316,8 +306,7 @@ int cli_compare(int argc, char **argv) {
         {"--images", NULL, CLI_CALL, &in, 0, NULL, add_images_opt},
         {"--texts", NULL, CLI_CALL, &in, 0, NULL, add_texts_file},
         {"--text", NULL, CLI_CALL, &in, 0, NULL, add_text},
-        {"--labels", NULL, CLI_CALL, &in, 0, NULL, add_labels},
-        {"--labels-file", NULL, CLI_CALL, &in, 0, NULL, add_labels_file},
+        CLI_OPT_LABELS(&in, add_labels, add_labels_file),
         {"--template", NULL, CLI_STRING, &template, 0, NULL, NULL},
         CLI_OPT_THREADS(&threads),
         CLI_OPT_BATCH(&batch),

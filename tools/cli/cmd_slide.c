@@ -545,37 +545,13 @@ static const char classify_usage[] =
     "\n"
     "Exit status: 0 classified, 1 the slide failed, 2 bad command line, 3 model not loadable.\n";
 
-typedef struct label_list {
-    char **items;
-    int n;
-} label_list;
-
-static int labels_push(label_list *l, const char *list) {
-    for (const char *p = list;;) {
-        const char *e = strchr(p, ',');
-        size_t len = e ? (size_t)(e - p) : strlen(p);
-        while (len && (*p == ' ' || *p == '\t')) p++, len--;
-        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
-        if (len) {
-            char **items = realloc(l->items, (size_t)(l->n + 1) * sizeof *items);
-            if (!items) return -1;
-            l->items = items;
-            if (!(l->items[l->n] = malloc(len + 1))) return -1;
-            memcpy(l->items[l->n], p, len);
-            l->items[l->n++][len] = '\0';
-        }
-        if (!e) return 0;
-        p = e + 1;
-    }
-}
-
-/* Blue -> cyan -> green -> yellow -> red for v in [0, 1]. */
 static int opt_labels(void *dest, const char *v) {
-    if (labels_push(dest, v) == 0) return CLI_GO_ON;
+    if (cli_labels_split(dest, v) == 0) return CLI_GO_ON;
     fprintf(stderr, "biomedclip classify-slide: out of memory\n");
     return CLI_EXIT_FAILURE;
 }
 
+/* Blue -> cyan -> green -> yellow -> red for v in [0, 1]. */
 static void colormap(double v, unsigned char *rgb) {
     static const unsigned char stops[5][3] = {{0, 0, 255}, {0, 255, 255}, {0, 255, 0}, {255, 255, 0}, {255, 0, 0}};
     v = v < 0 ? 0 : v > 1 ? 1 : v;
@@ -623,7 +599,7 @@ static void font_text(unsigned char *img, int W, int H, int x, int y, const char
 /* The heatmap: the thumbnail, each tile blended half-and-half with its colour, a legend strip
  * below (the labels and their colours, or a colour bar). */
 static int write_heatmap(const char *out, const char *slide_path, const slide_result *res, const double *tile_probs,
-                         const label_list *labels, int label, char *err, size_t err_size) {
+                         const cli_paths *labels, int label, char *err, size_t err_size) {
     bmc_slide *slide = NULL;
     bmc_image mask, thumb;
     double dsx, dsy;
@@ -680,13 +656,13 @@ static int write_heatmap(const char *out, const char *slide_path, const slide_re
         }
         font_text(img, W, H, 4, th + 4 + row_h + 2, "0", 2);
         font_text(img, W, H, 200 - 8, th + 4 + row_h + 2, "1", 2);
-        font_text(img, W, H, 40, th + 4 + row_h + 2, labels->items[label], 2);
+        font_text(img, W, H, 40, th + 4 + row_h + 2, labels->v[label], 2);
     } else {
         for (int j = 0; j < L; j++) {
             int y0 = th + 4 + j * row_h;
             for (int y = y0; y < y0 + row_h - 4; y++)
                 for (int x = 4; x < 4 + row_h - 4; x++) memcpy(img + 3 * ((size_t)y * W + x), label_colors[j % 10], 3);
-            font_text(img, W, H, 4 + row_h + 2, y0 + 1, labels->items[j], 2);
+            font_text(img, W, H, 4 + row_h + 2, y0 + 1, labels->v[j], 2);
         }
     }
     int rc = slide_write_png(out, img, W, H, 3, err, err_size);
@@ -706,7 +682,7 @@ int cli_classify_slide(int argc, char **argv) {
     const char *slide_path = NULL, *template = DEFAULT_TEMPLATE, *features_dir = NULL, *heatmap = NULL;
     const char *heat_label = NULL;
     int topk = 50, pool_mean = 0, json = 0, rc = CLI_EXIT_USAGE, heat_j = -1, args_init = 0;
-    label_list labels = {NULL, 0};
+    cli_paths labels = {0};
     bmc_model *model = NULL;
     bmc_ctx *ctx = NULL;
     slide_result res;
@@ -752,7 +728,7 @@ int cli_classify_slide(int argc, char **argv) {
     }
     if (heat_label) {
         for (int j = 0; j < labels.n; j++)
-            if (!strcmp(labels.items[j], heat_label)) heat_j = j;
+            if (!strcmp(labels.v[j], heat_label)) heat_j = j;
         if (heat_j < 0) {
             fprintf(stderr, "biomedclip classify-slide: --heatmap-label '%s' is not one of the labels\n", heat_label);
             goto done;
@@ -819,18 +795,13 @@ int cli_classify_slide(int argc, char **argv) {
     /* MI-Zero pooling */
     int L = labels.n;
     int64_t n = res.n;
-    texts = calloc((size_t)L, sizeof *texts);
+    texts = cli_prompts(template, &labels);
     text = malloc((size_t)L * dim * sizeof *text);
     simf = malloc(((size_t)n * L + 1) * sizeof *simf);
     sims = malloc(((size_t)n * L + 1) * sizeof *sims);
     tile_probs = malloc(((size_t)n * L + 1) * sizeof *tile_probs);
     col = malloc(((size_t)n + 1) * sizeof *col);
     if (!texts || !text || !simf || !sims || !tile_probs || !col) goto oom;
-    for (int j = 0; j < L; j++) {
-        size_t len = strlen(template) + strlen(labels.items[j]) + 1;
-        if (!(texts[j] = malloc(len))) goto oom;
-        snprintf(texts[j], len, "%s%s", template, labels.items[j]);
-    }
     if (bmc_encode_text(ctx, (const char *const *)texts, L, text, 1) != BMC_OK ||
         (n > 0 && bmc_similarity(res.features, (int)n, text, L, dim, simf) != BMC_OK)) {
         fprintf(stderr, "biomedclip classify-slide: %s\n", bmc_last_error());
@@ -866,7 +837,7 @@ int cli_classify_slide(int argc, char **argv) {
         fputs(", \"labels\": [", stdout);
         for (int j = 0; j < L; j++) {
             if (j) fputs(", ", stdout);
-            cli_json_string(stdout, labels.items[j]);
+            cli_json_string(stdout, labels.v[j]);
         }
         fputs("], \"probs\": ", stdout);
         if (n == 0) fputs("null", stdout);
@@ -881,7 +852,7 @@ int cli_classify_slide(int argc, char **argv) {
     }
     if (!json && n > 0) {
         printf("%s\t%lld tiles\n", slide_path, (long long)n);
-        for (int j = 0; j < L; j++) printf("  %-30s %.4f\n", labels.items[j], probs[j]);
+        for (int j = 0; j < L; j++) printf("  %-30s %.4f\n", labels.v[j], probs[j]);
     }
     for (int j = 0; j < L; j++) {
         /* the top tiles of label j, by score, ties by tile order */
@@ -895,7 +866,7 @@ int cli_classify_slide(int argc, char **argv) {
         }
         if (json) {
             if (j) fputs(", ", stdout);
-            cli_json_string(stdout, labels.items[j]);
+            cli_json_string(stdout, labels.v[j]);
             fputs(": [", stdout);
             for (int a = 0; a < shown; a++)
                 printf("%s[%lld, %lld, %.9g]", a ? ", " : "", (long long)res.coords[2 * order[a]],
@@ -923,11 +894,9 @@ oom:
     fprintf(stderr, "biomedclip classify-slide: out of memory\n");
     rc = CLI_EXIT_FAILURE;
 done:
-    for (int j = 0; j < labels.n; j++) free(labels.items[j]);
-    free(labels.items);
-    if (texts)
-        for (int j = 0; j < labels.n; j++) free(texts[j]);
-    free(texts), free(text), free(simf), free(sims), free(tile_probs), free(col), free(pooled), free(probs);
+    cli_prompts_free(texts, labels.n);
+    cli_paths_free(&labels);
+    free(text), free(simf), free(sims), free(tile_probs), free(col), free(pooled), free(probs);
     free(res.features), free(res.coords);
     if (args_init) cli_list_free(&args);
     bmc_ctx_free(ctx);

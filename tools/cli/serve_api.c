@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli.h"
 #include "serve.h"
 
 /* ---- responses -------------------------------------------------------------------------- */
@@ -53,6 +54,14 @@ static void reply_json(srv_response *rs, cJSON *root) {
         return;
     }
     rs->status = 200, rs->body = text, rs->len = strlen(text), rs->type = "application/json";
+}
+
+/* The end of a JSON handler: out is sent as the 200 response unless the handler set an error
+ * (out, perhaps half built, is then dropped); root is freed either way. */
+static void finish_json(srv_response *rs, cJSON *out, cJSON *root) {
+    if (rs->status) cJSON_Delete(out);
+    else reply_json(rs, out);
+    cJSON_Delete(root);
 }
 
 /* A JSON array of n floats printed %.9g, added raw (cJSON would print them as doubles). */
@@ -134,6 +143,21 @@ static int int_field(const cJSON *obj, const char *name, long def, long max, lon
     return 0;
 }
 
+/* A field that is absent, null, a or b: *is_b = 1 for b, else 0. -1 and a 400 when it is
+ * something else. */
+static int choice_field(const cJSON *obj, const char *name, const char *a, const char *b, int *is_b,
+                        srv_response *rs) {
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *is_b = 0;
+    if (!v || cJSON_IsNull(v)) return 0;
+    if (cJSON_IsString(v) && !strcmp(v->valuestring, b)) *is_b = 1;
+    else if (!cJSON_IsString(v) || strcmp(v->valuestring, a)) {
+        srv_error(rs, 400, "\"%s\" must be \"%s\" or \"%s\"", name, a, b);
+        return -1;
+    }
+    return 0;
+}
+
 /* Decode an image given as a data URI into b. -1 and a 400 when it is not one. */
 static int decode_data_uri(const char *uri, int item, srv_blob *b, srv_response *rs) {
     const char *payload;
@@ -157,6 +181,22 @@ static int decode_data_uri(const char *uri, int item, srv_blob *b, srv_response 
         srv_error(rs, 400, "image %d: empty image", item);
         return -1;
     }
+    return 0;
+}
+
+/* The request's body, a copy, as the image's bytes. -1 and an error response when it is empty
+ * or memory runs out. */
+static int body_image(const srv_request *rq, srv_blob *b, srv_response *rs) {
+    if (!rq->body_len) {
+        srv_error(rs, 400, "empty body: send the image's bytes");
+        return -1;
+    }
+    if (!(b->data = malloc(rq->body_len))) {
+        srv_error(rs, 503, "out of memory");
+        return -1;
+    }
+    memcpy(b->data, rq->body, rq->body_len);
+    b->size = rq->body_len;
     return 0;
 }
 
@@ -188,10 +228,8 @@ void srv_api_embeddings(srv *s, const srv_request *rq, srv_response *rs) {
     if (!root || known_fields(root, fields, rs)) goto done;
     const cJSON *input = cJSON_GetObjectItemCaseSensitive(root, "input");
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const cJSON *fmt = cJSON_GetObjectItemCaseSensitive(root, "encoding_format");
     const cJSON *dims = cJSON_GetObjectItemCaseSensitive(root, "dimensions");
     const cJSON *user = cJSON_GetObjectItemCaseSensitive(root, "user");
-    const cJSON *modality = cJSON_GetObjectItemCaseSensitive(root, "modality");
     if (model && !cJSON_IsString(model) && !cJSON_IsNull(model)) {
         srv_error(rs, 400, "\"model\" must be a string");
         goto done;
@@ -200,24 +238,12 @@ void srv_api_embeddings(srv *s, const srv_request *rq, srv_response *rs) {
         srv_error(rs, 400, "\"user\" must be a string");
         goto done;
     }
-    if (fmt && !cJSON_IsNull(fmt)) {
-        if (cJSON_IsString(fmt) && !strcmp(fmt->valuestring, "base64")) b64 = 1;
-        else if (!cJSON_IsString(fmt) || strcmp(fmt->valuestring, "float")) {
-            srv_error(rs, 400, "\"encoding_format\" must be \"float\" or \"base64\"");
-            goto done;
-        }
-    }
+    if (choice_field(root, "encoding_format", "float", "base64", &b64, rs)) goto done;
     if (dims && !cJSON_IsNull(dims) && (!cJSON_IsNumber(dims) || dims->valuedouble != s->dim)) {
         srv_error(rs, 400, "\"dimensions\": this model's embeddings have %d dimensions", s->dim);
         goto done;
     }
-    if (modality && !cJSON_IsNull(modality)) {
-        if (cJSON_IsString(modality) && !strcmp(modality->valuestring, "image")) images = 1;
-        else if (!cJSON_IsString(modality) || strcmp(modality->valuestring, "text")) {
-            srv_error(rs, 400, "\"modality\" must be \"text\" or \"image\"");
-            goto done;
-        }
-    }
+    if (choice_field(root, "modality", "text", "image", &images, rs)) goto done;
     if (!input) {
         srv_error(rs, 400, "missing \"input\": a string or a list of strings");
         goto done;
@@ -308,52 +334,31 @@ void srv_api_embeddings(srv *s, const srv_request *rq, srv_response *rs) {
     cJSON *usage = cJSON_AddObjectToObject(out, "usage");
     cJSON_AddNumberToObject(usage, "prompt_tokens", (double)tokens);
     cJSON_AddNumberToObject(usage, "total_tokens", (double)tokens);
-    reply_json(rs, out);
-    out = NULL;
-    goto done;
-oom:
-    srv_error(rs, 503, "out of memory");
 done:
-    cJSON_Delete(out);
-    cJSON_Delete(root);
+    finish_json(rs, out, root);
     if (blobs)
         for (int i = 0; i < n; i++) free(blobs[i].data);
     free(blobs), free(texts), free(emb);
+    return;
+oom:
+    srv_error(rs, 503, "out of memory");
+    goto done;
 }
 
 /* ---- /classify -------------------------------------------------------------------------- */
 
 #define DEFAULT_TEMPLATE "this is a photo of "
 
-/* Split a comma-separated list as `classify --labels` does (items trimmed, empty ones dropped),
- * appending copies to labels[]; returns the new count or -1 past max. */
-static int split_labels(const char *list, char **labels, int n, int max) {
-    for (const char *p = list;;) {
-        const char *comma = strchr(p, ',');
-        size_t len = comma ? (size_t)(comma - p) : strlen(p);
-        const char *a = p;
-        while (len && (*a == ' ' || *a == '\t')) a++, len--;
-        while (len && (a[len - 1] == ' ' || a[len - 1] == '\t' || a[len - 1] == '\r')) len--;
-        if (len) {
-            if (n >= max) return -1;
-            if (!(labels[n] = strndup(a, len))) return -1;
-            n++;
-        }
-        if (!comma) return n;
-        p = comma + 1;
-    }
-}
-
 void srv_api_classify(srv *s, const srv_request *rq, srv_response *rs) {
     static const char *const fields[] = {"image", "labels", "template", NULL};
     cJSON *root = NULL, *out = NULL;
-    char **labels = NULL, **prompts = NULL;
+    cli_paths labels = {0}; /* a comma-separated list is split as `classify --labels` splits it */
+    char **prompts = NULL;
     int n = 0;
     srv_blob blob = {0};
     float *text_emb = NULL, *img_emb = NULL, *probs = NULL;
     const char *template = DEFAULT_TEMPLATE;
     int max = s->lim.max_texts;
-    if (!(labels = calloc((size_t)max, sizeof *labels))) goto oom;
     if (!strcmp(rq->content_type, "application/json") || !*rq->content_type) {
         if (!(root = parse_object(rq, rs)) || known_fields(root, fields, rs)) goto done;
         const cJSON *image = cJSON_GetObjectItemCaseSensitive(root, "image");
@@ -371,15 +376,16 @@ void srv_api_classify(srv *s, const srv_request *rq, srv_response *rs) {
             template = tpl->valuestring;
         }
         if (cJSON_IsString(lab)) {
-            if ((n = split_labels(lab->valuestring, labels, 0, max)) < 0) goto too_many;
+            if (cli_labels_split(&labels, lab->valuestring)) goto oom;
+            if (labels.n > max) goto too_many;
         } else if (cJSON_IsArray(lab)) {
             for (const cJSON *e = lab->child; e; e = e->next) {
                 if (!cJSON_IsString(e) || !*e->valuestring) {
                     srv_error(rs, 400, "\"labels\" must be non-empty strings");
                     goto done;
                 }
-                if (n >= max) goto too_many;
-                if (!(labels[n++] = strdup(e->valuestring))) goto oom;
+                if (labels.n >= max) goto too_many;
+                if (cli_paths_push(&labels, strdup(e->valuestring))) goto oom;
             }
         } else {
             srv_error(rs, 400, "missing \"labels\": a list of strings (or one comma-separated string)");
@@ -387,31 +393,21 @@ void srv_api_classify(srv *s, const srv_request *rq, srv_response *rs) {
         }
         if (decode_data_uri(image->valuestring, 0, &blob, rs)) goto done;
     } else {
-        if (rq->q_labels && (n = split_labels(rq->q_labels, labels, 0, max)) < 0) goto too_many;
+        if (rq->q_labels && cli_labels_split(&labels, rq->q_labels)) goto oom;
+        if (labels.n > max) goto too_many;
         if (rq->q_template) template = rq->q_template;
-        if (!rq->body_len) {
-            srv_error(rs, 400, "empty body: send the image's bytes");
-            goto done;
-        }
-        if (!(blob.data = malloc(rq->body_len))) goto oom;
-        memcpy(blob.data, rq->body, rq->body_len);
-        blob.size = rq->body_len;
+        if (body_image(rq, &blob, rs)) goto done;
     }
+    n = labels.n;
     if (n == 0) {
         srv_error(rs, 400, "no labels: send \"labels\" (JSON) or ?labels=a,b,c");
         goto done;
     }
-    prompts = calloc((size_t)n, sizeof *prompts);
+    prompts = cli_prompts(template, &labels);
     text_emb = malloc((size_t)n * s->dim * sizeof *text_emb);
     img_emb = malloc((size_t)s->dim * sizeof *img_emb);
     probs = malloc((size_t)n * sizeof *probs);
     if (!prompts || !text_emb || !img_emb || !probs) goto oom;
-    for (int j = 0; j < n; j++) {
-        size_t lt = strlen(template), ll = strlen(labels[j]);
-        if (!(prompts[j] = malloc(lt + ll + 1))) goto oom;
-        memcpy(prompts[j], template, lt);
-        memcpy(prompts[j] + lt, labels[j], ll + 1);
-    }
     srv_job tj = {.kind = JOB_TEXTS, .n = n, .texts = (const char *const *)prompts, .out = text_emb};
     srv_job ij = {.kind = JOB_IMAGES, .n = 1, .images = &blob, .out = img_emb};
     srv_job *jobs[2] = {&ij, &tj};
@@ -422,29 +418,25 @@ void srv_api_classify(srv *s, const srv_request *rq, srv_response *rs) {
     }
     out = cJSON_CreateObject();
     cJSON *la = cJSON_AddArrayToObject(out, "labels");
-    for (int j = 0; j < n && la; j++) cJSON_AddItemToArray(la, cJSON_CreateString(labels[j]));
+    for (int j = 0; j < n && la; j++) cJSON_AddItemToArray(la, cJSON_CreateString(labels.v[j]));
     cJSON *pa = float_array(probs, n);
     if (!out || !la || !pa) {
         cJSON_Delete(pa);
         goto oom;
     }
     cJSON_AddItemToObject(out, "probs", pa);
-    reply_json(rs, out);
-    out = NULL;
-    goto done;
+done:
+    finish_json(rs, out, root);
+    cli_paths_free(&labels);
+    cli_prompts_free(prompts, n);
+    free(text_emb), free(img_emb), free(probs), free(blob.data);
+    return;
 too_many:
     srv_error(rs, 400, "more than %d labels (--max-texts)", max);
     goto done;
 oom:
     srv_error(rs, 503, "out of memory");
-done:
-    cJSON_Delete(out);
-    cJSON_Delete(root);
-    if (labels)
-        for (int j = 0; j < max && labels[j]; j++) free(labels[j]);
-    if (prompts)
-        for (int j = 0; j < n; j++) free(prompts[j]);
-    free(labels), free(prompts), free(text_emb), free(img_emb), free(probs), free(blob.data);
+    goto done;
 }
 
 /* ---- /search ---------------------------------------------------------------------------- */
@@ -492,13 +484,7 @@ void srv_api_search(srv *s, const srv_request *rq, srv_response *rs) {
                 goto done;
             }
         }
-        if (!rq->body_len) {
-            srv_error(rs, 400, "empty body: send the image's bytes");
-            goto done;
-        }
-        if (!(blob.data = malloc(rq->body_len))) goto oom;
-        memcpy(blob.data, rq->body, rq->body_len);
-        blob.size = rq->body_len;
+        if (body_image(rq, &blob, rs)) goto done;
     }
     long n = s->index.n;
     q = malloc((size_t)s->dim * sizeof *q);
@@ -523,43 +509,36 @@ void srv_api_search(srv *s, const srv_request *rq, srv_response *rs) {
         snprintf(num, sizeof num, "%.9g", (double)hits[k].score);
         cJSON_AddRawToObject(h, "score", num);
     }
-    reply_json(rs, out);
-    out = NULL;
-    goto done;
+done:
+    finish_json(rs, out, root);
+    free(blob.data), free(q), free(scores), free(hits);
+    return;
 oom:
     srv_error(rs, 503, "out of memory");
-done:
-    cJSON_Delete(out);
-    cJSON_Delete(root);
-    free(blob.data), free(q), free(scores), free(hits);
+    goto done;
 }
 
 /* ---- /tokenize, /v1/models, /health, /metrics, /thumbnail -------------------------------- */
 
 void srv_api_tokenize(srv *s, const srv_request *rq, srv_response *rs) {
     static const char *const fields[] = {"text", "content", NULL};
-    cJSON *root = parse_object(rq, rs);
-    if (!root || known_fields(root, fields, rs)) {
-        cJSON_Delete(root);
-        return;
-    }
+    cJSON *root = parse_object(rq, rs), *out = NULL;
+    if (!root || known_fields(root, fields, rs)) goto done;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "text");
     if (!t) t = cJSON_GetObjectItemCaseSensitive(root, "content");
     if (!cJSON_IsString(t)) {
         srv_error(rs, 400, "missing \"text\": a string");
-        cJSON_Delete(root);
-        return;
+        goto done;
     }
     int ids[BMC_MAX_TOKENS], n = 0;
     if (bmc_tokenize(s->model, t->valuestring, ids, BMC_MAX_TOKENS, &n) != BMC_OK) {
         srv_error(rs, 400, "%s", bmc_last_error());
-        cJSON_Delete(root);
-        return;
+        goto done;
     }
-    cJSON *out = cJSON_CreateObject();
+    out = cJSON_CreateObject();
     cJSON_AddItemToObject(out, "tokens", cJSON_CreateIntArray(ids, n));
-    cJSON_Delete(root);
-    reply_json(rs, out);
+done:
+    finish_json(rs, out, root);
 }
 
 void srv_api_models(srv *s, srv_response *rs) {

@@ -168,22 +168,22 @@ int slide_read_npy(const char *dir, float **features, int64_t **coords, int64_t 
 
 int slide_have_h5(void) { return 1; }
 
-static int attr_i64(hid_t obj, const char *name, int64_t v) {
+/* A scalar attribute: *v, of mem_type in memory, stored as file_type. */
+static int attr_scalar(hid_t obj, const char *name, hid_t file_type, hid_t mem_type, const void *v) {
     hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_STD_I64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_INT64, &v) >= 0;
+    hid_t a = H5Acreate2(obj, name, file_type, sp, H5P_DEFAULT, H5P_DEFAULT);
+    int ok = a >= 0 && H5Awrite(a, mem_type, v) >= 0;
     if (a >= 0) H5Aclose(a);
     H5Sclose(sp);
     return ok ? 0 : -1;
 }
 
+static int attr_i64(hid_t obj, const char *name, int64_t v) {
+    return attr_scalar(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, &v);
+}
+
 static int attr_f64(hid_t obj, const char *name, double v) {
-    hid_t sp = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(obj, name, H5T_IEEE_F64LE, sp, H5P_DEFAULT, H5P_DEFAULT);
-    int ok = a >= 0 && H5Awrite(a, H5T_NATIVE_DOUBLE, &v) >= 0;
-    if (a >= 0) H5Aclose(a);
-    H5Sclose(sp);
-    return ok ? 0 : -1;
+    return attr_scalar(obj, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, &v);
 }
 
 /* A magnification (10 / mpp) as h5py would store what TRIDENT computes: an integer when it is
