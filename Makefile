@@ -152,7 +152,9 @@ AVX2_FLAGS   = -mavx2 -mfma -mf16c
 $(BUILD)/obj/lib/tiles.o $(BUILD)/obj/lib/ops_avx512.o: CFLAGS += $(AVX512_FLAGS)
 AVX512_BF16_FLAGS = $(AVX512_FLAGS) -mavx512bf16
 $(BUILD)/obj/lib/tiles_bf16.o: CFLAGS += $(AVX512_BF16_FLAGS)
-$(BUILD)/obj/lib/tiles_avx2.o $(BUILD)/obj/lib/ops_avx2.o: CFLAGS += $(AVX2_FLAGS)
+# the AVX2 level's files (fuzz/fuzz.mk compiles the same list with the same flags)
+AVX2_OBJS = tiles_avx2 ops_avx2 image_resize_avx2
+$(AVX2_OBJS:%=$(BUILD)/obj/lib/%.o): CFLAGS += $(AVX2_FLAGS)
 
 $(BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)

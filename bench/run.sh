@@ -18,6 +18,8 @@
 #                     rounds; default "avx512_bf16 avx512 avx2 portable", a level the CPU lacks is refused and
 #                     says so; "" skips). The peers' comparison runs at the CPU's best level, or at
 #                     the one BMC_CPU names.
+#   BENCH_DECODE=0    skip decoding: bench/decode.py (ours against PIL, per image and stage) and
+#                     bench/files_vs_pixels.py (index from files against the same pixels)
 #   BENCH_PROFILE=1   also build the library with -DBMC_PROFILE in $BUILD-prof and run bench --profile
 #   BENCH_UPDATE_DOCS=1  write the table into docs/PERF.md and the plot to docs/perf.svg
 #   BENCH_OPENBLAS_CORETYPE  run everything (ours, PyTorch, bench_gemm) with this OpenBLAS kernel set,
@@ -162,6 +164,18 @@ if [ -n "${BENCH_LEVELS-avx512_bf16 avx512 avx2 portable}" ] && [ -x "$BUILD/ben
   for dt in f16 bf16; do [ -f "${MODEL%.bmc}-$dt.bmc" ] && models="$models ${MODEL%.bmc}-$dt.bmc"; done
   BUILD=$BUILD LEVELS="${BENCH_LEVELS-avx512_bf16 avx512 avx2 portable}" LEVELS_ROUNDS=$ROUNDS LEVELS_REPS=$LREPS \
     LEVELS_MODELS="$models" bash bench/levels.sh | tee "$OUT/levels.txt" || echo "levels: FAILED"
+fi
+
+if [ "${BENCH_DECODE:-1}" = 1 ] && [ -x "$BUILD/bench/bench_decode" ]; then
+  say "decode + resize + crop of the example images, ours against PIL (bench/decode.py)"
+  DROUNDS=5; [ "${BENCH_QUICK:-0}" = 1 ] && DROUNDS=1
+  BUILD=$BUILD "$PYTHON" bench/decode.py --rounds "$DROUNDS" --json-out "$OUT/decode.json" | tee "$OUT/decode.txt" ||
+    echo "decode: FAILED"
+  say "index throughput from files against the same pixels (bench/files_vs_pixels.py)"
+  FCOPIES=64; [ "${BENCH_QUICK:-0}" = 1 ] && FCOPIES=8
+  BUILD=$BUILD "$PYTHON" bench/files_vs_pixels.py --cli "$BUILD/biomedclip" --model "$MODEL" \
+      --threads "${THREADS%% *}" --copies "$FCOPIES" --rounds "$DROUNDS" | tee "$OUT/files_vs_pixels.txt" ||
+    echo "files_vs_pixels: FAILED"
 fi
 
 if [ "${BENCH_PROFILE:-0}" = 1 ]; then

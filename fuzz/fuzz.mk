@@ -29,7 +29,7 @@ fuzz: $(FUZZ_BIN)
 # each kernel level's files with that level's flags, as in the Makefile (lib/cpu.h)
 $(FUZZ_BUILD)/obj/lib/tiles.o $(FUZZ_BUILD)/obj/lib/ops_avx512.o: FUZZ_CFLAGS += $(AVX512_FLAGS)
 $(FUZZ_BUILD)/obj/lib/tiles_bf16.o: FUZZ_CFLAGS += $(AVX512_BF16_FLAGS)
-$(FUZZ_BUILD)/obj/lib/tiles_avx2.o $(FUZZ_BUILD)/obj/lib/ops_avx2.o: FUZZ_CFLAGS += $(AVX2_FLAGS)
+$(AVX2_OBJS:%=$(FUZZ_BUILD)/obj/lib/%.o): FUZZ_CFLAGS += $(AVX2_FLAGS)
 $(FUZZ_BUILD)/obj/lib/%.o: lib/%.c $(wildcard lib/*.h) include/biomedclip.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@

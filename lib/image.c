@@ -486,7 +486,7 @@ bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigne
             memcpy(region + (size_t)y * cw * chans, src + (size_t)(y0 + y) * stride + (size_t)x0 * chans,
                    (size_t)cw * chans);
     } else if (kind == K_NEAREST) {
-        bmc__resize_nearest(src, w, h, stride, chans, nw, nh, x0, y0, cw, ch, region);
+        st = bmc__resize_nearest(src, w, h, stride, chans, nw, nh, x0, y0, cw, ch, region);
     } else if (kind == K_I32) {
         st = bmc__resize_bicubic_i32(in->pix16, in->pix32, w, h, nw, nh, x0, y0, cw, ch, (int32_t *)region);
     } else if (kind == K_F32) {
@@ -508,36 +508,42 @@ bmc_status bmc__image_crop(const bmc__config *cfg, const bmc_image *img, unsigne
         return st;
     }
 
-    /* convert('RGB') into the S x S output */
+    /* convert('RGB') into the S x S output: one loop per kind, so that the common cases are
+     * plain copies */
     memset(rgb, 0, (size_t)S * S * 3);
     for (int y = 0; y < ch; y++) {
         uint8_t *o = rgb + ((size_t)(py + y) * S + px) * 3;
         const uint8_t *r = region + (size_t)y * cw * rbpp;
-        for (int x = 0; x < cw; x++, o += 3, r += rbpp) {
-            if (kind == K_I32) { /* Convert.c i2rgb */
+        if (kind == K_I32) { /* Convert.c i2rgb */
+            for (int x = 0; x < cw; x++, o += 3, r += 4) {
                 int32_t v;
                 memcpy(&v, r, 4);
                 o[0] = o[1] = o[2] = (uint8_t)(v <= 0 ? 0 : v >= 255 ? 255 : v);
-            } else if (kind == K_F32) { /* convert('RGB') of 'F' goes through 'L' */
+            }
+        } else if (kind == K_F32) { /* convert('RGB') of 'F' goes through 'L' */
+            for (int x = 0; x < cw; x++, o += 3, r += 4) {
                 float v;
                 memcpy(&v, r, 4);
                 o[0] = o[1] = o[2] = f2l(v);
-            } else if (kind == K_PA) {
-                /* Pillow 9.4 resizes 'PA' into a new core image whose palette is the default
-                 * gray ramp (Image._new copies the Python palette without applying it), so
-                 * convert('RGB') then shows the resized indices as gray */
-                o[0] = o[1] = o[2] = r[0];
-            } else if (kind == K_CMYK) { /* Convert.c cmyk2rgb */
+            }
+        } else if (kind == K_CMYK) { /* Convert.c cmyk2rgb */
+            for (int x = 0; x < cw; x++, o += 3, r += 4) {
                 int nk = 255 - r[3];
                 for (int k = 0; k < 3; k++) {
                     int tmp = r[k] * nk + 128, v = nk - (((tmp >> 8) + tmp) >> 8);
                     o[k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
                 }
-            } else if (chans == 1) {
-                o[0] = o[1] = o[2] = mode == BMC__MODE_1 ? (r[0] ? 255 : 0) : r[0];
-            } else {
-                o[0] = r[0], o[1] = r[1], o[2] = r[2]; /* alpha dropped, no compositing */
             }
+        } else if (chans == 1) {
+            /* 'L' replicated; '1' as 0 / 255; 'PA': Pillow 9.4 resizes it into a new core image
+             * whose palette is the default gray ramp (Image._new copies the Python palette
+             * without applying it), so convert('RGB') shows the resized indices as gray */
+            int bilevel = mode == BMC__MODE_1 && kind != K_PA;
+            for (int x = 0; x < cw; x++, o += 3, r++) o[0] = o[1] = o[2] = bilevel ? (r[0] ? 255 : 0) : r[0];
+        } else if (chans == 3) {
+            memcpy(o, r, (size_t)cw * 3);
+        } else {
+            for (int x = 0; x < cw; x++, o += 3, r += chans) o[0] = r[0], o[1] = r[1], o[2] = r[2]; /* alpha dropped, no compositing */
         }
     }
     bmc__free(region);
@@ -561,14 +567,21 @@ bmc_status bmc__image_to_input(const bmc__config *cfg, const bmc_image *img, flo
         return st;
     }
     /* torchvision to_tensor: float32(x) / 255; Normalize: sub_(mean) then div_(std), each an
-     * IEEE float32 operation (not a multiply by 1/std, not fused) */
+     * IEEE float32 operation (not a multiply by 1/std, not fused). The result depends only on
+     * the byte and the channel: a table of the 3 x 256 values computed that way */
+    float table[3][256];
     for (int c = 0; c < 3; c++) {
         float mean = cfg->image_mean[c], std = cfg->image_std[c];
-        for (size_t i = 0; i < plane; i++) {
-            float v = (float)rgb[i * 3 + c] / 255.0f;
+        for (int x = 0; x < 256; x++) {
+            float v = (float)x / 255.0f;
             v = v - mean;
-            chw[c * plane + i] = v / std;
+            table[c][x] = v / std;
         }
+    }
+    for (size_t i = 0; i < plane; i++) {
+        chw[i] = table[0][rgb[i * 3]];
+        chw[plane + i] = table[1][rgb[i * 3 + 1]];
+        chw[2 * plane + i] = table[2][rgb[i * 3 + 2]];
     }
     bmc__free(rgb);
     return BMC_OK;

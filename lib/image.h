@@ -126,6 +126,22 @@ bmc_status bmc__decode_jpeg_turbo(const uint8_t *data, size_t size, const char *
 bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t stride, int chans,
                                   int premultiply, int out_w, int out_h, int x0, int y0, int cw,
                                   int ch, uint8_t *dst);
+/* The same with the AVX2 passes (avx2 = 1; only where cpu.c reports AVX2) or the portable loops
+ * (0), whatever level runs: the tests compare the two. */
+bmc_status bmc__resize_bicubic_u8_at(int avx2, const uint8_t *src, int w, int h, size_t stride, int chans,
+                                     int premultiply, int out_w, int out_h, int x0, int y0, int cw, int ch,
+                                     uint8_t *dst);
+/* The AVX2 passes (image_resize_avx2.c). The horizontal one works from coefficient vectors made
+ * once per resize: bmc__resize_h_avx2_coef_bytes(n, ksize, chans) bytes, filled from the n x ksize
+ * fixed-point taps by bmc__resize_h_avx2_coef. A row: n outputs of `chans` bytes from a row of w
+ * pixels, bounds[2j] its first pixel and bounds[2j + 1] the count; pad is scratch of
+ * (ksize + 16) * chans + 16 bytes.
+ * The vertical one: out[j] for j < row_bytes from cnt rows at src, row_bytes apart, taps k. */
+size_t bmc__resize_h_avx2_coef_bytes(int n, int ksize, int chans);
+void bmc__resize_h_avx2_coef(int n, int ksize, const int32_t *fixed, int chans, void *coef);
+void bmc__resize_h_avx2_row(const uint8_t *in, int w, int chans, int n, int ksize, const int *bounds,
+                            const void *coef, uint8_t *out, uint8_t *pad);
+void bmc__resize_v_avx2_row(const uint8_t *src, size_t row_bytes, int cnt, const int32_t *k, uint8_t *out);
 /* Bicubic on PIL 'I' values (double coefficients, rounded int32 between passes), from 16-bit
  * (src16) or int32 (src32) samples. dst [ch][cw]. */
 bmc_status bmc__resize_bicubic_i32(const uint16_t *src16, const int32_t *src32, int w, int h, int out_w,
@@ -134,8 +150,8 @@ bmc_status bmc__resize_bicubic_i32(const uint16_t *src16, const int32_t *src32, 
 bmc_status bmc__resize_bicubic_f32(const float *src, int w, int h, int out_w, int out_h, int x0, int y0, int cw,
                                    int ch, float *dst);
 /* Nearest neighbour (PIL's ImagingScaleAffine), `bpp` bytes per pixel. dst [ch][cw * bpp]. */
-void bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
-                         int out_h, int x0, int y0, int cw, int ch, uint8_t *dst);
+bmc_status bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
+                               int out_h, int x0, int y0, int cw, int ch, uint8_t *dst);
 
 /* torchvision Resize(size) for a PIL image: the shorter side becomes `size`, the longer one
  * int(size * long / short) (truncated). */

@@ -64,7 +64,8 @@ int bmc__jpeg_scan(const uint8_t *d, size_t n, int *components, int *width, int 
     unsigned char defined[2][4] = {{0}}; /* [class: DC, AC][id]: defined by a DHT so far */
     while (p < n) {
         if (d[p] != 0xFF) { /* entropy data, or junk between segments (libjpeg skips it) */
-            p++;
+            const uint8_t *ff = memchr(d + p, 0xFF, n - p); /* the next marker, at memchr's speed */
+            p = ff ? (size_t)(ff - d) : n;
             continue;
         }
         while (p < n && d[p] == 0xFF) p++; /* fill bytes */

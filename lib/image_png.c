@@ -9,6 +9,9 @@
  * decoding to garbage. */
 #include <stdio.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "crc32.h"
 #include "error.h"
@@ -45,34 +48,55 @@ static void pass_dims(const png_info *pi, int pass, int *pw, int *ph) {
     *ph = pi->h > a[1] ? (pi->h - a[1] + a[3] - 1) / a[3] : 0;
 }
 
-static int paeth(int a, int b, int c) {
-    int p = a + b - c, pa = p > a ? p - a : a - p, pb = p > b ? p - b : b - p, pc = p > c ? p - c : c - p;
-    return (pa <= pb && pa <= pc) ? a : pb <= pc ? b : c;
+/* PNG's Paeth predictor, without branches: pa = |p - a| = |b - c|, pb = |p - b| = |a - c|,
+ * pc = |p - c| = |a + b - 2c| for p = a + b - c. */
+static inline int paeth(int a, int b, int c) {
+    int pa = b - c, pb = a - c, pc = pa + pb;
+    pa = pa < 0 ? -pa : pa;
+    pb = pb < 0 ? -pb : pb;
+    pc = pc < 0 ? -pc : pc;
+    int bc = pb <= pc ? b : c;
+    return (pa <= pb && pa <= pc) ? a : bc;
 }
 
-/* Undo the filter of one row in place; prev is the previous unfiltered row or NULL. */
-static int unfilter(uint8_t *row, const uint8_t *prev, size_t n, int type, int bpp) {
+/* Undo the filter of one row in place; prev is the previous unfiltered row or NULL (the first
+ * row of a pass: a row of zeros). The first bpp bytes have no left neighbour (0), the rest are
+ * walked without per-byte tests. row and prev never overlap. */
+static int unfilter(uint8_t *restrict row, const uint8_t *restrict prev, size_t n, int type, int bpp) {
+    size_t k = (size_t)bpp < n ? (size_t)bpp : n;
     switch (type) {
     case 0: return 1;
     case 1:
         for (size_t i = bpp; i < n; i++) row[i] = (uint8_t)(row[i] + row[i - bpp]);
         return 1;
     case 2:
-        if (prev)
-            for (size_t i = 0; i < n; i++) row[i] = (uint8_t)(row[i] + prev[i]);
+        if (prev) {
+            size_t i = 0;
+#ifdef __SSE2__ /* x86-64's baseline: GCC -O2 leaves this loop scalar once it is inlined */
+            for (; i + 16 <= n; i += 16) {
+                __m128i v = _mm_add_epi8(_mm_loadu_si128((const __m128i *)(row + i)),
+                                         _mm_loadu_si128((const __m128i *)(prev + i)));
+                _mm_storeu_si128((__m128i *)(row + i), v);
+            }
+#endif
+            for (; i < n; i++) row[i] = (uint8_t)(row[i] + prev[i]);
+        }
         return 1;
     case 3:
-        for (size_t i = 0; i < n; i++) {
-            int a = i >= (size_t)bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0;
-            row[i] = (uint8_t)(row[i] + ((a + b) >> 1));
+        if (!prev) {
+            for (size_t i = k; i < n; i++) row[i] = (uint8_t)(row[i] + (row[i - bpp] >> 1));
+            return 1;
         }
+        for (size_t i = 0; i < k; i++) row[i] = (uint8_t)(row[i] + (prev[i] >> 1));
+        for (size_t i = k; i < n; i++) row[i] = (uint8_t)(row[i] + ((row[i - bpp] + prev[i]) >> 1));
         return 1;
     case 4:
-        for (size_t i = 0; i < n; i++) {
-            int a = i >= (size_t)bpp ? row[i - bpp] : 0, b = prev ? prev[i] : 0;
-            int c = (prev && i >= (size_t)bpp) ? prev[i - bpp] : 0;
-            row[i] = (uint8_t)(row[i] + paeth(a, b, c));
+        if (!prev) { /* b = c = 0: the predictor is a, as Sub */
+            for (size_t i = k; i < n; i++) row[i] = (uint8_t)(row[i] + row[i - bpp]);
+            return 1;
         }
+        for (size_t i = 0; i < k; i++) row[i] = (uint8_t)(row[i] + prev[i]); /* a = c = 0: b */
+        for (size_t i = k; i < n; i++) row[i] = (uint8_t)(row[i] + paeth(row[i - bpp], prev[i], prev[i - bpp]));
         return 1;
     }
     return 0;

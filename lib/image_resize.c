@@ -12,6 +12,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cpu.h"
 #include "error.h"
 #include "image.h"
 
@@ -132,14 +133,48 @@ static void rows_needed(const taps *tv, int need_v, int y0, int ch, int *first, 
     *last = tv->bounds[(ch - 1) * 2] + tv->bounds[(ch - 1) * 2 + 1];
 }
 
-bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t stride, int chans,
-                                  int premultiply, int out_w, int out_h, int x0, int y0, int cw,
-                                  int ch, uint8_t *dst) {
+/* One row of the horizontal pass: Resample.c ImagingResampleHorizontal_8bpc, all channels of an
+ * output in one walk over its taps as Pillow does. */
+static void h_row(const uint8_t *in, int chans, int n, const taps *th, uint8_t *out) {
+    for (int j = 0; j < n; j++, out += chans) {
+        int xmin = th->bounds[j * 2], xmax = th->bounds[j * 2 + 1];
+        const int32_t *k = &th->fixed[(size_t)j * th->ksize];
+        const uint8_t *p = in + (size_t)xmin * chans;
+        int32_t s0 = 1 << (PRECISION_BITS - 1), s1 = s0, s2 = s0, s3 = s0;
+        if (chans == 1) {
+            for (int x = 0; x < xmax; x++) s0 += p[x] * k[x];
+        } else if (chans == 3) {
+            for (int x = 0; x < xmax; x++, p += 3) s0 += p[0] * k[x], s1 += p[1] * k[x], s2 += p[2] * k[x];
+        } else {
+            for (int x = 0; x < xmax; x++, p += 4)
+                s0 += p[0] * k[x], s1 += p[1] * k[x], s2 += p[2] * k[x], s3 += p[3] * k[x];
+        }
+        out[0] = clip8(s0);
+        if (chans > 1) out[1] = clip8(s1), out[2] = clip8(s2);
+        if (chans > 3) out[3] = clip8(s3);
+    }
+}
+
+/* One row of the vertical pass (ImagingResampleVertical_8bpc): src is the first of the cnt
+ * input rows, row_bytes apart. */
+static void v_row(const uint8_t *src, size_t row_bytes, int cnt, const int32_t *k, uint8_t *out) {
+    for (size_t j = 0; j < row_bytes; j++) {
+        int32_t ss = 1 << (PRECISION_BITS - 1);
+        for (int y = 0; y < cnt; y++) ss += src[(size_t)y * row_bytes + j] * k[y];
+        out[j] = clip8(ss);
+    }
+}
+
+bmc_status bmc__resize_bicubic_u8_at(int avx2, const uint8_t *src, int w, int h, size_t stride, int chans,
+                                     int premultiply, int out_w, int out_h, int x0, int y0, int cw, int ch,
+                                     uint8_t *dst) {
     int need_h = out_w != w, need_v = out_h != h;
     taps th = {0}, tv = {0};
-    uint8_t *tmp = NULL, *row = NULL;
+    uint8_t *tmp = NULL, *row = NULL, *coef = NULL, *pad = NULL;
     bmc_status st = BMC_OK;
     if (premultiply && chans != 4) return bmc__fail(BMC_E_INTERNAL, "resize: premultiply needs 4 channels");
+    if (chans != 1 && chans != 3 && chans != 4)
+        return bmc__fail(BMC_E_INTERNAL, "resize: %d channels (want 1, 3 or 4)", chans);
     if (need_h && (st = taps_make(&th, w, out_w, x0, cw, 1)) != BMC_OK) goto done;
     if (need_v && (st = taps_make(&tv, h, out_h, y0, ch, 1)) != BMC_OK) goto done;
 
@@ -148,10 +183,16 @@ bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t strid
     size_t rowlen = (size_t)cw * chans;
     tmp = bmc__malloc((size_t)(last - first) * rowlen);
     if (premultiply) row = bmc__malloc((size_t)w * 4);
-    if (!tmp || (premultiply && !row)) {
+    if (avx2 && need_h) {
+        /* its coefficients, split for vpmaddwd, and a zero-padded copy of a row's end */
+        coef = bmc__malloc(bmc__resize_h_avx2_coef_bytes(cw, th.ksize, chans));
+        pad = bmc__malloc((size_t)(th.ksize + 16) * chans + 16);
+    }
+    if (!tmp || (premultiply && !row) || (avx2 && need_h && (!coef || !pad))) {
         st = bmc__fail(BMC_E_NOMEM, "image resize: out of memory for %d x %d intermediate", cw, last - first);
         goto done;
     }
+    if (coef) bmc__resize_h_avx2_coef(cw, th.ksize, th.fixed, chans, coef);
 
     /* horizontal pass (or the plain columns when the width does not change) */
     for (int y = first; y < last; y++) {
@@ -161,20 +202,9 @@ bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t strid
             in = row;
         }
         uint8_t *out = tmp + (size_t)(y - first) * rowlen;
-        if (!need_h) {
-            memcpy(out, in + (size_t)x0 * chans, rowlen);
-            continue;
-        }
-        for (int j = 0; j < cw; j++) {
-            int xmin = th.bounds[j * 2], xmax = th.bounds[j * 2 + 1];
-            const int32_t *k = &th.fixed[(size_t)j * th.ksize];
-            const uint8_t *p = in + (size_t)xmin * chans;
-            for (int c = 0; c < chans; c++) {
-                int32_t ss = 1 << (PRECISION_BITS - 1);
-                for (int x = 0; x < xmax; x++) ss += p[x * chans + c] * k[x];
-                out[j * chans + c] = clip8(ss);
-            }
-        }
+        if (!need_h) memcpy(out, in + (size_t)x0 * chans, rowlen);
+        else if (coef) bmc__resize_h_avx2_row(in, w, chans, cw, th.ksize, th.bounds, coef, out, pad);
+        else h_row(in, chans, cw, &th, out);
     }
 
     /* vertical pass (or the plain rows when the height does not change) */
@@ -184,14 +214,10 @@ bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t strid
             memcpy(out, tmp + (size_t)i * rowlen, rowlen);
             continue;
         }
-        int ymin = tv.bounds[i * 2] - first, ymax = tv.bounds[i * 2 + 1];
+        const uint8_t *in = tmp + (size_t)(tv.bounds[i * 2] - first) * rowlen;
         const int32_t *k = &tv.fixed[(size_t)i * tv.ksize];
-        for (size_t j = 0; j < rowlen; j++) {
-            int32_t ss = 1 << (PRECISION_BITS - 1);
-            const uint8_t *p = tmp + (size_t)ymin * rowlen + j;
-            for (int y = 0; y < ymax; y++) ss += p[(size_t)y * rowlen] * k[y];
-            out[j] = clip8(ss);
-        }
+        if (avx2) bmc__resize_v_avx2_row(in, rowlen, tv.bounds[i * 2 + 1], k, out);
+        else v_row(in, rowlen, tv.bounds[i * 2 + 1], k, out);
     }
     if (premultiply) unpremultiply(dst, (size_t)cw * ch);
 
@@ -200,7 +226,16 @@ done:
     taps_free(&tv);
     bmc__free(tmp);
     bmc__free(row);
+    bmc__free(coef);
+    bmc__free(pad);
     return st;
+}
+
+bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t stride, int chans,
+                                  int premultiply, int out_w, int out_h, int x0, int y0, int cw,
+                                  int ch, uint8_t *dst) {
+    return bmc__resize_bicubic_u8_at(bmc__kern()->level >= BMC__LEVEL_AVX2, src, w, h, stride, chans, premultiply,
+                                     out_w, out_h, x0, y0, cw, ch, dst);
 }
 
 /* Resample.c ROUND_UP: note the float constant and the truncating cast. Outside int32's range
@@ -281,27 +316,42 @@ bmc_status bmc__resize_bicubic_f32(const float *src, int w, int h, int out_w, in
 }
 
 /* Geometry.c ImagingScaleAffine: the source position of output i is found by adding the step
- * i times (in double), not by multiplying, then truncated (COORD: -1 when negative). */
-void bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
-                         int out_h, int x0, int y0, int cw, int ch, uint8_t *dst) {
+ * i times (in double), not by multiplying, then truncated (COORD: -1 when negative). Every row
+ * walks the same columns: they are found once. */
+bmc_status bmc__resize_nearest(const uint8_t *src, int w, int h, size_t stride, int bpp, int out_w,
+                               int out_h, int x0, int y0, int cw, int ch, uint8_t *dst) {
     /* _imaging.c _resize: a[0] = (double)(box[2] - box[0]) / xsize with a float box */
     double ax = (double)((float)w - 0.0f) / out_w;
     double ay = (double)((float)h - 0.0f) / out_h;
     double xo = ax * 0.5, yo = ay * 0.5;
     for (int k = 0; k < x0; k++) xo += ax;
     for (int k = 0; k < y0; k++) yo += ay;
+    int *col = bmc__malloc((size_t)cw * sizeof *col); /* source column of output j, or -1 */
+    if (!col) return bmc__fail(BMC_E_NOMEM, "image resize: out of memory for %d columns", cw);
+    double x = xo;
+    for (int j = 0; j < cw; j++, x += ax) {
+        int xi = x < 0.0 ? -1 : (int)x;
+        col[j] = xi >= 0 && xi < w ? xi : -1;
+    }
     for (int i = 0; i < ch; i++, yo += ay) {
         int yi = yo < 0.0 ? -1 : (int)yo;
         uint8_t *out = dst + (size_t)i * cw * bpp;
-        double x = xo;
-        for (int j = 0; j < cw; j++, x += ax) {
-            int xi = x < 0.0 ? -1 : (int)x;
-            if (yi >= 0 && yi < h && xi >= 0 && xi < w)
-                memcpy(out + (size_t)j * bpp, src + (size_t)yi * stride + (size_t)xi * bpp, bpp);
-            else /* outside the source: Pillow leaves the fill value 0 */
-                memset(out + (size_t)j * bpp, 0, bpp);
+        const uint8_t *in = src + (size_t)(yi < 0 ? 0 : yi) * stride;
+        for (int j = 0; j < cw; j++, out += bpp) {
+            if (yi < 0 || yi >= h || col[j] < 0) { /* outside the source: Pillow leaves the fill value 0 */
+                memset(out, 0, (size_t)bpp);
+            } else if (bpp == 1) {
+                out[0] = in[col[j]];
+            } else if (bpp == 3) {
+                const uint8_t *p = in + (size_t)col[j] * 3;
+                out[0] = p[0], out[1] = p[1], out[2] = p[2];
+            } else {
+                memcpy(out, in + (size_t)col[j] * bpp, (size_t)bpp);
+            }
         }
     }
+    bmc__free(col);
+    return BMC_OK;
 }
 
 void bmc__resize_dims(int w, int h, int size, int *out_w, int *out_h) {

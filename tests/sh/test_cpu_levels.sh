@@ -11,6 +11,11 @@
 # threads waiting). A level the CPU lacks is skipped with a line saying so. The level asked for
 # is checked to be the one running (biomedclip info).
 #
+# The image resize has an AVX2 path (lib/image_resize_avx2.c, used at the avx2 and avx512 levels,
+# so the plain suite checks it against PIL) and the portable loops: at BMC_CPU=portable
+# tests/py/test_image_pixels.py checks those byte for byte against PIL too (about 30 s of CPU);
+# test_image compares the two paths directly at every level.
+#
 # Under the sanitizers ($BUILD ending in -sanitize) the full-size parity at two more levels would
 # take many minutes: there only test_ops (every kernel, every level's element-wise loops) and
 # test_parallel on the tiny model (BMC_THREADS_FULL=0) run at each level; the plain build runs the
@@ -29,9 +34,9 @@ case "$info" in
 esac
 echo "best level of this CPU: $best ($info)"
 case "$BUILD" in
-  *-sanitize) tests="test_ops test_parallel test_reduced_precision"; export BMC_THREADS_FULL=0
-              echo "sanitized build: test_ops, test_parallel and test_reduced_precision (tiny model) at each level" ;;
-  *) tests="test_vit_parity test_bert_parity test_parallel test_ops test_reduced_precision" ;;
+  *-sanitize) tests="test_ops test_parallel test_reduced_precision test_image"; export BMC_THREADS_FULL=0
+              echo "sanitized build: test_ops, test_parallel, test_reduced_precision (tiny model) and test_image at each level" ;;
+  *) tests="test_vit_parity test_bert_parity test_parallel test_ops test_reduced_precision test_image" ;;
 esac
 # avx512 below avx512_bf16 differs only for bfloat16 weights (widened instead of vdpbf16ps)
 w16_only="test_ops test_reduced_precision"
@@ -63,6 +68,18 @@ for level in avx512 avx2 portable; do
       echo "FAIL: level $level: $t (log follows)"; tail -40 "$BUILD/tests/$t.$level.log"; fail=1
     fi
   done
+  case "$level:$BUILD" in
+    *-sanitize) ;;
+    portable:*)
+      t0=$SECONDS
+      if BMC_CPU=portable BUILD=$BUILD "${PYTHON:-/usr/bin/python3}" tests/py/test_image_pixels.py \
+          > "$BUILD/tests/test_image_pixels.portable.log" 2>&1; then
+        echo "level portable: test_image_pixels.py passed ($((SECONDS - t0)) s)"
+      else
+        echo "FAIL: level portable: test_image_pixels.py (log follows)"
+        tail -20 "$BUILD/tests/test_image_pixels.portable.log"; fail=1
+      fi ;;
+  esac
 done
 [ $fail -eq 0 ] && echo PASS
 exit $fail

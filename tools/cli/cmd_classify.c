@@ -181,7 +181,7 @@ int cli_classify(int argc, char **argv) {
     }
     if ((n_items = cli_image_items(&img, files.v, n_files, &items)) < 0) goto done;
     run r = {&img, items, &lab, text_emb, model, probs, order, format, top, width};
-    int failed = cli_encode_image_files(ctx, &img, items, n_items, batch, print_one, &r);
+    int failed = cli_encode_image_files(ctx, &img, items, n_items, batch, 1, print_one, &r);
     rc = failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
     goto done;
 

@@ -370,7 +370,7 @@ int cli_compare(int argc, char **argv) {
             sink sk = {m[s].img, m[s].dim, ok, s == 0};
             if (!items && (n_items = cli_image_items(&img_opts, (const char *const *)images.v, n_img, &items)) < 0)
                 goto done;
-            if (cli_encode_image_files(m[s].ctx, &img_opts, items, n_items, batch, on_image, &sk) < 0) goto done;
+            if (cli_encode_image_files(m[s].ctx, &img_opts, items, n_items, batch, 1, on_image, &sk) < 0) goto done;
         }
         if (encode_texts(&m[s], texts.v, n_txt, batch, m[s].txt) ||
             encode_texts(&m[s], label_texts.v, n_lab, batch, m[s].lab))

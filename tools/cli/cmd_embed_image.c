@@ -1,11 +1,12 @@
 /* cmd_embed_image.c - `biomedclip embed-image`: print the embedding of each image file.
  *
- * Files are decoded and preprocessed one by one (so that a bad file only costs its own line),
- * then encoded `--batch` at a time with bmc_encode_pixels (one GEMM per weight for the batch). */
+ * Files go through image_batch.c as for classify and index: decoded one by one (a bad file only
+ * costs its own line) by a reader thread ahead of the model, encoded `--batch` at a time. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "image_batch.h"
 #include "image_items.h"
 
 static const char usage_text[] =
@@ -30,66 +31,29 @@ static const char usage_text[] =
     "3 model not loadable.\n";
 
 typedef struct job {
-    const bmc_model *model;
-    bmc_ctx *ctx;
     const cli_image_opts *img;
     const cli_item *items;
-    int json, normalize, batch;
-    size_t in;          /* floats of one model input */
-    int dim;            /* embedding length */
-    float *chw;         /* [batch, in] */
-    float *emb;         /* [batch, dim] */
-    int *ok;            /* [batch] row in chw/emb, or -1 */
-    char (*err)[512];   /* [batch] why a file failed */
+    int json, dim;
 } job;
 
-/* Files [start, start + count): returns how many failed. */
-static int run_batch(job *j, int start, int count) {
-    int rows = 0, failed = 0;
-    for (int k = 0; k < count; k++) {
-        bmc_image im;
-        memset(&im, 0, sizeof im);
-        j->ok[k] = -1;
-        if (cli_image_load(j->img, &j->items[start + k], &im) != BMC_OK ||
-            bmc_image_preprocess(j->model, &im, j->chw + (size_t)rows * j->in) != BMC_OK) {
-            snprintf(j->err[k], sizeof j->err[k], "%s", bmc_last_error());
-        } else {
-            j->ok[k] = rows++;
-        }
-        bmc_image_free(&im);
-    }
-    if (rows > 0 && bmc_encode_pixels(j->ctx, j->chw, rows, j->emb, j->normalize) != BMC_OK) {
-        for (int k = 0; k < count; k++) {
-            if (j->ok[k] < 0) continue;
-            snprintf(j->err[k], sizeof j->err[k], "%s", bmc_last_error());
-            j->ok[k] = -1;
-        }
-    }
-    for (int k = 0; k < count; k++) {
-        if (j->ok[k] < 0) {
-            fflush(stdout); /* keep stdout and stderr in file order on a terminal */
-            /* the library's messages usually name the file already */
-            if (strstr(j->err[k], j->items[start + k].file))
-                fprintf(stderr, "biomedclip embed-image: %s\n", j->err[k]);
-            else
-                fprintf(stderr, "biomedclip embed-image: %s: %s\n", j->items[start + k].name, j->err[k]);
-            failed++;
-        } else {
-            const cli_item *it = &j->items[start + k];
-            const float *e = j->emb + (size_t)j->ok[k] * j->dim;
-            if (j->json && j->img->name_frames) { /* {"file": PATH, "frame": N, "embedding": [...]} */
-                fputc('{', stdout);
-                cli_json_item(stdout, j->img, it);
-                fputs(", \"embedding\": ", stdout);
-                cli_json_floats(stdout, e, j->dim);
-                fputs("}\n", stdout);
-            } else {
-                cli_print_embedding("file", it->name, e, j->dim, j->json);
-            }
-        }
+/* One file's line, or its message on stderr (cli_image_fn, called in file order). */
+static int print_one(void *user, int index, const float *e, const char *error) {
+    const job *j = user;
+    const cli_item *it = &j->items[index];
+    if (!e) {
+        fflush(stdout); /* keep stdout and stderr in file order on a terminal */
+        fprintf(stderr, "biomedclip embed-image: %s\n", error);
+    } else if (j->json && j->img->name_frames) { /* {"file": PATH, "frame": N, "embedding": [...]} */
+        fputc('{', stdout);
+        cli_json_item(stdout, j->img, it);
+        fputs(", \"embedding\": ", stdout);
+        cli_json_floats(stdout, e, j->dim);
+        fputs("}\n", stdout);
+    } else {
+        cli_print_embedding("file", it->name, e, j->dim, j->json);
     }
     fflush(stdout);
-    return failed;
+    return 0;
 }
 
 int cli_embed_image(int argc, char **argv) {
@@ -97,8 +61,7 @@ int cli_embed_image(int argc, char **argv) {
     int threads = 0, batch = 8, json = 0, raw = 0;
     cli_list files;
     bmc_model *model = NULL;
-    job j;
-    memset(&j, 0, sizeof j);
+    bmc_ctx *ctx = NULL;
     cli_image_opts img;
     cli_image_opts_init(&img, "embed-image");
     cli_item *items = NULL;
@@ -118,29 +81,18 @@ int cli_embed_image(int argc, char **argv) {
     rc = CLI_EXIT_FAILURE;
     if ((n_items = cli_image_items(&img, files.v, n_files, &items)) < 0) goto done;
     if (batch > n_items) batch = n_items > 0 ? n_items : 1;
-    if (cli_new_ctx("embed-image", model, threads, batch, &j.ctx)) goto done;
-    int side = bmc_model_image_size(model);
-    j.model = model, j.img = &img, j.items = items, j.json = json, j.normalize = !raw, j.batch = batch;
-    j.in = 3 * (size_t)side * side;
-    j.dim = bmc_model_embed_dim(model);
-    j.chw = malloc((size_t)batch * j.in * sizeof *j.chw);
-    j.emb = malloc((size_t)batch * j.dim * sizeof *j.emb);
-    j.ok = malloc((size_t)batch * sizeof *j.ok);
-    j.err = malloc((size_t)batch * sizeof *j.err);
-    if (!j.chw || !j.emb || !j.ok || !j.err) goto oom;
-    int failed = 0;
-    for (int start = 0; start < n_items; start += batch)
-        failed += run_batch(&j, start, n_items - start < batch ? n_items - start : batch);
-    rc = failed ? CLI_EXIT_FAILURE : CLI_EXIT_OK;
+    if (cli_new_ctx("embed-image", model, threads, batch, &ctx)) goto done;
+    job j = {&img, items, json, bmc_model_embed_dim(model)};
+    int failed = cli_encode_image_files(ctx, &img, items, n_items, batch, !raw, print_one, &j);
+    rc = failed == 0 ? CLI_EXIT_OK : CLI_EXIT_FAILURE;
     goto done;
 
 oom:
     rc = cli_oom("embed-image");
 done:
-    free(j.chw), free(j.emb), free(j.ok), free(j.err);
     cli_image_items_free(items, n_items);
     cli_list_free(&files);
-    bmc_ctx_free(j.ctx);
+    bmc_ctx_free(ctx);
     bmc_model_free(model);
     return rc;
 }

@@ -242,7 +242,7 @@ int cli_index(int argc, char **argv) {
     if (cli_new_ctx("index", model, threads, batch > 8 ? batch : 0, &ctx)) goto done;
     run r = {&ix, todo, n_todo, batch, progress, 0, 0, 0, now()};
     if (progress) show_progress(&r);
-    int failed = cli_encode_image_files(ctx, &img, todo, n_todo, batch, on_image, &r);
+    int failed = cli_encode_image_files(ctx, &img, todo, n_todo, batch, 1, on_image, &r);
     if (progress) {
         show_progress(&r);
         fprintf(stderr, "\n%s: %d new, %d already indexed, %d failed, %ld in all\n", output,

@@ -126,7 +126,7 @@ int cli_search(int argc, char **argv) {
         }
     } else {
         cli_item query_item = {image, img.params.frame, (char *)image};
-        if (cli_encode_image_files(ctx, &img, &query_item, 1, 1, on_query_image, &q) != 0 || !q.ok) goto done;
+        if (cli_encode_image_files(ctx, &img, &query_item, 1, 1, 1, on_query_image, &q) != 0 || !q.ok) goto done;
     }
     if (ix.n > 0) {
         if (ix.n > 0x7fffffffL) {

@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -20,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "prefetch.h"
 #include "slide_store.h"
 
 #define DEFAULT_TEMPLATE "this is a photo of "
@@ -123,58 +123,37 @@ static int exists(const char *p) {
     return stat(p, &st) == 0;
 }
 
-/* ---- the reader thread -------------------------------------------------------------------- */
-
-enum { SLOT_FREE, SLOT_READY, SLOT_ERROR };
+/* ---- the reader (prefetch.h) ---------------------------------------------------------------- */
 
 typedef struct reader {
     bmc_slide *slide;
     const bmc_slide_tiling *t;
     const bmc_model *model;
     const int64_t *coords;
-    int64_t n, first_batch, n_batches;
+    int64_t n;
     int batch;
     size_t in;               /* floats of one model input */
     float *chw[2];           /* [batch, in] per slot */
-    int state[2], stop;
     char err[1024];
     unsigned char *rgb;      /* [tile_px^2 * 3] */
-    double cpu_s;            /* the reader's CPU time (for --stats) */
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
 } reader;
 
-static void *reader_main(void *arg) {
+/* Batch b's tiles, read and preprocessed into slot s (cli_prefetch_fill). */
+static int read_batch(void *arg, long long b, int s) {
     reader *r = arg;
     int px = r->t->tile_px;
-    for (int64_t b = r->first_batch; b < r->n_batches; b++) {
-        int s = (int)(b & 1);
-        pthread_mutex_lock(&r->mu);
-        while (r->state[s] != SLOT_FREE && !r->stop) pthread_cond_wait(&r->cv, &r->mu);
-        int stop = r->stop;
-        pthread_mutex_unlock(&r->mu);
-        if (stop) break;
-        int64_t first = b * r->batch, count = r->n - first < r->batch ? r->n - first : r->batch;
-        int state = SLOT_READY;
-        for (int64_t k = 0; k < count; k++) {
-            const int64_t *c = r->coords + 2 * (first + k);
-            bmc_image view = {px, px, BMC_PIXEL_RGB, px * 3, r->rgb, NULL};
-            if (bmc_slide_read_tile(r->slide, r->t, c[0], c[1], r->rgb) != BMC_OK ||
-                bmc_image_preprocess(r->model, &view, r->chw[s] + (size_t)k * r->in) != BMC_OK) {
-                snprintf(r->err, sizeof r->err, "tile at (%lld, %lld): %s", (long long)c[0], (long long)c[1],
-                         bmc_last_error());
-                state = SLOT_ERROR;
-                break;
-            }
+    int64_t first = b * r->batch, count = r->n - first < r->batch ? r->n - first : r->batch;
+    for (int64_t k = 0; k < count; k++) {
+        const int64_t *c = r->coords + 2 * (first + k);
+        bmc_image view = {px, px, BMC_PIXEL_RGB, px * 3, r->rgb, NULL};
+        if (bmc_slide_read_tile(r->slide, r->t, c[0], c[1], r->rgb) != BMC_OK ||
+            bmc_image_preprocess(r->model, &view, r->chw[s] + (size_t)k * r->in) != BMC_OK) {
+            snprintf(r->err, sizeof r->err, "tile at (%lld, %lld): %s", (long long)c[0], (long long)c[1],
+                     bmc_last_error());
+            return -1;
         }
-        pthread_mutex_lock(&r->mu);
-        r->state[s] = state;
-        pthread_cond_broadcast(&r->cv);
-        pthread_mutex_unlock(&r->mu);
-        if (state == SLOT_ERROR) break;
     }
-    r->cpu_s = clock_s(CLOCK_THREAD_CPUTIME_ID);
-    return NULL;
+    return 0;
 }
 
 /* ---- resumable output --------------------------------------------------------------------- */
@@ -282,7 +261,8 @@ static int run_slide(const slide_opts *o, bmc_ctx *ctx, const char *path, const 
     memset(&mask, 0, sizeof mask);
     reader r;
     memset(&r, 0, sizeof r);
-    int reader_started = 0, sync_init = 0;
+    cli_prefetch pf;
+    memset(&pf, 0, sizeof pf);
     char err[1024];
     if (!stem) goto oom;
     if (outdir) {
@@ -350,35 +330,24 @@ static int run_slide(const slide_opts *o, bmc_ctx *ctx, const char *path, const 
     /* the pipeline */
     int side = bmc_model_image_size(model);
     r.slide = slide, r.t = &t, r.model = model, r.coords = res->coords, r.n = n, r.batch = o->batch;
-    r.first_batch = done_rows / o->batch;
-    r.n_batches = (n + o->batch - 1) / o->batch;
+    int64_t first_batch = done_rows / o->batch, n_batches = (n + o->batch - 1) / o->batch;
     r.in = 3 * (size_t)side * side;
     r.chw[0] = malloc((size_t)o->batch * r.in * sizeof(float));
     r.chw[1] = malloc((size_t)o->batch * r.in * sizeof(float));
     r.rgb = malloc((size_t)t.tile_px * t.tile_px * 3);
     if (!r.chw[0] || !r.chw[1] || !r.rgb) goto oom;
-    pthread_mutex_init(&r.mu, NULL);
-    pthread_cond_init(&r.cv, NULL);
-    sync_init = 1;
-    pthread_t th;
-    if (r.first_batch < r.n_batches) {
-        if (pthread_create(&th, NULL, reader_main, &r) != 0) {
-            fprintf(stderr, "biomedclip %s: cannot start the reader thread\n", o->cmd);
-            goto done;
-        }
-        reader_started = 1;
+    if (cli_prefetch_start(&pf, first_batch, n_batches, read_batch, &r) != 0) {
+        fprintf(stderr, "biomedclip %s: cannot start the reader thread\n", o->cmd);
+        goto done;
     }
     double t0 = now(), cpu0 = clock_s(CLOCK_PROCESS_CPUTIME_ID), model_s = 0, wait_s = 0;
     int failed = 0;
-    for (int64_t b = r.first_batch; b < r.n_batches; b++) {
+    for (int64_t b = first_batch; b < n_batches; b++) {
         int s = (int)(b & 1);
         double w0 = now();
-        pthread_mutex_lock(&r.mu);
-        while (r.state[s] == SLOT_FREE) pthread_cond_wait(&r.cv, &r.mu);
-        int state = r.state[s];
-        pthread_mutex_unlock(&r.mu);
+        int state = cli_prefetch_wait(&pf, b);
         wait_s += now() - w0;
-        if (state == SLOT_ERROR) {
+        if (state != 0) {
             fprintf(stderr, "%sbiomedclip %s: %s: %s\n", tty ? "\n" : "", o->cmd, path, r.err);
             failed = 1;
             break;
@@ -393,10 +362,7 @@ static int run_slide(const slide_opts *o, bmc_ctx *ctx, const char *path, const 
             failed = 1;
             break;
         }
-        pthread_mutex_lock(&r.mu);
-        r.state[s] = SLOT_FREE;
-        pthread_cond_broadcast(&r.cv);
-        pthread_mutex_unlock(&r.mu);
+        cli_prefetch_release(&pf, b);
         if (part_fd >= 0 && write_all(part_fd, res->features + (size_t)first * res->dim, (size_t)count * row,
                                       data_at + (off_t)((size_t)first * row)) != 0) {
             fprintf(stderr, "biomedclip %s: %s: cannot write: %s\n", o->cmd, part, strerror(errno));
@@ -405,15 +371,8 @@ static int run_slide(const slide_opts *o, bmc_ctx *ctx, const char *path, const 
         }
         if (tty) progress(stem, first + count, n, t0, done_rows);
     }
-    if (tty && r.first_batch < r.n_batches) fputc('\n', stderr);
-    if (reader_started) {
-        pthread_mutex_lock(&r.mu);
-        r.stop = 1;
-        pthread_cond_broadcast(&r.cv);
-        pthread_mutex_unlock(&r.mu);
-        pthread_join(th, NULL);
-        reader_started = 0;
-    }
+    if (tty && first_batch < n_batches) fputc('\n', stderr);
+    cli_prefetch_stop(&pf);
     if (failed) goto done;
     double total = now() - t0, cpu = clock_s(CLOCK_PROCESS_CPUTIME_ID) - cpu0;
     if (o->stats && n > done_rows) {
@@ -421,7 +380,7 @@ static int run_slide(const slide_opts *o, bmc_ctx *ctx, const char *path, const 
         double k = (double)(n - done_rows);
         fprintf(stderr, "%s: %lld tiles in %.2f s: %.2f tiles/s, model %.1f%% of the time, waiting for tiles %.1f%%; "
                 "CPU per tile: reader %.1f ms, all threads %.1f ms\n", stem, (long long)(n - done_rows), total,
-                k / total, 100 * model_s / total, 100 * wait_s / total, 1e3 * r.cpu_s / k, 1e3 * cpu / k);
+                k / total, 100 * model_s / total, 100 * wait_s / total, 1e3 * pf.cpu_s / k, 1e3 * cpu / k);
     }
 
     if (outdir) {
@@ -448,7 +407,7 @@ oom:
     fprintf(stderr, "biomedclip %s: out of memory\n", o->cmd);
 done:
     if (part_fd >= 0) close(part_fd);
-    if (sync_init) pthread_mutex_destroy(&r.mu), pthread_cond_destroy(&r.cv);
+    cli_prefetch_stop(&pf);
     free(r.chw[0]), free(r.chw[1]), free(r.rgb);
     bmc_image_free(&mask);
     bmc_slide_close(slide);
