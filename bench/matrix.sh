@@ -55,7 +55,7 @@ case "${BENCH_OPENBLAS_CORETYPE:-}" in
 esac
 
 mkdir -p "$OUT"
-rm -f "$OUT"/*-t*.json "$OUT"/*.log "$OUT"/table.md
+rm -f "$OUT"/*-t*.json "$OUT"/*.log "$OUT"/table.md "$OUT"/workloads.json
 LOG=$OUT/run.log
 exec > >(tee "$LOG") 2>&1
 . bench/common.sh  # say, has_peer, cache_model, prepare_peers, run_peer
@@ -64,6 +64,10 @@ T_START=$(date +%s)
 [ -x "$BUILD/bench/bench" ] || { echo "bench/matrix.sh: $BUILD/bench/bench is not built (run: make bench-matrix)"; exit 1; }
 "$BUILD/bench/bench" --help | grep -q -- --workloads ||
   { echo "bench/matrix.sh: $BUILD/bench/bench has no --workloads (rebuild it)"; exit 1; }
+known=$("$BUILD/bench/bench" --help | tail -1)
+for k in ${WORKLOADS//,/ }; do
+  case " $known " in *" $k "*) ;; *) echo "bench/matrix.sh: MATRIX_WORKLOADS: unknown workload $k (known:$known)"; exit 1;; esac
+done
 dtype_file() { # DTYPE -> the model file of that weight type
   case $1 in f32) echo "$MODEL";; f16|bf16) echo "${MODEL%.bmc}-$1.bmc";; *) echo "";; esac
 }
@@ -124,8 +128,13 @@ for T in $THREADS; do
       order=(); for ((i = ${#configs[@]} - 1; i >= 0; i--)); do order+=("${configs[i]}"); done
     fi
     for c in "${order[@]}"; do run_ours "${c%%:*}" "${c#*:}" "$T" "$r"; done
-    # the peers read the workloads (and the zero-shot ids) from one of ours' JSON of this round
+    # the peers read the workloads (and the zero-shot ids) from one of ours' JSON of this round;
+    # should every run of ours have failed, from a list of the workloads alone
     wl=$(ls "$OUT"/ours-*-t"$T".r"$r".json 2>/dev/null | head -1)
+    if [ -z "$wl" ]; then
+      wl=$OUT/workloads.json
+      "$PY3" -c 'import json, sys; print(json.dumps({"workloads": sys.argv[1].split(",")}))' "$WORKLOADS" > "$wl"
+    fi
     for peer in $PEERS; do run_peer "$peer" "$T" "$r" "$wl"; done
     echo "elapsed: $(( $(date +%s) - T_START )) s"
   done

@@ -22,6 +22,7 @@ import math
 import os
 import re
 import sys
+import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from report import fmt_ms, fmt_paired, ms_per_item, paired_ratio, replace_between  # noqa: E402
@@ -172,13 +173,27 @@ def main():
         for j in list(r.get("ours", {}).values()):
             keys += [k for k in j.get("results", {}) if k not in keys]
     keys = [k for k in ORDER if k in keys]
-    any_ours = next(j for r in res.values() for j in r.get("ours", {}).values())
+    all_ours = [(dt, j) for r in res.values() for (dt, _), j in r.get("ours", {}).items()]
+    any_ours = next((j for dt, j in all_ours if dt == "f32"), all_ours[0][1])  # the float32 file's name
     rounds = int(any_ours.get("rounds", 1))
     loads = [x for r in res.values() for j in r.get("ours", {}).values()
              for x in (j.get("machine", {}).get("loadavg_start"), j.get("machine", {}).get("loadavg_end"))
              if x is not None]
     m = any_ours.get("machine", {})
-    md = ["ms per item, the median over %d alternating round%s; ratio = the other's time / this row's time "
+    # when: the modification times of ours' round files (bench writes no date)
+    stamps = [os.path.getmtime(f) for f in glob.glob(os.path.join(d, "ours-*-t*.r*.json"))]
+    when = ""
+    if stamps:
+        fmt = lambda t: time.strftime("%d %b %Y %H:%M", time.gmtime(t))  # noqa: E731
+        when = "Run of %s-%s UTC, " % (fmt(min(stamps)), time.strftime("%H:%M", time.gmtime(max(stamps))))
+    ncpu = int(m.get("online_cpus", 1)) or 1
+    busy = loads and max(loads) > 0.5 * ncpu
+    md = ["%smodel `%s` and its 16-bit twins, threads %s.%s" % (
+              when, os.path.basename(any_ours.get("model", "?")),
+              " and ".join(str(t) for t in sorted(res, reverse=True)),
+              " **The 1-minute load average reached %.1f on %d cores: other work shared the machine, "
+              "read these figures as provisional.**" % (max(loads), ncpu) if busy else ""), "",
+          "ms per item, the median over %d alternating round%s; ratio = the other's time / this row's time "
           "(> 1: this row is faster), the median of the rounds' ratios, each round's runs paired, and "
           "their range. Ours: `bench --workloads` at `BMC_CPU=LEVEL`; the peers run the float32 "
           "model." % (rounds, "" if rounds == 1 else "s"), ""]
