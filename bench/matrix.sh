@@ -64,7 +64,7 @@ T_START=$(date +%s)
 [ -x "$BUILD/bench/bench" ] || { echo "bench/matrix.sh: $BUILD/bench/bench is not built (run: make bench-matrix)"; exit 1; }
 "$BUILD/bench/bench" --help | grep -q -- --workloads ||
   { echo "bench/matrix.sh: $BUILD/bench/bench has no --workloads (rebuild it)"; exit 1; }
-known=$("$BUILD/bench/bench" --help | tail -1)
+known=$(echo $("$BUILD/bench/bench" --help | tail -1))
 for k in ${WORKLOADS//,/ }; do
   case " $known " in *" $k "*) ;; *) echo "bench/matrix.sh: MATRIX_WORKLOADS: unknown workload $k (known:$known)"; exit 1;; esac
 done
