@@ -4,7 +4,7 @@
 # The caller sets: BUILD, PYTHON, PY3, PEERS, SNAPSHOT, MIN_TIME, QUICK (array), IMAGE, ROUNDS,
 # OUT (where the peers' JSON goes). prepare_peers sets ONNX_DIR.
 
-say() { echo "=== $*"; }
+say() { echo "=== $(date -u +%H:%M:%S) $*"; }
 has_peer() { case " $PEERS " in *" $1 "*) return 0;; esac; return 1; }
 
 # Cache a model file the way a load from disk does: drop it from the page cache, then read it
