@@ -35,6 +35,12 @@ void bmc__pack_w_avx2(const float *w, size_t ldw, int nb, int kc, float *bp) {
     }
 }
 
+/* A block's share of the tile's prefetch run: up to `end`, per4 lines every 4 steps of k. */
+typedef struct pf_share {
+    const char *end;
+    int per4;
+} pf_share;
+
 /* The weight types of a tile (bmc__wtype): float32, or 16-bit widened to float in registers. */
 enum { WT_F32 = 0, WT_F16 = 1, WT_BF16 = 2 };
 
@@ -48,7 +54,7 @@ static inline __attribute__((always_inline)) void block16(const int wt, const in
                                                          size_t ldx, const void *bpv,
                                                          size_t ldb, int kc,
                                                          const bmc__tile_out *o, int c0,
-                                                         const char **pfp) {
+                                                         const char **pfp, const pf_share *pfs) {
     __m256i m0 = _mm256_setzero_si256(), m1 = m0;
     if (masked) {
         __m256i n = _mm256_set1_epi32(o->ncols - c0);
@@ -94,8 +100,8 @@ static inline __attribute__((always_inline)) void block16(const int wt, const in
             FMA2((k) + 1, b0, b1)                                                          \
         }                                                                                  \
     } while (0)
-    const char *pf = *pfp, *pf_end = o->pf_end;
-    const int per4 = o->pf_per4 > 1 ? o->pf_per4 : 1, l1 = o->pf_l1;
+    const char *pf = *pfp, *pf_end = pfs->end;
+    const int per4 = pfs->per4, l1 = o->pf_l1;
     int k = 0;
     for (; k + 4 <= kc; k += 4) {
         for (int q = 0; q < per4 && pf < pf_end; q++, pf += 64) {
@@ -152,15 +158,36 @@ static inline __attribute__((always_inline)) void block16(const int wt, const in
 typedef void (*outer_fn)(const float *x, size_t ldx, const void *bp, size_t ldb, int kc,
                          const bmc__tile_out *o);
 
+/* Block blk of nb's share of the tile's prefetch run: the run cut into nb equal parts, each at
+ * an nb-th of the tile's rate (at least a line every 4 steps), so that the lines go out over
+ * the whole tile as at the AVX-512 level and not in a burst during its first block, which
+ * pushed the tile's rows of X and the block's weights out of L1 (docs/PERF.md). */
+static inline pf_share pf_share_of(const bmc__tile_out *o, int nb, int blk) {
+    pf_share s = {o->pf_end, 1};
+    if (o->pf_end > o->pf) {
+        size_t lines = (size_t)(o->pf_end - o->pf) / 64;
+        s.end = o->pf + (lines * (size_t)(blk + 1) + nb - 1) / nb * 64;
+        if (s.end > o->pf_end) s.end = o->pf_end;
+        int per4 = o->pf_per4 > 1 ? o->pf_per4 : 1;
+        s.per4 = (per4 + nb - 1) / nb;
+    }
+    return s;
+}
+
 /* an mr-row tile: full blocks of 16 columns, then a masked one for a remainder */
 #define OUTER(w, a)                                                                        \
     static void outer_##w##_##a(const float *x, size_t ldx, const void *bp, size_t ldb,    \
                                 int kc, const bmc__tile_out *o) {                          \
         const char *pf = o->pf;                                                            \
-        int full = o->ncols / 16, c0 = 0;                                                  \
-        for (int blk = 0; blk < full; blk++, c0 += 16)                                     \
-            block16(w, a, 0, x, ldx, bp, ldb, kc, o, c0, &pf);                             \
-        if (c0 < o->ncols) block16(w, a, 1, x, ldx, bp, ldb, kc, o, c0, &pf);              \
+        int full = o->ncols / 16, c0 = 0, nb = (o->ncols + 15) / 16, blk = 0;              \
+        for (; blk < full; blk++, c0 += 16) {                                              \
+            pf_share s = pf_share_of(o, nb, blk);                                          \
+            block16(w, a, 0, x, ldx, bp, ldb, kc, o, c0, &pf, &s);                         \
+        }                                                                                  \
+        if (c0 < o->ncols) {                                                               \
+            pf_share s = pf_share_of(o, nb, blk);                                          \
+            block16(w, a, 1, x, ldx, bp, ldb, kc, o, c0, &pf, &s);                         \
+        }                                                                                  \
     }
 #define OUTER_TYPE(w)                                                                      \
     OUTER(w, 1) OUTER(w, 2) OUTER(w, 3) OUTER(w, 4) OUTER(w, 5) OUTER(w, 6)                \
