@@ -167,19 +167,18 @@ static float half_to_float(uint16_t h) {
 #if defined(__SSE2__)
 #include <emmintrin.h>
 
-/* half_to_float on 4 halves (zero-extended to 32 bits), the same operations without a branch:
- * SSE2 is all the portable level may assume (no F16C), and the scalar loop made the widening
- * cost more than the product it feeds (docs/PERF.md) */
-static inline __m128 half4_to_float(__m128i h) {
-    __m128i em = _mm_and_si128(h, _mm_set1_epi32(0x7fff));
-    __m128i u = _mm_slli_epi32(em, 13);
+/* half_to_float on 4 halves, each in the high 16 bits of its 32-bit lane, the same operations
+ * without a branch: SSE2 is all the portable level may assume (no F16C), and the scalar loop
+ * made the widening cost more than the product it feeds (docs/PERF.md). An infinity or NaN
+ * (exponent 31) comes out of the multiply with exponent 143 and the same mantissa bits, so
+ * or-ing in 0x7f800000 gives what half_to_float sets apart. */
+static inline __m128 half4_to_float(__m128i v) {
+    __m128i sign = _mm_and_si128(v, _mm_set1_epi32((int)0x80000000u));
+    __m128i u = _mm_srli_epi32(_mm_slli_epi32(v, 1), 4); /* (h & 0x7fff) << 13 */
     __m128i f = _mm_castps_si128(_mm_mul_ps(_mm_castsi128_ps(u), _mm_set1_ps(0x1p112f)));
-    /* exponent 31: 0x0f800000 | m << 13 becomes 0x7f800000 | m << 13 */
-    __m128i special = _mm_cmpgt_epi32(em, _mm_set1_epi32(0x7bff));
-    __m128i r = _mm_or_si128(_mm_and_si128(special, _mm_or_si128(u, _mm_set1_epi32(0x70000000))),
-                             _mm_andnot_si128(special, f));
-    r = _mm_or_si128(r, _mm_slli_epi32(_mm_and_si128(h, _mm_set1_epi32(0x8000)), 16));
-    return _mm_castsi128_ps(r);
+    __m128i special = _mm_cmpgt_epi32(u, _mm_set1_epi32(0x0f7fffff));
+    f = _mm_or_si128(f, _mm_and_si128(special, _mm_set1_epi32(0x7f800000)));
+    return _mm_castsi128_ps(_mm_or_si128(f, sign));
 }
 #endif
 
@@ -194,8 +193,8 @@ static void widen_rows(bmc__wtype wt, const uint16_t *panel, int k0, int kb, flo
             __m128i zero = _mm_setzero_si128();
             for (int j = 0; j < PANEL; j += 8) {
                 __m128i h = _mm_loadu_si128((const __m128i *)(s + j));
-                _mm_storeu_ps(d + j, half4_to_float(_mm_unpacklo_epi16(h, zero)));
-                _mm_storeu_ps(d + j + 4, half4_to_float(_mm_unpackhi_epi16(h, zero)));
+                _mm_storeu_ps(d + j, half4_to_float(_mm_unpacklo_epi16(zero, h)));
+                _mm_storeu_ps(d + j + 4, half4_to_float(_mm_unpackhi_epi16(zero, h)));
             }
             k++;
             continue;
