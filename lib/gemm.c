@@ -19,7 +19,9 @@
  *
  * The tiles are those of the kernel level in use (cpu.h): AVX-512 (tiles.c) or AVX2 + FMA
  * (tiles_avx2.c), the same layout and order of summation. At the portable level each panel is
- * an OpenBLAS product (its own threads), then the same epilogue. */
+ * an OpenBLAS product (its own threads), then the same epilogue; 16-bit weights are widened
+ * there 256 rows of k at a time (SSE2), several panels side by side for one OpenBLAS call when
+ * X has many rows (gemm_task_widen_blas). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -253,8 +255,8 @@ static void gemm_task_widen(void *arg, int task, int thread) {
 
 /* Panels widened side by side for one OpenBLAS call at the portable level, when X has at least
  * WIDEN_GROUP_MIN_ROWS rows: each call packs X again, which fewer, wider calls save (4-7% of a
- * product with 197 rows and more). With fewer rows a 256 x 64 block alone is faster: OpenBLAS
- * then multiplies without packing the weights at all (docs/PERF.md). */
+ * product with 197 rows and more). With fewer rows a 256 x 64 block alone was faster (up to
+ * 1.5x; OpenBLAS's path for small products, presumably: docs/PERF.md). */
 #define WIDEN_GROUP 12
 #define WIDEN_GROUP_MIN_ROWS 64
 
