@@ -139,7 +139,7 @@ STATIC = $(BUILD)/libbiomedclip.a
 SHLIB  = $(BUILD)/libbiomedclip.so
 CLI    = $(BUILD)/biomedclip
 
-.PHONY: all lib cli tests test bench clean install uninstall weights demo sanitize
+.PHONY: all lib cli tests test bench bench-matrix clean install uninstall weights demo sanitize
 all: $(STATIC) $(SHLIB) $(CLI)
 lib: $(STATIC) $(SHLIB)
 cli: $(CLI)
@@ -212,6 +212,10 @@ sanitize:
 
 bench: $(BENCH_BIN) $(CLI)
 	BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/run.sh
+
+# every kernel level x weight type (f32, f16, bf16) against ONNX Runtime and PyTorch (bench/matrix.sh)
+bench-matrix: $(BUILD)/bench/bench $(CLI)
+	BUILD=$(BUILD) PYTHON=$(PYTHON) bash bench/matrix.sh
 
 clean:
 	rm -rf build build-* python/build python/*.egg-info

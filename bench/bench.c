@@ -3,7 +3,7 @@
  * bench/report.py, which puts it side by side with the PyTorch and ONNX Runtime peers.
  *
  * usage: bench [MODEL] [--threads N] [--min-time S] [--quick] [--json-out FILE] [--image FILE]
- *              [--profile | --profile-only] [--no-throughput] [--no-load]
+ *              [--profile | --profile-only] [--no-throughput] [--no-load] [--workloads LIST] [--help]
  *   MODEL      default $BIOMEDCLIP_MODEL, else $BMC_TESTDATA/full.bmc, else build/testdata/full.bmc
  *   --threads  bmc_ctx_params.n_threads in latency mode (default: online CPUs); throughput mode
  *              runs that many contexts on as many threads with 1 thread each
@@ -11,6 +11,8 @@
  *   --profile  split the time of a pass between GEMM, attention, LayerNorm/GELU/softmax and
  *              the rest; needs a library built with -DBMC_PROFILE (see lib/profile.h);
  *              --profile-only skips the timing table (bench/run.sh runs it on a profiling build)
+ *   --workloads  time only these comma-separated keys (image_b1,text24_b8,...; --help lists
+ *              them), for bench/matrix.sh; the JSON lists them so that the peers run them alone
  *
  * Every timing is the median (and best) of repeated calls after one warm-up call: at least
  * 3 calls and --min-time seconds per workload. Inputs are deterministic (bench_util.h), the same
@@ -70,6 +72,30 @@ static void add_row(const char *key, const char *what, int items, double gflop, 
 
 static bu_timing timeit(int (*fn)(void *), void *arg) {
     return bu_time(fn, arg, 3, cfg_quick ? 0.05 : cfg_min_time, cfg_quick ? 2 : 30);
+}
+
+/* --workloads: the comma-separated keys to time (NULL: all). bench/matrix.sh times a few
+ * workloads at many levels and weight types, where the rest would cost most of its run. */
+static const char *cfg_workloads;
+static const char *const KNOWN_KEYS[] = {"load", "first_image", "first_text24", "image_b1", "image_b8",
+                                         "text8_b1", "text24_b1", "text64_b1", "text256_b1", "text8_b8",
+                                         "text24_b8", "text64_b8", "text256_b8", "tokenize9", "zeroshot9",
+                                         "preprocess_file", "zeroshot9_file", "throughput"};
+static int in_list(const char *list, const char *key) {
+    size_t n = strlen(key);
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, key, n)) return 1;
+        if (!end) break;
+        p = end + 1;
+    }
+    return 0;
+}
+static int wanted(const char *key) { return !cfg_workloads || in_list(cfg_workloads, key); }
+/* Times fn as workload `key` unless --workloads leaves it out. */
+static void time_row(const char *key, const char *what, int items, double gflop, int (*fn)(void *), void *arg) {
+    if (wanted(key)) add_row(key, what, items, gflop, timeit(fn, arg));
 }
 
 /* ---- FLOPs (a multiply-add is 2) from the configuration ---- */
@@ -256,9 +282,46 @@ static const row *find_row(const char *key) {
     return NULL;
 }
 
-static void usage(void) {
-    fprintf(stderr, "usage: bench [MODEL] [--threads N] [--min-time S] [--quick] [--json-out FILE] [--image FILE]\n"
-                    "             [--profile | --profile-only] [--no-throughput] [--no-load]\n");
+static void usage(FILE *f) {
+    fprintf(f, "usage: bench [MODEL] [--threads N] [--min-time S] [--quick] [--json-out FILE] [--image FILE]\n"
+               "             [--profile | --profile-only] [--no-throughput] [--no-load] [--workloads LIST]\n");
+}
+
+static void help(void) {
+    usage(stdout);
+    printf("  MODEL            default $BIOMEDCLIP_MODEL, else $BMC_TESTDATA/full.bmc\n"
+           "  --threads N      threads of the latency-mode context (default: online CPUs; 1..16)\n"
+           "  --min-time S     seconds per workload, at least 3 calls after a warm-up (default 1)\n"
+           "  --quick          short timings (a smoke test)\n"
+           "  --json-out FILE  the results as JSON, for bench/report.py and the peers' --workload\n"
+           "  --image FILE     the zero-shot image (default $SHARED_DATA/images/chest_X-ray.jpg)\n"
+           "  --profile        time split per pass (a library built with -DBMC_PROFILE);\n"
+           "  --profile-only   ... without the timing table\n"
+           "  --no-throughput  skip throughput mode;  --no-load  skip the load rows\n"
+           "  --workloads LIST time only these comma-separated workloads, e.g. image_b1,image_b8,text24_b1;\n"
+           "                   also skips the SGEMM reference, and throughput mode unless LIST has\n"
+           "                   'throughput'; the JSON still holds the check embeddings and the zero-shot ids\n"
+           "                   and lists LIST as \"workloads\", which the peers then run alone. Keys:\n"
+           "                  ");
+    for (size_t i = 0; i < sizeof KNOWN_KEYS / sizeof KNOWN_KEYS[0]; i++) printf(" %s", KNOWN_KEYS[i]);
+    printf("\n");
+}
+
+/* 1 if every key of LIST is known; else names the first unknown one. */
+static int check_workloads(const char *list) {
+    for (const char *p = list;;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        int ok = 0;
+        for (size_t i = 0; i < sizeof KNOWN_KEYS / sizeof KNOWN_KEYS[0] && !ok; i++)
+            ok = strlen(KNOWN_KEYS[i]) == len && !strncmp(p, KNOWN_KEYS[i], len);
+        if (!ok) {
+            fprintf(stderr, "bench: --workloads: unknown workload '%.*s' (--help lists them)\n", (int)len, p);
+            return 0;
+        }
+        if (!end) return 1;
+        p = end + 1;
+    }
 }
 
 int main(int argc, char **argv) {
@@ -275,9 +338,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--profile-only")) profile = profile_only = no_tp = no_load = 1;
         else if (!strcmp(argv[i], "--no-throughput")) no_tp = 1;
         else if (!strcmp(argv[i], "--no-load")) no_load = 1;
+        else if (!strcmp(argv[i], "--workloads") && i + 1 < argc) cfg_workloads = argv[++i];
+        else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) { help(); return 0; }
         else if (argv[i][0] != '-' && !model_path) model_path = argv[i];
-        else { usage(); return 2; }
+        else { usage(stderr); return 2; }
     }
+    if (cfg_workloads && !check_workloads(cfg_workloads)) return 2;
+    if (cfg_workloads && !wanted("throughput")) no_tp = 1;
     if (cfg_threads < 1 || cfg_threads > 16) { fprintf(stderr, "bench: --threads must be 1..16\n"); return 2; }
     char buf[1024], buf2[1024];
     if (!model_path) model_path = getenv("BIOMEDCLIP_MODEL");
@@ -336,13 +403,13 @@ int main(int argc, char **argv) {
     }
 
     /* ---- load and first embedding (each repetition maps the file afresh) ---- */
-    if (!no_load) {
+    if (!no_load && (wanted("load") || wanted("first_image") || wanted("first_text24"))) {
         printf("load\n");
         first_arg fa = {model_path, chw, 0, ids[1], lens[1][0], out};
-        add_row("load", "model load (mmap + checks)", 1, 0, timeit(do_load, &fa));
-        add_row("first_image", "load -> first image embedding", 1, 0, timeit(do_first, &fa));
+        time_row("load", "model load (mmap + checks)", 1, 0, do_load, &fa);
+        time_row("first_image", "load -> first image embedding", 1, 0, do_first, &fa);
         fa.text = 1;
-        add_row("first_text24", "load -> first text embedding (24)", 1, 0, timeit(do_first, &fa));
+        time_row("first_text24", "load -> first text embedding (24)", 1, 0, do_first, &fa);
     }
 
     /* ---- batch 1, in a context sized for batch 1; peak RSS measured after this phase ---- */
@@ -355,7 +422,7 @@ int main(int argc, char **argv) {
     if (!profile_only) printf("batch 1 (latency mode: one context, n_threads = %d)\n", cfg_threads);
     for (int li = -1; li < N_LENS && !profile_only; li++) {
         if (li < 0) {
-            add_row("image_b1", "image, batch 1", 1, g_img, timeit(do_pixels, &e));
+            time_row("image_b1", "image, batch 1", 1, g_img, do_pixels, &e);
             continue;
         }
         char key[32], what[64];
@@ -364,7 +431,7 @@ int main(int argc, char **argv) {
         snprintf(what, sizeof what, "text %d tokens, batch 1", L);
         e.ids = ids[li];
         e.lens = lens[li];
-        add_row(key, what, 1, bert_gflop(c, L), timeit(do_ids, &e));
+        time_row(key, what, 1, bert_gflop(c, L), do_ids, &e);
     }
     double rss_b1 = peak_rss_mb(), file_mb = bmc_model_file_size(model) / 1e6;
     if (!profile_only)
@@ -379,7 +446,7 @@ int main(int argc, char **argv) {
     e.n = 8;
     if (!profile_only) {
         printf("batch 8\n");
-        add_row("image_b8", "images, batch 8", 8, 8 * g_img, timeit(do_pixels, &e));
+        time_row("image_b8", "images, batch 8", 8, 8 * g_img, do_pixels, &e);
     }
     for (int li = 0; li < N_LENS && !profile_only; li++) {
         char key[32], what[64];
@@ -388,7 +455,7 @@ int main(int argc, char **argv) {
         snprintf(what, sizeof what, "texts %d tokens, batch 8", L);
         e.ids = ids[li];
         e.lens = lens[li];
-        add_row(key, what, 8, 8 * bert_gflop(c, L), timeit(do_ids, &e));
+        time_row(key, what, 8, 8 * bert_gflop(c, L), do_ids, &e);
     }
 
     /* ---- zero-shot: 1 image + the notebook's 9 prompts ---- */
@@ -411,8 +478,8 @@ int main(int argc, char **argv) {
     double g_zs = g_img;
     if (tok_ok) {
         for (int i = 0; i < N_PROMPTS; i++) g_zs += bert_gflop(c, e.tok_lens[i]);
-        add_row("tokenize9", "tokenize 9 prompts", N_PROMPTS, 0, timeit(do_tokenize, &e));
-        if (!profile_only) add_row("zeroshot9", "zero-shot from pixels + ids", 1, g_zs, timeit(do_zero_shot_towers, &e));
+        time_row("tokenize9", "tokenize 9 prompts", N_PROMPTS, 0, do_tokenize, &e);
+        if (!profile_only) time_row("zeroshot9", "zero-shot from pixels + ids", 1, g_zs, do_zero_shot_towers, &e);
     } else {
         printf("  tokenizer failed (%s): zero-shot rows skipped\n", bmc_last_error());
     }
@@ -423,8 +490,8 @@ int main(int argc, char **argv) {
             snprintf(what, sizeof what, "decode + resize + normalize %dx%d", probe_img.width, probe_img.height);
             bmc_image_free(&probe_img);
         }
-        add_row("preprocess_file", what, 1, 0, timeit(do_preprocess_file, &e));
-        if (tok_ok && !profile_only) add_row("zeroshot9_file", "zero-shot from file + prompts", 1, g_zs, timeit(do_zero_shot_file, &e));
+        time_row("preprocess_file", what, 1, 0, do_preprocess_file, &e);
+        if (tok_ok && !profile_only) time_row("zeroshot9_file", "zero-shot from file + prompts", 1, g_zs, do_zero_shot_file, &e);
     } else {
         printf("  no zero-shot image (set SHARED_DATA or --image): file rows skipped\n");
     }
@@ -436,7 +503,7 @@ int main(int argc, char **argv) {
 
     /* ---- OpenBLAS reference rate in this run: one large SGEMM (the ViT MLP at batch 8) ---- */
     double sgemm_gflops = 0, fma_gflops = 0;
-    if (!profile_only) {
+    if (!profile_only && !cfg_workloads) {
         fma_gflops = bu_fma_peak(cfg_threads); /* the machine's ceiling for these threads */
         int M = 1576, N = 3072, K = 768;
         float *A = malloc(sizeof(float) * (size_t)M * K), *B = malloc(sizeof(float) * (size_t)N * K),
@@ -635,6 +702,12 @@ int main(int argc, char **argv) {
             bu_json_close(&js, ']');
         }
         if (image_path) bu_json_str(&js, "zeroshot_image", image_path);
+        if (cfg_workloads) { /* the peers time these alone (torch_peer.py, ort_peer.js) */
+            bu_json_open(&js, "workloads", '[');
+            for (size_t i = 0; i < sizeof KNOWN_KEYS / sizeof KNOWN_KEYS[0]; i++)
+                if (wanted(KNOWN_KEYS[i])) bu_json_str(&js, NULL, KNOWN_KEYS[i]);
+            bu_json_close(&js, ']');
+        }
         if (check_ok) {
             const float *cv[2] = {check_img, check_txt};
             const char *ck[2] = {"check_image", "check_text24"};

@@ -56,7 +56,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/*-t*.json "$OUT"/*.log  # the rounds too (*-tN.rR.json)
 LOG=$OUT/run.log
 exec > >(tee "$LOG") 2>&1
-say() { echo "=== $*"; }
+. bench/common.sh  # say, has_peer, cache_model, prepare_peers, run_peer
 
 if [ ! -x "$BUILD/bench/bench" ]; then
   echo "bench/run.sh: $BUILD/bench/bench is not built (run: make bench)"; exit 1
@@ -66,44 +66,16 @@ if [ ! -f "$MODEL" ] && [ -z "${BIOMEDCLIP_MODEL:-}" ]; then
   BUILD=$BUILD PYTHON=$PYTHON bash tests/prep/10_models.sh || { echo "model generation failed"; exit 1; }
 fi
 [ -f "$MODEL" ] || { echo "bench/run.sh: no model file $MODEL"; exit 1; }
-# Cache the model the way a load from disk does: drop it from the page cache, then read it back
-# through the library (info --verify maps it with MADV_HUGEPAGE and reads every tensor), so that
-# it lies in 2 MB pages whatever wrote or read it before (bmc_model_params.huge_pages).
-"$PY3" -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' "$MODEL" || true
-"$BUILD/biomedclip" info --verify -m "$MODEL" > /dev/null || { echo "bench/run.sh: $MODEL fails its checks"; exit 1; }
+# the model in 2 MB pages of the page cache, as after a load from disk (common.sh)
+cache_model "$MODEL" || exit 1
 SNAPSHOT=${BENCH_SNAPSHOT:-${MODEL%.bmc}}
 [ -f "$SNAPSHOT/open_clip_pytorch_model.bin" ] || SNAPSHOT=""
 say "model $MODEL; peers' snapshot ${SNAPSHOT:-none}; threads: $THREADS"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2-), $NPROC online; OPENBLAS_CORETYPE=${OPENBLAS_CORETYPE:-unset}"
 echo "load: $(cat /proc/loadavg)"
 
-# ---- peers' preparation: ONNX export and onnxruntime-node ----
-has_peer() { case " $PEERS " in *" $1 "*) return 0;; esac; return 1; }
-ONNX_DIR=""
-if has_peer onnxruntime; then
-  if [ -z "$SNAPSHOT" ]; then
-    echo "onnxruntime: n/a (no open_clip snapshot to export; set BENCH_SNAPSHOT)"
-  elif ! command -v node >/dev/null; then
-    echo "onnxruntime: n/a (node is not installed)"
-  else
-    if [ ! -f bench/peers/node_modules/onnxruntime-node/package.json ]; then
-      say "installing onnxruntime-node into bench/peers/node_modules"
-      (cd bench/peers && ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund >/dev/null 2>&1) ||
-        echo "onnxruntime: npm install failed"
-    fi
-    ONNX_DIR=$BUILD/bench/onnx/$(basename "$SNAPSHOT")
-    ckpt=$SNAPSHOT/open_clip_pytorch_model.bin
-    if [ ! -f "$ONNX_DIR/text.onnx" ] || [ "$ckpt" -nt "$ONNX_DIR/text.onnx" ] ||
-       [ bench/peers/torch_model.py -nt "$ONNX_DIR/text.onnx" ]; then
-      say "exporting the towers to ONNX ($ONNX_DIR)"
-      "$PYTHON" bench/peers/export_onnx.py --snapshot "$SNAPSHOT" --out-dir "$ONNX_DIR" 2>&1 |
-        grep -v -i 'warning' || true
-    fi
-    if [ ! -f "$ONNX_DIR/text.onnx" ] || [ ! -f bench/peers/node_modules/onnxruntime-node/package.json ]; then
-      echo "onnxruntime: n/a (export or install failed)"; ONNX_DIR=""
-    fi
-  fi
-fi
+# ---- peers' preparation: ONNX export and onnxruntime-node (common.sh) ----
+prepare_peers
 
 # ---- the runs ----
 # Ours and ONNX Runtime (the peer of the close targets) run in ROUNDS alternating rounds: this
@@ -119,26 +91,7 @@ run_ours() { # T ROUND
   "$BUILD/bench/bench" "$MODEL" --threads "$1" --min-time "$MIN_TIME" "${QUICK[@]}" --image "$IMAGE" \
       "${extra[@]}" --json-out "$OUT/ours-t$1.r$2.json" || echo "ours: FAILED (exit $?)"
 }
-run_peer() { # PEER T ROUND
-  local peer=$1 T=$2 r=$3 wl="$OUT/ours-t$2.r1.json"
-  case $peer in
-    torch-padded|torch-unpadded)
-      if [ -z "$SNAPSHOT" ]; then echo "$peer: n/a (no snapshot)"; return; fi
-      say "$peer, $T thread(s)"
-      OMP_NUM_THREADS=$T OPENBLAS_NUM_THREADS=$T "$PYTHON" bench/peers/torch_peer.py --snapshot "$SNAPSHOT" \
-          --mode "${peer#torch-}" --threads "$T" --min-time "$MIN_TIME" "${QUICK[@]}" --image "$IMAGE" \
-          --workload "$wl" --json-out "$OUT/$peer-t$T.r$r.json" || echo "$peer: FAILED, n/a"
-      ;;
-    onnxruntime)
-      if [ -z "$ONNX_DIR" ]; then echo "onnxruntime: n/a"; return; fi
-      say "onnxruntime, $T thread(s), round $r of $ROUNDS"
-      OMP_NUM_THREADS=$T node bench/peers/ort_peer.js --onnx-dir "$ONNX_DIR" --threads "$T" \
-          --min-time "$MIN_TIME" "${QUICK[@]}" --workload "$wl" \
-          --json-out "$OUT/onnxruntime-t$T.r$r.json" || echo "onnxruntime: FAILED, n/a"
-      ;;
-    *) echo "unknown peer $peer (known: torch-padded torch-unpadded onnxruntime)";;
-  esac
-}
+# run_peer PEER T ROUND: common.sh
 for T in $THREADS; do
   for r in $(seq "$ROUNDS"); do
     run_ours "$T" "$r"

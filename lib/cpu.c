@@ -22,18 +22,18 @@
 
 const bmc__kernels bmc__kernels_avx512_bf16 = {
     BMC__LEVEL_AVX512_BF16, bmc__outer_avx512, bmc__pack_w_avx512,
-    {NULL, bmc__outer_f16_avx512, bmc__outer_bf16dp_avx512}, bmc__layernorm_row_avx512,
+    {NULL, bmc__outer_f16_avx512, bmc__outer_bf16dp_avx512}, {1, 1, 4}, bmc__layernorm_row_avx512,
     bmc__gelu_avx512, bmc__softmax_scaled_avx512};
 const bmc__kernels bmc__kernels_avx512 = {
     BMC__LEVEL_AVX512, bmc__outer_avx512, bmc__pack_w_avx512,
-    {NULL, bmc__outer_f16_avx512, bmc__outer_bf16w_avx512}, bmc__layernorm_row_avx512,
+    {NULL, bmc__outer_f16_avx512, bmc__outer_bf16w_avx512}, {1, 1, 1}, bmc__layernorm_row_avx512,
     bmc__gelu_avx512, bmc__softmax_scaled_avx512};
 const bmc__kernels bmc__kernels_avx2 = {
     BMC__LEVEL_AVX2, bmc__outer_avx2, bmc__pack_w_avx2,
-    {NULL, bmc__outer_f16_avx2, bmc__outer_bf16w_avx2}, bmc__layernorm_row_avx2,
+    {NULL, bmc__outer_f16_avx2, bmc__outer_bf16w_avx2}, {1, 1, 1}, bmc__layernorm_row_avx2,
     bmc__gelu_avx2, bmc__softmax_scaled_avx2};
 const bmc__kernels bmc__kernels_portable = {
-    BMC__LEVEL_PORTABLE, NULL, NULL, {NULL, NULL, NULL}, bmc__layernorm_row_portable,
+    BMC__LEVEL_PORTABLE, NULL, NULL, {NULL, NULL, NULL}, {1, 1, 1}, bmc__layernorm_row_portable,
     bmc__gelu_portable, bmc__softmax_scaled_portable};
 
 static const char *const level_names[BMC__N_LEVELS] = {"portable", "avx2", "avx512", "avx512_bf16"};

@@ -29,6 +29,9 @@ typedef struct bmc__kernels {
     void (*pack_w)(const float *w, size_t ldw, int nb, int kc, float *bp);
     /* the tiles for 16-bit weights, by bmc__wtype (F16, BF16); NULL at the portable level */
     bmc__outer16_fn outer16[3];
+    /* at most this many panels per task of a product, by weight type (1 for float): the
+     * bfloat16 tiles of avx512_bf16 round a row tile of X once for all of a task's panels */
+    int group16[3];
     /* the element-wise loops (ops.c) */
     void (*layernorm_row)(const float *xr, float *yr, int N, const float *w, const float *b,
                           float eps);

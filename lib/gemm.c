@@ -6,7 +6,8 @@
  * one sequential run (row-major weights gave 6 or 64 interleaved short streams, and left the
  * thin products of a short text waiting on memory: docs/PERF.md).
  *
- * One pool task per panel: for each K slice of up to 768, 6 x 64 tiles go down the rows of X
+ * One pool task per panel (for bfloat16 weights at avx512_bf16, up to 4 panels: their tiles
+ * share one rounding of X): for each K slice of up to 768, 6 x 64 tiles go down the rows of X
  * (a slice is 192 KB, kept in L2 while X streams through). Every product, whatever M, runs the
  * same tiles with the same order of summation, so a row's result does not depend on the batch
  * it is in or on the number of threads. While a slice is in use, its tiles prefetch what this
@@ -49,9 +50,9 @@ typedef struct gemm_job {
     int threads;     /* the pool's */
     const bmc__kernels *kern; /* the level's tiles */
     bmc__outer16_fn outer16;  /* the level's tiles for w's 16-bit type, or NULL */
+    int group;       /* panels per task (gemm_task_tiles, gemm_task_widen_blas) */
     size_t esize;    /* bytes of a weight element */
-    bmc__pool *pool; /* for its threads' scratch */
-    int group;       /* panels per task of gemm_task_widen_blas */
+    bmc__pool *pool; /* for its threads' scratch (gemm_task_widen_blas) */
 } gemm_job;
 
 /* The first element of panel p of w. */
@@ -86,66 +87,112 @@ static out_block out_block_of(const gemm_job *g, int p) {
 #define KC BMC__KERN_KC  /* K slice */
 _Static_assert(BMC__KERN_NR == PANEL, "a tile is one panel wide");
 
+/* Where the tiles of one panel over one K slice prefetch what this thread reads next (the
+ * panel's next slice, or the first slice of the panel it is likely to take next), and how that
+ * run of lines is spread over the slice's tiles. */
+typedef struct pf_plan {
+    const char *pf; /* the next line to prefetch */
+    int lines;      /* lines still to prefetch */
+    int start;      /* the first tile that prefetches */
+    int per_tile;   /* lines per tile */
+    int per4, l1;   /* bmc__tile_out.pf_per4, pf_l1 */
+} pf_plan;
+
+static pf_plan pf_plan_for(const gemm_job *g, const char *panel, int next_p, int k0, int kc,
+                           int tiles) {
+    int K = g->w.K, last_p = (g->n0 + g->N - 1) / PANEL;
+    size_t es = g->esize, line_per_k = PANEL * es / 64; /* 64-byte lines per step of k */
+    pf_plan pl = {NULL, 0, 0, 0, 1, 0};
+    if (k0 + kc < K) {
+        pl.pf = panel + (size_t)(k0 + kc) * PANEL * es;
+        pl.lines = (int)((K - k0 - kc < KC ? K - k0 - kc : KC) * line_per_k);
+    } else if (next_p <= last_p) {
+        pl.pf = panel_at(g, next_p);
+        pl.lines = (int)((K < KC ? K : KC) * line_per_k);
+    }
+    /* a line every 4 steps fits it into the last `need` tiles; if even all the tiles are too
+     * few at that rate, all of them share it at the rate it takes, into L1 */
+    int groups = kc / 4 > 0 ? kc / 4 : 1;
+    int need = (pl.lines + groups - 1) / groups;
+    pl.start = tiles - need, pl.per_tile = groups;
+    if (pl.start < 0) {
+        pl.start = 0;
+        pl.per_tile = (pl.lines + tiles - 1) / tiles;
+        pl.per4 = (pl.per_tile + groups - 1) / groups;
+        pl.l1 = 1;
+    }
+    return pl;
+}
+
+/* Tile t's share of the plan, into o. */
+static void pf_take(pf_plan *pl, int t, bmc__tile_out *o) {
+    o->pf = o->pf_end = NULL;
+    o->pf_per4 = pl->per4, o->pf_l1 = pl->l1;
+    if (t >= pl->start && pl->lines > 0) {
+        int n = pl->lines < pl->per_tile ? pl->lines : pl->per_tile;
+        o->pf = pl->pf, o->pf_end = pl->pf + (size_t)n * 64;
+        pl->pf += (size_t)n * 64, pl->lines -= n;
+    }
+}
+
+#define GMAX 4 /* the most panels a task takes (bmc__kernels.group16) */
+
+/* Task `task`: panels p0 + task * group .. (up to `group` of them). For each K slice the 6 x 64
+ * tiles go down the rows of X, each row tile through every panel of the task (a bfloat16 tile
+ * rounds the rows once, into xb, for all of them); each output is one tile's, so the result does
+ * not depend on the grouping. */
 static void gemm_task_tiles(void *arg, int task, int thread) {
     (void)thread;
     const gemm_job *g = arg;
-    int M = g->M, K = g->w.K, p = g->p0 + task, c0, c1;
-    panel_cols(g, p, &c0, &c1);
-    const char *panel = panel_at(g, p);
-    size_t es = g->esize, line_per_k = PANEL * es / 64; /* 64-byte lines per step of k */
-    int j0 = p * PANEL + c0 - g->n0; /* the first output column of this panel in y */
-    int last_p = (g->n0 + g->N - 1) / PANEL, next_p = p + g->threads; /* tasks go in order */
-    size_t ldx = (size_t)g->ldx, ldy = (size_t)g->ldy;
-    bmc__tile_out o;
-    memset(&o, 0, sizeof o);
-    o.ldy = ldy;
-    o.acc = (g->flags & BMC__GEMM_ACC) != 0;
-    o.ncols = c1 - c0;
-    o.b = g->b ? g->b + j0 : NULL;
+    int M = g->M, K = g->w.K, last_p = (g->n0 + g->N - 1) / PANEL;
+    int pa = g->p0 + task * g->group, np = last_p - pa + 1 < g->group ? last_p - pa + 1 : g->group;
+    size_t es = g->esize, ldx = (size_t)g->ldx, ldy = (size_t)g->ldy;
     int tiles = (M + MR - 1) / MR;
+    uint32_t xb[MR * (KC / 2)] __attribute__((aligned(64)));
+    bmc__tile_out o[GMAX];
+    const char *panel[GMAX];
+    int c0[GMAX];
+    for (int q = 0; q < np; q++) {
+        int c1, p = pa + q;
+        panel_cols(g, p, &c0[q], &c1);
+        panel[q] = panel_at(g, p);
+        int j0 = p * PANEL + c0[q] - g->n0; /* the first output column of this panel in y */
+        memset(&o[q], 0, sizeof o[q]);
+        o[q].ldy = ldy;
+        o[q].acc = (g->flags & BMC__GEMM_ACC) != 0;
+        o[q].ncols = c1 - c0[q];
+        o[q].b = g->b ? g->b + j0 : NULL;
+        o[q].y = g->y + j0;
+        o[q].xb = xb;
+    }
     for (int k0 = 0; k0 < K; k0 += KC) {
         int kc = K - k0 < KC ? K - k0 : KC;
-        o.first = k0 == 0;
-        o.last = k0 + kc == K;
-        /* what this thread reads next: a contiguous run of 64 elements per step of k */
-        const char *pf = NULL;
-        int lines = 0;
-        if (!o.last) {
-            pf = panel + (size_t)(k0 + kc) * PANEL * es;
-            lines = (int)((K - k0 - kc < KC ? K - k0 - kc : KC) * line_per_k);
-        } else if (next_p <= last_p) {
-            pf = panel_at(g, next_p);
-            lines = (int)((K < KC ? K : KC) * line_per_k);
+        pf_plan pl[GMAX];
+        const char *slice[GMAX];
+        for (int q = 0; q < np; q++) {
+            /* tasks go in order: this thread's next task is likely `threads` tasks on */
+            pl[q] = pf_plan_for(g, panel[q], pa + q + g->group * g->threads, k0, kc, tiles);
+            slice[q] = panel[q] + ((size_t)k0 * PANEL + (size_t)c0[q] * (g->w.wt == BMC__W_BF16 ? 2 : 1)) * es;
+            o[q].first = k0 == 0;
+            o[q].last = k0 + kc == K;
         }
-        /* a line every 4 steps fits it into the last `need` tiles; if even all the tiles are
-         * too few at that rate, all of them share it at the rate it takes, into L1 */
-        int groups = kc / 4 > 0 ? kc / 4 : 1;
-        int need = (lines + groups - 1) / groups, start = tiles - need, per_tile = groups;
-        o.pf_per4 = 1, o.pf_l1 = 0;
-        if (start < 0) {
-            start = 0;
-            per_tile = (lines + tiles - 1) / tiles;
-            o.pf_per4 = (per_tile + groups - 1) / groups;
-            o.pf_l1 = 1;
-        }
-        const char *slice = panel + ((size_t)k0 * PANEL + (size_t)c0 * (g->w.wt == BMC__W_BF16 ? 2 : 1)) * es;
         for (int t = 0, m = 0; t < tiles; t++, m += MR) {
             int mr = M - m < MR ? M - m : MR;
-            o.pf = o.pf_end = NULL;
-            if (t >= start && lines > 0) {
-                int n = lines < per_tile ? lines : per_tile;
-                o.pf = pf, o.pf_end = pf + (size_t)n * 64;
-                pf += (size_t)n * 64, lines -= n;
-            }
-            o.y = g->y + (size_t)m * ldy + j0;
             const float *xs = g->x + (size_t)m * ldx + k0;
-            if (g->outer16) g->outer16(mr, xs, ldx, (const uint16_t *)slice, kc, &o);
-            else g->kern->outer(mr, xs, ldx, (const float *)slice, PANEL, kc, &o);
+            for (int q = 0; q < np; q++) {
+                bmc__tile_out ot = o[q];
+                pf_take(&pl[q], t, &ot);
+                ot.y += (size_t)m * ldy;
+                ot.xb_ready = q > 0;
+                if (g->outer16) g->outer16(mr, xs, ldx, (const uint16_t *)slice[q], kc, &ot);
+                else g->kern->outer(mr, xs, ldx, (const float *)slice[q], PANEL, kc, &ot);
+            }
         }
     }
     /* GELU once the block is final, a row at a time: fused into the tiles' epilogue it was
      * slower (docs/PERF.md) */
-    if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(g->y + j0, ldy, M, (size_t)(c1 - c0));
+    if (g->flags & BMC__GEMM_GELU)
+        for (int q = 0; q < np; q++) bmc__gelu_rows(o[q].y, ldy, M, (size_t)o[q].ncols);
 }
 
 /* 16-bit weights without tiles for them (the portable level, or a view whose first column is
@@ -317,6 +364,18 @@ static void gemm_task_blas(void *arg, int task, int thread) {
     if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(y, (size_t)g->ldy, M, (size_t)nc);
 }
 
+/* Panels per task, up to gmax: the most that gives every thread the same number of tasks, else
+ * the most that gives each at least 8 (where one task more weighs little), else 1. */
+static int task_group(int panels, int threads, int gmax) {
+    if (gmax > GMAX) gmax = GMAX;
+    for (int pass = 0; pass < 2; pass++)
+        for (int gr = gmax; gr > 1; gr--) {
+            int tasks = (panels + gr - 1) / gr;
+            if (pass == 0 ? tasks % threads == 0 : tasks >= 8 * threads) return gr;
+        }
+    return 1;
+}
+
 void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const float *b, int flags) {
     if (x.rows <= 0 || w.N <= 0) return;
     BMC__PROF_BEGIN(t0);
@@ -328,21 +387,22 @@ void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const flo
     g.kern = bmc__kern();
     g.esize = bmc__wsize(w.wt);
     bmc__task_fn task = g.kern->outer ? gemm_task_tiles : gemm_task_blas;
-    int tasks = (w.n0 + w.N - 1) / PANEL - g.p0 + 1;
+    int panels = (w.n0 + w.N - 1) / PANEL - g.p0 + 1;
+    g.group = 1;
     if (w.wt != BMC__W_F32) {
         g.outer16 = g.kern->outer16[w.wt];
         if (!g.outer16 || w.n0 % 16) task = gemm_task_widen, g.outer16 = NULL;
+        else g.group = task_group(panels, g.threads, g.kern->group16[w.wt]);
         if (!g.kern->outer) {
             /* as many panels per task as the threads' scratch holds (up to WIDEN_GROUP), spread
              * evenly */
             size_t fit = bmc__pool_scratch_floats(pool) / ((size_t)KB * PANEL);
             int most = fit < WIDEN_GROUP ? (int)fit : WIDEN_GROUP;
             if (most < 1 || g.M < WIDEN_GROUP_MIN_ROWS) most = 1;
-            int n = (tasks + most - 1) / most;
-            g.group = (tasks + n - 1) / n, g.pool = pool;
-            task = gemm_task_widen_blas, tasks = n;
+            int n = (panels + most - 1) / most;
+            g.group = (panels + n - 1) / n, g.pool = pool, task = gemm_task_widen_blas;
         }
     }
-    bmc__pool_run(pool, task, &g, tasks);
+    bmc__pool_run(pool, task, &g, (panels + g.group - 1) / g.group);
     BMC__PROF_END(BMC__PROF_GEMM, t0);
 }

@@ -26,6 +26,11 @@ typedef struct bmc__tile_out {
     const char *pf, *pf_end; /* memory to prefetch meanwhile (pf_end <= pf: none) ...      */
     int pf_per4;       /* ... this many 64-byte lines every 4 steps of k (0 counts as 1) ... */
     int pf_l1;         /* ... into L1 (1) or L2 (0)                                          */
+    /* The tiles that round X to bfloat16 (tiles_bf16.c) keep the rounded rows here, so that the
+     * tiles of the next panels of the same rows and K slice reuse them: [mr][BMC__KERN_KC / 2]
+     * pairs, or NULL (a buffer of the tile's own). xb_ready: xb already holds them. */
+    uint32_t *xb;
+    int xb_ready;
 } bmc__tile_out;
 
 /* Y[i, j] (+)= sum_k x[i * ldx + k] * bp[k * ldb + j] for i < mr (1..MR), j < o->ncols (1..NR),
@@ -55,7 +60,8 @@ void bmc__pack_w_avx2(const float *w, size_t ldw, int nb, int kc, float *bp);
  * which stay inside the panel; only the o->ncols columns are written, with the epilogue above.
  * F16 and BF16 ("w": widened) convert the weights to float in registers and run the chain of
  * FMAs of the float tiles in the order of k (so the result is that of the float kernel on the
- * widened weights); BF16 "dp" rounds X to bfloat16 too and sums pairs with vdpbf16ps. */
+ * widened weights); BF16 "dp" rounds X to bfloat16 too (into o->xb unless o->xb_ready) and sums
+ * pairs with vdpbf16ps. */
 typedef void (*bmc__outer16_fn)(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,
                                 const bmc__tile_out *o);
 void bmc__outer_f16_avx512(int mr, const float *x, size_t ldx, const uint16_t *bp, int kc,

@@ -5,8 +5,9 @@
  *
  * A 6 x 64 tile as in tiles.c: per pair of k, 4 loads of the panel (16 columns x 2 values of k
  * each), 6 broadcasts of a pair of X and 24 vdpbf16ps. The tile's rows of X are rounded to
- * bfloat16 pairs first, into a buffer on the stack (6 x 384 pairs): a tile reads them 64 times
- * per column block, so rounding once costs little. */
+ * bfloat16 pairs first, into the caller's buffer (o->xb, 6 x 384 pairs), which the tiles of the
+ * caller's next panels over the same rows reuse (gemm.c groups panels for this): rounding in
+ * every tile took about a tenth of the products' time (docs/PERF.md). */
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,8 +37,9 @@ static inline __attribute__((always_inline)) void outer_dp(const int mr, const i
                                                           const float *x, size_t ldx,
                                                           const uint16_t *bp, int kc,
                                                           const bmc__tile_out *o) {
-    uint32_t xb[PMR][BMC__KERN_KC / 2] __attribute__((aligned(64)));
-    round_rows(mr, x, ldx, kc, xb);
+    uint32_t own[PMR][BMC__KERN_KC / 2] __attribute__((aligned(64)));
+    uint32_t(*xb)[BMC__KERN_KC / 2] = o->xb ? (uint32_t(*)[BMC__KERN_KC / 2])o->xb : own;
+    if (!o->xb || !o->xb_ready) round_rows(mr, x, ldx, kc, xb);
     __mmask16 m[PNV];
     __m512 acc[PMR][PNV];
     tile_start(mr, nv, o->ncols, m, acc);

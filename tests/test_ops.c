@@ -432,9 +432,9 @@ static double bf16_round(float x) {
 static void test_gemm16(void **state) {
     (void)state;
     static const int Ms[] = {1, 6, 13, 197};
-    static const int Ns[] = {64, 200};
+    static const int Ns[] = {64, 200, 520}; /* 1, 4 and 9 panels: grouped differently at 1 and 2 threads */
     static const int Ks[] = {16, 770, 1540};
-    enum { MMAX = 197, NMAX = 200, KMAX = 1540 };
+    enum { MMAX = 197, NMAX = 520, KMAX = 1540 };
     float *x = malloc(sizeof(float) * MMAX * KMAX), *b = malloc(sizeof(float) * NMAX);
     uint16_t *w = malloc(sizeof(uint16_t) * NMAX * KMAX);
     uint16_t *wp = malloc(sizeof(uint16_t) * bmc__panel_floats(NMAX, KMAX));

@@ -4,7 +4,8 @@
 // inputs as bench.c and torch_peer.py, timed the same way (one warm-up call, then the median of
 // at least 3 calls and --min-time seconds). Texts run at their own length (mask of ones); the
 // 9 zero-shot prompts are padded to the longest with a mask. No image decoding here: the
-// zero-shot row starts from model inputs (pixels + ids), like bench's "zeroshot9".
+// zero-shot row starts from model inputs (pixels + ids), like bench's "zeroshot9". When the
+// --workload JSON lists "workloads" (bench --workloads), only those are timed.
 //
 // usage: node ort_peer.js --onnx-dir DIR [--threads N] [--min-time S] [--quick]
 //                         [--workload OURS.json] [--json-out FILE]
@@ -107,7 +108,10 @@ async function main() {
   const opts = {intraOpNumThreads: a.threads, interOpNumThreads: 1, executionMode: 'sequential',
                 graphOptimizationLevel: 'all'};
   const results = {};
+  const wl = a.workload && fs.existsSync(a.workload) ? JSON.parse(fs.readFileSync(a.workload, 'utf8')) : {};
+  const only = wl.workloads || null; // bench --workloads: time these alone
   const row = async (key, what, items, fn) => {
+    if (only && !only.includes(key)) return;
     const r = await timeit(fn, 3, minTime, maxTime);
     Object.assign(r, {what, items});
     results[key] = r;
@@ -148,8 +152,7 @@ async function main() {
   }
 
   // zero-shot from model inputs: 1 image + 9 prompts (ids from bench's JSON when given)
-  let zs = null;
-  if (a.workload && fs.existsSync(a.workload)) zs = JSON.parse(fs.readFileSync(a.workload, 'utf8')).zeroshot_ids;
+  let zs = wl.zeroshot_ids || null;
   if (!zs) { zs = []; for (let j = 0; j < 9; j++) zs.push(textIds(11, 900 + j, cfg.vocab_rows)); }
   const zfeeds = idsTensors(zs, Math.max(...zs.map((t) => t.length)));
   const x1 = imgTensor(1);

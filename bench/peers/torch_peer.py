@@ -10,7 +10,8 @@ call, then the median of at least 3 calls and --min-time seconds). Prints and wr
 usage: torch_peer.py --snapshot DIR --mode padded|unpadded [--threads N] [--min-time S] [--quick]
                      [--workload OURS.json] [--image FILE] [--json-out FILE]
 The zero-shot token ids come from --workload (the JSON that bench writes; this peer has no
-tokenizer); without it 9 texts of 11 ids stand in.
+tokenizer); without it 9 texts of 11 ids stand in. When that JSON lists "workloads" (bench
+--workloads), only those are timed.
 """
 import argparse
 import json
@@ -90,8 +91,15 @@ def main():
     padded = a.mode == "padded"
     impl = "torch-" + a.mode
     results = {}
+    w = {}
+    if a.workload and os.path.exists(a.workload):
+        with open(a.workload) as f:
+            w = json.load(f)
+    only = w.get("workloads")  # bench --workloads: time these alone
 
     def row(key, what, items, fn):
+        if only is not None and key not in only:
+            return
         r = timeit(fn, 3, min_time, 2.0 if a.quick else 30.0)
         r.update(what=what, items=items)
         results[key] = r
@@ -139,13 +147,9 @@ def main():
                     lambda ids=ids, mask=mask: enc_text(ids, mask))
 
         # zero-shot: 1 image + 9 prompts
-        zs_ids = None
-        if a.workload and os.path.exists(a.workload):
-            with open(a.workload) as f:
-                w = json.load(f)
-            zs_ids = w.get("zeroshot_ids")
-            if not a.image:
-                a.image = w.get("zeroshot_image")
+        zs_ids = w.get("zeroshot_ids")
+        if not a.image:
+            a.image = w.get("zeroshot_image")
         if not zs_ids:
             zs_ids = [tm.text_ids(11, 900 + j, c["vocab_rows"]) for j in range(9)]
         width = ctx_len if padded else max(len(t) for t in zs_ids)
