@@ -301,7 +301,7 @@ static void gemm_task_widen(void *arg, int task, int thread) {
 }
 
 /* Panels widened side by side for one OpenBLAS call at the portable level, when X has at least
- * WIDEN_GROUP_MIN_ROWS rows: each call packs X again, which fewer, wider calls save (4-7% of a
+ * WIDEN_GROUP_MIN_ROWS rows: each call packs X again, which fewer, wider calls save (5-8% of a
  * product with 197 rows and more). With fewer rows a 256 x 64 block alone was faster (up to
  * 1.5x; OpenBLAS's path for small products, presumably: docs/PERF.md). */
 #define WIDEN_GROUP 12
@@ -310,8 +310,9 @@ static void gemm_task_widen(void *arg, int task, int thread) {
 size_t bmc__gemm_widen_floats(void) { return (size_t)KB * PANEL * WIDEN_GROUP; }
 
 /* At the portable level: a group of g->group panels (one if the thread has no scratch for
- * more), KB rows of k of each widened side by side, then one OpenBLAS product per KB rows. The
- * sums are those of one panel at a time: the same blocks of k, added into y in the same order. */
+ * more), KB rows of k of each widened side by side, then one OpenBLAS product per KB rows: the
+ * blocks of k of one panel at a time, added into y in the same order (the same bits with most of
+ * OpenBLAS's kernels, within 1e-6 with the others: docs/PERF.md). */
 static void gemm_task_widen_blas(void *arg, int task, int thread) {
     const gemm_job *g = arg;
     int M = g->M, K = g->w.K, last_p = (g->n0 + g->N - 1) / PANEL;
