@@ -20,7 +20,9 @@
  *
  * The tiles are those of the kernel level in use (cpu.h): AVX-512 (tiles.c) or AVX2 + FMA
  * (tiles_avx2.c), the same layout and order of summation. At the portable level each panel is
- * an OpenBLAS product (its own threads), then the same epilogue. */
+ * an OpenBLAS product (its own threads), then the same epilogue; 16-bit weights are widened
+ * there 256 rows of k at a time (SSE2), several panels side by side for one OpenBLAS call when
+ * X has many rows (gemm_task_widen_blas). */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -48,8 +50,9 @@ typedef struct gemm_job {
     int threads;     /* the pool's */
     const bmc__kernels *kern; /* the level's tiles */
     bmc__outer16_fn outer16;  /* the level's tiles for w's 16-bit type, or NULL */
-    int group;       /* panels per task */
+    int group;       /* panels per task (gemm_task_tiles, gemm_task_widen_blas) */
     size_t esize;    /* bytes of a weight element */
+    bmc__pool *pool; /* for its threads' scratch (gemm_task_widen_blas) */
 } gemm_job;
 
 /* The first element of panel p of w. */
@@ -193,8 +196,8 @@ static void gemm_task_tiles(void *arg, int task, int thread) {
 }
 
 /* 16-bit weights without tiles for them (the portable level, or a view whose first column is
- * not a multiple of 16 within its panel): rows k0 .. k0 + kb - 1 of a panel widened to float
- * [kb][64] on the stack, then the float product of the level, block after block of k. */
+ * not a multiple of 16 within its panel): rows k0 .. k0 + kb - 1 of a panel widened to float,
+ * then the float product of the level, block after block of KB rows of k. */
 
 /* IEEE half -> float, exactly: the exponent and mantissa bits moved into a float and rebiased
  * by a multiply by 2^112 (exact, subnormal halves included); infinities and NaNs set apart. */
@@ -210,53 +213,128 @@ static float half_to_float(uint16_t h) {
     return f;
 }
 
-static void widen_rows(bmc__wtype wt, const uint16_t *panel, int k0, int kb, float *dst) {
-    for (int k = 0; k < kb; k++)
+#if defined(__SSE2__)
+#include <emmintrin.h>
+
+/* half_to_float on 4 halves, each in the high 16 bits of its 32-bit lane, the same operations
+ * without a branch: SSE2 is all the portable level may assume (no F16C), and the scalar loop
+ * made the widening cost more than the product it feeds (docs/PERF.md). An infinity or NaN
+ * (exponent 31) comes out of the multiply with exponent 143 and the same mantissa bits, so
+ * or-ing in 0x7f800000 gives what half_to_float sets apart. */
+static inline __m128 half4_to_float(__m128i v) {
+    __m128i sign = _mm_and_si128(v, _mm_set1_epi32((int)0x80000000u));
+    __m128i u = _mm_srli_epi32(_mm_slli_epi32(v, 1), 4); /* (h & 0x7fff) << 13 */
+    __m128i f = _mm_castps_si128(_mm_mul_ps(_mm_castsi128_ps(u), _mm_set1_ps(0x1p112f)));
+    __m128i special = _mm_cmpgt_epi32(u, _mm_set1_epi32(0x0f7fffff));
+    f = _mm_or_si128(f, _mm_and_si128(special, _mm_set1_epi32(0x7f800000)));
+    return _mm_castsi128_ps(_mm_or_si128(f, sign));
+}
+#endif
+
+/* Rows k0 .. k0 + kb - 1 of a panel (all 64 columns) widened into dst, row stride ldd floats. */
+static void widen_rows(bmc__wtype wt, const uint16_t *panel, int k0, int kb, float *dst, size_t ldd) {
+    for (int k = 0; k < kb;) {
+        int kk = k0 + k;
+        float *d = dst + (size_t)k * ldd;
+#if defined(__SSE2__)
+        if (wt == BMC__W_F16) {
+            const uint16_t *s = panel + (size_t)kk * PANEL;
+            __m128i zero = _mm_setzero_si128();
+            for (int j = 0; j < PANEL; j += 8) {
+                __m128i h = _mm_loadu_si128((const __m128i *)(s + j));
+                _mm_storeu_ps(d + j, half4_to_float(_mm_unpacklo_epi16(zero, h)));
+                _mm_storeu_ps(d + j + 4, half4_to_float(_mm_unpackhi_epi16(zero, h)));
+            }
+            k++;
+            continue;
+        }
+        if (kk % 2 == 0 && k + 1 < kb) {
+            /* a row of pairs: k in the low half of each 32-bit pair, k + 1 in the high half */
+            const uint16_t *s = panel + (size_t)kk * PANEL;
+            __m128i hi = _mm_set1_epi32((int)0xffff0000u);
+            for (int j = 0; j < PANEL; j += 4) {
+                __m128i v = _mm_loadu_si128((const __m128i *)(s + 2 * j));
+                _mm_storeu_ps(d + j, _mm_castsi128_ps(_mm_slli_epi32(v, 16)));
+                _mm_storeu_ps(d + ldd + j, _mm_castsi128_ps(_mm_and_si128(v, hi)));
+            }
+            k += 2;
+            continue;
+        }
+#endif
         for (int j = 0; j < PANEL; j++) {
-            int kk = k0 + k;
             if (wt == BMC__W_F16) {
-                dst[k * PANEL + j] = half_to_float(panel[(size_t)kk * PANEL + j]);
+                d[j] = half_to_float(panel[(size_t)kk * PANEL + j]);
             } else {
                 uint32_t u = (uint32_t)panel[(size_t)(kk / 2) * 2 * PANEL + 2 * j + kk % 2] << 16;
-                memcpy(&dst[k * PANEL + j], &u, 4);
+                memcpy(&d[j], &u, 4);
             }
         }
+        k++;
+    }
 }
 
 static void add_bias(float *y, size_t ldy, int M, int N, const float *b);
 
-#define KB 256 /* rows of k widened at a time: 64 KB of stack */
+#define KB 256 /* rows of k widened at a time: 64 KB of stack for a panel */
 
+/* At a tiled level: one panel, KB rows of k at a time on the stack, the level's float tiles. */
 static void gemm_task_widen(void *arg, int task, int thread) {
     (void)thread;
     const gemm_job *g = arg;
     int M = g->M, K = g->w.K, p = g->p0 + task;
     out_block ob = out_block_of(g, p);
-    int c0 = ob.c0, nc = ob.nc, acc = ob.acc;
-    float *y = ob.y;
-    const float *b = ob.b;
     float wbuf[KB * PANEL] __attribute__((aligned(64)));
     bmc__tile_out o;
     memset(&o, 0, sizeof o);
-    o.ldy = (size_t)g->ldy, o.acc = acc, o.ncols = nc, o.b = b;
-    if (!g->kern->outer && acc) add_bias(y, (size_t)g->ldy, M, nc, b); /* as gemm_task_blas */
+    o.ldy = (size_t)g->ldy, o.acc = ob.acc, o.ncols = ob.nc, o.b = ob.b;
     for (int k0 = 0; k0 < K; k0 += KB) {
         int kb = K - k0 < KB ? K - k0 : KB;
-        widen_rows(g->w.wt, (const uint16_t *)panel_at(g, p), k0, kb, wbuf);
-        if (g->kern->outer) {
-            o.first = k0 == 0, o.last = k0 + kb == K;
-            for (int m = 0; m < M; m += MR) {
-                o.y = y + (size_t)m * g->ldy;
-                g->kern->outer(M - m < MR ? M - m : MR, g->x + (size_t)m * g->ldx + k0,
-                               (size_t)g->ldx, wbuf + c0, PANEL, kb, &o);
-            }
-        } else {
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nc, kb, 1.0f, g->x + k0,
-                        g->ldx, wbuf + c0, PANEL, k0 == 0 && !acc ? 0.0f : 1.0f, y, g->ldy);
+        widen_rows(g->w.wt, (const uint16_t *)panel_at(g, p), k0, kb, wbuf, PANEL);
+        o.first = k0 == 0, o.last = k0 + kb == K;
+        for (int m = 0; m < M; m += MR) {
+            o.y = ob.y + (size_t)m * g->ldy;
+            g->kern->outer(M - m < MR ? M - m : MR, g->x + (size_t)m * g->ldx + k0,
+                           (size_t)g->ldx, wbuf + ob.c0, PANEL, kb, &o);
         }
     }
-    if (!g->kern->outer && !acc) add_bias(y, (size_t)g->ldy, M, nc, b);
-    if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(y, (size_t)g->ldy, M, (size_t)nc);
+    if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(ob.y, (size_t)g->ldy, M, (size_t)ob.nc);
+}
+
+/* Panels widened side by side for one OpenBLAS call at the portable level, when X has at least
+ * WIDEN_GROUP_MIN_ROWS rows: each call packs X again, which fewer, wider calls save (5-8% of a
+ * product with 197 rows and more). With fewer rows a 256 x 64 block alone was faster (up to
+ * 1.5x; OpenBLAS's path for small products, presumably: docs/PERF.md). */
+#define WIDEN_GROUP 12
+#define WIDEN_GROUP_MIN_ROWS 64
+
+size_t bmc__gemm_widen_floats(void) { return (size_t)KB * PANEL * WIDEN_GROUP; }
+
+/* At the portable level: a group of g->group panels (one if the thread has no scratch for
+ * more), KB rows of k of each widened side by side, then one OpenBLAS product per KB rows: the
+ * blocks of k of one panel at a time, added into y in the same order (the same bits with most of
+ * OpenBLAS's kernels, within 1e-6 with the others: docs/PERF.md). */
+static void gemm_task_widen_blas(void *arg, int task, int thread) {
+    const gemm_job *g = arg;
+    int M = g->M, K = g->w.K, last_p = (g->n0 + g->N - 1) / PANEL;
+    int pa = g->p0 + task * g->group, pb = pa + g->group - 1;
+    if (pb > last_p) pb = last_p;
+    out_block ob = out_block_of(g, pa), oe = out_block_of(g, pb);
+    int nc = (pb - pa) * PANEL + oe.c0 + oe.nc - ob.c0, acc = ob.acc;
+    size_t ldw = (size_t)(pb - pa + 1) * PANEL, ldy = (size_t)g->ldy;
+    float stack[KB * PANEL] __attribute__((aligned(64)));
+    float *wbuf = pb > pa ? bmc__pool_scratch(g->pool, thread) : stack;
+    /* With BMC__GEMM_ACC the bias goes in first, as gemm_task_blas */
+    if (acc) add_bias(ob.y, ldy, M, nc, ob.b);
+    for (int k0 = 0; k0 < K; k0 += KB) {
+        int kb = K - k0 < KB ? K - k0 : KB;
+        for (int p = pa; p <= pb; p++)
+            widen_rows(g->w.wt, (const uint16_t *)panel_at(g, p), k0, kb,
+                       wbuf + (size_t)(p - pa) * PANEL, ldw);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, nc, kb, 1.0f, g->x + k0,
+                    g->ldx, wbuf + ob.c0, (int)ldw, k0 == 0 && !acc ? 0.0f : 1.0f, ob.y, g->ldy);
+    }
+    if (!acc) add_bias(ob.y, ldy, M, nc, ob.b);
+    if (g->flags & BMC__GEMM_GELU) bmc__gelu_rows(ob.y, ldy, M, (size_t)nc);
 }
 
 /* portable: each panel an OpenBLAS product (its own threads), then the epilogue */
@@ -316,6 +394,15 @@ void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const flo
         g.outer16 = g.kern->outer16[w.wt];
         if (!g.outer16 || w.n0 % 16) task = gemm_task_widen, g.outer16 = NULL;
         else g.group = task_group(panels, g.threads, g.kern->group16[w.wt]);
+        if (!g.kern->outer) {
+            /* as many panels per task as the threads' scratch holds (up to WIDEN_GROUP), spread
+             * evenly */
+            size_t fit = bmc__pool_scratch_floats(pool) / ((size_t)KB * PANEL);
+            int most = fit < WIDEN_GROUP ? (int)fit : WIDEN_GROUP;
+            if (most < 1 || g.M < WIDEN_GROUP_MIN_ROWS) most = 1;
+            int n = (panels + most - 1) / most;
+            g.group = (panels + n - 1) / n, g.pool = pool, task = gemm_task_widen_blas;
+        }
     }
     bmc__pool_run(pool, task, &g, (panels + g.group - 1) / g.group);
     BMC__PROF_END(BMC__PROF_GEMM, t0);

@@ -66,6 +66,10 @@ static inline bmc__panels bmc__panels_rows(bmc__panels w, int n0, int N) {
 #define BMC__GEMM_ACC 1  /* y = y + (x w^T + b): add into what y holds (a residual)        */
 #define BMC__GEMM_GELU 2 /* y = GELU(x w^T + b) (not with BMC__GEMM_ACC)                    */
 void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const float *b, int flags);
+/* Per-thread scratch (pool.h) with which bmc__gemm widens 16-bit weights several panels at a time
+ * where the level has no tiles for them (the portable level); with less (a NULL pool: the unit
+ * tests), a panel at a time on the stack, with the same results. */
+size_t bmc__gemm_widen_floats(void);
 
 /* y = LayerNorm(x) * w + b over each of M rows of length N (biased variance; in place allowed). */
 void bmc__layernorm(const float *x, float *y, int M, int N, const float *w, const float *b, float eps);

@@ -123,6 +123,8 @@ float *bmc__pool_scratch(bmc__pool *pool, int thread) {
     return pool ? pool->scratch + (size_t)thread * pool->stride : NULL;
 }
 
+size_t bmc__pool_scratch_floats(const bmc__pool *pool) { return pool ? pool->stride : 0; }
+
 void bmc__pool_run(bmc__pool *p, bmc__task_fn fn, void *arg, int n_tasks) {
     if (n_tasks <= 0) return;
     if (!p || p->n == 1 || n_tasks == 1) {

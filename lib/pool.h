@@ -32,6 +32,8 @@ int bmc__pool_threads(const bmc__pool *pool); /* 1 for NULL */
 
 /* Thread `thread`'s scratch; NULL for a NULL pool. */
 float *bmc__pool_scratch(bmc__pool *pool, int thread);
+/* Floats of each thread's scratch (at least what bmc__pool_new was given); 0 for a NULL pool. */
+size_t bmc__pool_scratch_floats(const bmc__pool *pool);
 
 void bmc__pool_run(bmc__pool *pool, bmc__task_fn fn, void *arg, int n_tasks);
 

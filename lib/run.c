@@ -261,6 +261,11 @@ bmc_status bmc__run_init(bmc_ctx *ctx) {
     bmc__bert_plan tp = bmc__bert_plan_for(c, L, 1, L);
     /* each thread's private scratch: the attention of either tower's longest sequence */
     size_t per_thread = vp.thread_floats > tp.thread_floats ? vp.thread_floats : tp.thread_floats;
+    /* ... or the 16-bit weights that the portable level widens for OpenBLAS (gemm.c) */
+    const unsigned char *wd = ctx->model->weight_dtype;
+    if (!bmc__kern()->outer && (wd[BMC__W_F16] || wd[BMC__W_BF16]) &&
+        bmc__gemm_widen_floats() > per_thread)
+        per_thread = bmc__gemm_widen_floats();
     bmc_status st = bmc__pool_new(threads, per_thread, &ctx->pool);
     if (st != BMC_OK) return st;
     if (b == 0) return BMC_OK;

@@ -426,7 +426,9 @@ static double bf16_round(float x) {
  * exact values (and X rounded to bfloat16 where the level runs bfloat16 products), for K below
  * and above the K slice, partial panels, each flag, views that start at a multiple of 16 inside
  * a panel (the 16-bit tiles) and at another column (the widening path); bit-identical on 1 and
- * 2 threads. Halves include subnormals. */
+ * 2 threads. Halves include subnormals. A pool with the scratch of bmc__gemm_widen_floats (a
+ * context's at the portable level: several panels widened per OpenBLAS call) is checked against
+ * the reference too. */
 static void test_gemm16(void **state) {
     (void)state;
     static const int Ms[] = {1, 6, 13, 197};
@@ -437,11 +439,12 @@ static void test_gemm16(void **state) {
     uint16_t *w = malloc(sizeof(uint16_t) * NMAX * KMAX);
     uint16_t *wp = malloc(sizeof(uint16_t) * bmc__panel_floats(NMAX, KMAX));
     float *y0 = malloc(sizeof(float) * MMAX * NMAX), *y = malloc(sizeof(float) * MMAX * NMAX);
-    float *y1 = malloc(sizeof(float) * MMAX * NMAX);
+    float *y1 = malloc(sizeof(float) * MMAX * NMAX), *yw = malloc(sizeof(float) * MMAX * NMAX);
     double *wv = malloc(sizeof(double) * NMAX * KMAX);
-    assert_true(x && b && w && wp && y0 && y && y1 && wv);
-    bmc__pool *pool2 = NULL;
+    assert_true(x && b && w && wp && y0 && y && y1 && yw && wv);
+    bmc__pool *pool2 = NULL, *poolw = NULL;
     assert_int_equal(bmc__pool_new(2, 16, &pool2), BMC_OK);
+    assert_int_equal(bmc__pool_new(1, bmc__gemm_widen_floats(), &poolw), BMC_OK);
     const bmc__kernels *kern = bmc__kern();
     double worst[2] = {0, 0};
     int cases = 0;
@@ -476,17 +479,19 @@ static void test_gemm16(void **state) {
                         int n0 = view == 0 ? 0 : view == 1 ? 16 : 8, n = N - n0 - (view ? 5 : 0);
                         int dp = kern->level == BMC__LEVEL_AVX512_BF16 && wt == BMC__W_BF16 && n0 % 16 == 0;
                         bmc__mat Y = bmc__mat_cols(bmc__mat_of(y, M, N, N), n0, n);
-                        for (int pi = 0; pi < 2; pi++) {
+                        for (int pi = 0; pi < 3; pi++) {
                             memcpy(y, y0, sizeof(float) * M * N);
-                            bmc__gemm(pi ? pool2 : NULL, Y, X, bmc__panels_rows(pw, n0, n),
-                                      bias ? bias + n0 : NULL, flags);
-                            if (!pi) memcpy(y1, y, sizeof(float) * M * N);
+                            bmc__gemm(pi == 2 ? poolw : pi ? pool2 : NULL, Y, X,
+                                      bmc__panels_rows(pw, n0, n), bias ? bias + n0 : NULL, flags);
+                            if (pi == 0) memcpy(y1, y, sizeof(float) * M * N);
+                            if (pi == 1) assert_memory_equal(y1, y, sizeof(float) * M * N); /* 1 vs 2 threads */
+                            if (pi == 2) memcpy(yw, y, sizeof(float) * M * N);
                         }
-                        assert_memory_equal(y1, y, sizeof(float) * M * N); /* 1 vs 2 threads */
                         for (int i = 0; i < M; i++)
                             for (int j = 0; j < N; j++) {
                                 if (j < n0 || j >= n0 + n) {
-                                    assert_true(y[i * N + j] == y0[i * N + j]);
+                                    assert_true(y1[i * N + j] == y0[i * N + j]);
+                                    assert_true(yw[i * N + j] == y0[i * N + j]);
                                     continue;
                                 }
                                 double s = 0, mag = 0;
@@ -498,12 +503,16 @@ static void test_gemm16(void **state) {
                                 if (bias) s += b[j], mag += fabs(b[j]);
                                 if (flags & BMC__GEMM_ACC) s += y0[i * N + j], mag += fabs(y0[i * N + j]);
                                 if (flags & BMC__GEMM_GELU) s = gelu_ref(s), mag += 1.0;
-                                double e = fabs(y[i * N + j] - s) / (mag + 1e-30);
-                                if (e > worst[dp] || isnan(e)) worst[dp] = isnan(e) ? INFINITY : e;
-                                if (!(e < 1e-6))
-                                    printf("gemm16 wt=%d M=%d N=%d K=%d n0=%d flags=%d: y[%d,%d] = %.9g, "
-                                           "want %.9g\n", wt, M, N, K, n0, flags_pick, i, j, y[i * N + j], s);
-                                assert_true(e < 1e-6);
+                                for (int pi = 0; pi < 2; pi++) {
+                                    float got = (pi ? yw : y1)[i * N + j];
+                                    double e = fabs(got - s) / (mag + 1e-30);
+                                    if (e > worst[dp] || isnan(e)) worst[dp] = isnan(e) ? INFINITY : e;
+                                    if (!(e < 1e-6))
+                                        printf("gemm16 wt=%d M=%d N=%d K=%d n0=%d flags=%d%s: y[%d,%d] = "
+                                               "%.9g, want %.9g\n", wt, M, N, K, n0, flags_pick,
+                                               pi ? " (widening scratch)" : "", i, j, got, s);
+                                    assert_true(e < 1e-6);
+                                }
                             }
                         cases++;
                     }
@@ -511,7 +520,8 @@ static void test_gemm16(void **state) {
     printf("gemm16 (%s): %d cases, max error %.3g of sum |x w| (%.3g with bfloat16 products); "
            "identical on 1 and 2 threads\n", bmc__level_name(kern->level), cases, worst[0], worst[1]);
     bmc__pool_free(pool2);
-    free(x), free(b), free(w), free(wp), free(y0), free(y), free(y1), free(wv);
+    bmc__pool_free(poolw);
+    free(x), free(b), free(w), free(wp), free(y0), free(y), free(y1), free(yw), free(wv);
 }
 
 /* LayerNorm over rows with strides, spread over a pool: equal to the contiguous version. */
