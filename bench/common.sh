@@ -48,11 +48,15 @@ prepare_peers() {
 run_peer() { # PEER T ROUND [WORKLOAD]
   local peer=$1 T=$2 r=$3 wl=${4:-$OUT/ours-t$2.r1.json}
   case $peer in
-    torch-padded|torch-unpadded)
+    torch-padded|torch-unpadded|torch-avx2)
       if [ -z "$SNAPSHOT" ]; then echo "$peer: n/a (no snapshot)"; return; fi
       say "$peer, $T thread(s), round $r of $ROUNDS"
-      OMP_NUM_THREADS=$T OPENBLAS_NUM_THREADS=$T "$PYTHON" bench/peers/torch_peer.py --snapshot "$SNAPSHOT" \
-          --mode "${peer#torch-}" --threads "$T" --min-time "$MIN_TIME" "${QUICK[@]}" --image "$IMAGE" \
+      # torch-avx2: PyTorch unpadded as it runs on a CPU without AVX-512. Its products go to
+      # OpenBLAS, which takes its AVX-512 kernels where the CPU has them; held to AVX2 here.
+      local env=() mode=${peer#torch-}
+      [ "$peer" = torch-avx2 ] && { mode=unpadded; env=(OPENBLAS_CORETYPE=Haswell ATEN_CPU_CAPABILITY=avx2 DNNL_MAX_CPU_ISA=AVX2); }
+      env "${env[@]}" OMP_NUM_THREADS=$T OPENBLAS_NUM_THREADS=$T "$PYTHON" bench/peers/torch_peer.py --snapshot "$SNAPSHOT" \
+          --mode "$mode" --threads "$T" --min-time "$MIN_TIME" "${QUICK[@]}" --image "$IMAGE" \
           --workload "$wl" --json-out "$OUT/$peer-t$T.r$r.json" || echo "$peer: FAILED, n/a"
       ;;
     onnxruntime)
@@ -62,6 +66,6 @@ run_peer() { # PEER T ROUND [WORKLOAD]
           --min-time "$MIN_TIME" "${QUICK[@]}" --workload "$wl" \
           --json-out "$OUT/onnxruntime-t$T.r$r.json" || echo "onnxruntime: FAILED, n/a"
       ;;
-    *) echo "unknown peer $peer (known: torch-padded torch-unpadded onnxruntime)";;
+    *) echo "unknown peer $peer (known: torch-padded torch-unpadded torch-avx2 onnxruntime)";;
   esac
 }

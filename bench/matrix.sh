@@ -24,7 +24,10 @@
 #   MATRIX_WORKLOADS  default image_b1,image_b8,text24_b1,text24_b8 (keys of bench --help)
 #   BENCH_MIN_TIME    seconds per workload (default 1); BENCH_QUICK=1 short timings (smoke test)
 #   BENCH_SNAPSHOT    the peers' open_clip snapshot (default: the model path without .bmc)
-#   MATRIX_PEERS      default "onnxruntime torch-unpadded"; "" runs ours alone
+#   MATRIX_PEERS      default "onnxruntime torch-unpadded torch-avx2"; "" runs ours alone.
+#                     torch-avx2 is PyTorch unpadded held to AVX2 (OpenBLAS Haswell kernels, ATen
+#                     and oneDNN at AVX2), as on a CPU without AVX-512: the avx2 table's peer;
+#                     it runs only when the avx2 level does
 #   BENCH_OPENBLAS_CORETYPE  as in bench/run.sh
 #   BENCH_UPDATE_DOCS=1  write the tables into docs/PERF.md (markers matrix:begin / matrix:end)
 set -u
@@ -42,7 +45,7 @@ THREADS=${MATRIX_THREADS:-$NPROC 1}
 LEVELS=${MATRIX_LEVELS:-avx512_bf16 avx512 avx2 portable}
 DTYPES=${MATRIX_DTYPES:-f32 f16 bf16}
 WORKLOADS=${MATRIX_WORKLOADS:-image_b1,image_b8,text24_b1,text24_b8}
-PEERS=${MATRIX_PEERS-onnxruntime torch-unpadded}
+PEERS=${MATRIX_PEERS-onnxruntime torch-unpadded torch-avx2}
 MIN_TIME=${BENCH_MIN_TIME:-1}
 QUICK=(); [ "${BENCH_QUICK:-0}" = 1 ] && QUICK=(--quick)
 ROUNDS=${MATRIX_ROUNDS:-2}; [ "${BENCH_QUICK:-0}" = 1 ] && ROUNDS=${MATRIX_ROUNDS:-1}
@@ -105,6 +108,7 @@ for l in $levels; do
   done
 done
 [ ${#configs[@]} -gt 0 ] || { echo "bench/matrix.sh: no config to run"; exit 1; }
+case " $levels " in *" avx2 "*) ;; *) PEERS=$(echo " $PEERS " | sed 's/ torch-avx2 / /');; esac
 
 # every file in 2 MB pages of the page cache, as after a load from disk (common.sh), once
 for dt in $dtypes; do cache_model "$(dtype_file "$dt")" || exit 1; done

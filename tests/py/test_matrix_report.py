@@ -4,7 +4,8 @@
 Checked: one table per level with a row per weight type; at avx512_bf16 the f32 and f16 rows are
 avx512's runs, marked; the speed-up over f32 and the ratio to ONNX Runtime pair each round's runs
 (median and range); the issue 23 targets are judged on those (bf16 images >= 1.7x f32 and >= 2x
-ONNX Runtime, f16 text >= 1.4x f32, AVX2 >= 1.2x PyTorch); the embedding check uses the weight
+ONNX Runtime, f16 text >= 1.4x f32, AVX2 >= 1.2x PyTorch, as run and held to AVX2, whose row
+shows in the avx2 table only); the embedding check uses the weight
 type's tolerance (a bf16 difference that f32 would fail passes, a larger one fails with exit
 status 3); a run whose library took another level than asked fails the same way; --update-doc
 writes between the matrix markers only. Standard library only, no build needed.
@@ -34,7 +35,7 @@ def emb(delta=0.0):
     return v
 
 
-def doc(level, rounds_s, items=1, delta=0.0, kernels=None):
+def doc(level, rounds_s, items=1, delta=0.0, kernels=None, load=0.2):
     """A merged result (bench/rounds.py's shape): image_b1 with these rounds' medians."""
     res = {"image_b1": {"items": items, "median_s": statistics.median(rounds_s),
                         "rounds_median_s": rounds_s, "n": 3},
@@ -43,7 +44,7 @@ def doc(level, rounds_s, items=1, delta=0.0, kernels=None):
          "model": "/x/full.bmc"}
     if level:
         d["machine"] = {"library": "KERNELS=%s (test) BLAS=x" % (kernels or level), "cpu": "test cpu",
-                        "online_cpus": 2, "loadavg_start": 0.1, "loadavg_end": 0.2}
+                        "online_cpus": 2, "loadavg_start": 0.1, "loadavg_end": load}
     return d
 
 
@@ -104,8 +105,32 @@ def main():
         t2 = rows(out, "**AVX2 (`avx2`)**")
         check([r[0] for r in t2] == ["f32", "ONNX Runtime (f32)", "PyTorch unpadded (f32)"],
               "the avx2 table has its config and the peers' rows")
+
+        # PyTorch held to AVX2: a row and a target of the avx2 table alone
+        write(d, "torch-avx2-t1.json", doc(None, [0.40, 1.20]))
+        rc, out = run(d)
+        t2 = rows(out, "**AVX2 (`avx2`)**")
+        check([r[0] for r in t2] == ["f32", "ONNX Runtime (f32)", "PyTorch unpadded (f32)",
+                                     "PyTorch unpadded held to AVX2 (f32)"],
+              "the avx2 table has PyTorch held to AVX2: %s" % [r[0] for r in t2])
+        t1 = rows(out, "**AVX-512 (`avx512`)**")
+        check("PyTorch unpadded held to AVX2 (f32)" not in [r[0] for r in t1],
+              "the AVX-512 table has no AVX2 PyTorch row")
+        check("| image, batch 1 >= 1.2x PyTorch held to AVX2 (1 thread) | 1.25x (1.00-1.50) | yes |" in out,
+              "the AVX2 target against PyTorch held to AVX2 judged")
+        os.remove(os.path.join(d, "torch-avx2-t1.json"))
         check("bf16 1 thr 1.0e-03 / 1.0e-03" in out and "DIFFERENT" not in out,
               "a bf16 difference of 1e-3 passes its tolerance")
+
+        check("provisional" not in out, "a quiet run is not marked provisional")
+        # a load average of 2.2 on 2 cores is our own 2-thread runs; 3.0 is other work too
+        write(d, "ours-f16-avx512-t1.json", doc("avx512", [0.30, 0.60], delta=1e-4, load=2.2))
+        rc, out = run(d)
+        check("provisional" not in out, "the load of our own runs (2.2 on 2 cores) is not marked provisional")
+        write(d, "ours-f16-avx512-t1.json", doc("avx512", [0.30, 0.60], delta=1e-4, load=3.0))
+        rc, out = run(d)
+        check("reached 3.0 on 2 cores" in out and "provisional" in out, "a load of 3.0 on 2 cores is marked provisional")
+        write(d, "ours-f16-avx512-t1.json", doc("avx512", [0.30, 0.60], delta=1e-4))
 
         # a bf16 file off by far more than its tolerance, and a level the library did not apply
         write(d, "ours-bf16-avx512-t1.json", doc("avx512", [0.30, 0.60], delta=0.1))
