@@ -126,9 +126,17 @@ bmc_status bmc__decode_jpeg_turbo(const uint8_t *data, size_t size, const char *
 bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t stride, int chans,
                                   int premultiply, int out_w, int out_h, int x0, int y0, int cw,
                                   int ch, uint8_t *dst);
-/* The same with the AVX2 passes (avx2 = 1; only where cpu.c reports AVX2) or the portable loops
- * (0), whatever level runs: the tests compare the two. */
-bmc_status bmc__resize_bicubic_u8_at(int avx2, const uint8_t *src, int w, int h, size_t stride, int chans,
+/* Which code runs the two 8-bit passes: bmc__resize_bicubic_u8 takes AVX2 at the avx2 level and
+ * above, SSE2 below it (every x86-64 CPU), the scalar loops on other architectures. All three give
+ * Pillow's bytes. */
+typedef enum bmc__resize_path {
+    BMC__RESIZE_SCALAR = 0, /* the plain loops, as Pillow's Resample.c                            */
+    BMC__RESIZE_SSE2 = 1,   /* image_resize_sse2.c: only where bmc__resize_have_sse2()            */
+    BMC__RESIZE_AVX2 = 2    /* image_resize_avx2.c: only where cpu.c reports AVX2                 */
+} bmc__resize_path;
+/* The same with the passes of `path` (enum bmc__resize_path), whatever level runs: the tests
+ * compare them. A path this build lacks (SSE2 without __SSE2__) is refused (BMC_E_INTERNAL). */
+bmc_status bmc__resize_bicubic_u8_at(int path, const uint8_t *src, int w, int h, size_t stride, int chans,
                                      int premultiply, int out_w, int out_h, int x0, int y0, int cw, int ch,
                                      uint8_t *dst);
 /* The AVX2 passes (image_resize_avx2.c). The horizontal one works from coefficient vectors made
@@ -142,6 +150,18 @@ void bmc__resize_h_avx2_coef(int n, int ksize, const int32_t *fixed, int chans, 
 void bmc__resize_h_avx2_row(const uint8_t *in, int w, int chans, int n, int ksize, const int *bounds,
                             const void *coef, uint8_t *out, uint8_t *pad);
 void bmc__resize_v_avx2_row(const uint8_t *src, size_t row_bytes, int cnt, const int32_t *k, uint8_t *out);
+/* The SSE2 passes (image_resize_sse2.c), the same interface: coefficients of
+ * bmc__resize_h_sse2_coef_bytes(n, ksize, chans) bytes, the same pad; the vertical one also takes
+ * scratch of bmc__resize_v_sse2_scratch_bytes(ksize) bytes for its coefficient pairs. Compiled
+ * without SSE2 (not x86) they are stubs and bmc__resize_have_sse2() is 0. */
+int bmc__resize_have_sse2(void);
+size_t bmc__resize_h_sse2_coef_bytes(int n, int ksize, int chans);
+void bmc__resize_h_sse2_coef(int n, int ksize, const int32_t *fixed, int chans, void *coef);
+void bmc__resize_h_sse2_row(const uint8_t *in, int w, int chans, int n, int ksize, const int *bounds,
+                            const void *coef, uint8_t *out, uint8_t *pad);
+size_t bmc__resize_v_sse2_scratch_bytes(int ksize);
+void bmc__resize_v_sse2_row(const uint8_t *src, size_t row_bytes, int cnt, const int32_t *k, uint8_t *out,
+                            void *scratch);
 /* Bicubic on PIL 'I' values (double coefficients, rounded int32 between passes), from 16-bit
  * (src16) or int32 (src32) samples. dst [ch][cw]. */
 bmc_status bmc__resize_bicubic_i32(const uint16_t *src16, const int32_t *src32, int w, int h, int out_w,

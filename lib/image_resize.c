@@ -134,7 +134,8 @@ static void rows_needed(const taps *tv, int need_v, int y0, int ch, int *first, 
 }
 
 /* One row of the horizontal pass: Resample.c ImagingResampleHorizontal_8bpc, all channels of an
- * output in one walk over its taps as Pillow does. */
+ * output in one walk over its taps as Pillow does. These scalar loops run where there is no SSE2
+ * (not x86) and are what tests/test_image.c compares the SSE2 and AVX2 passes with. */
 static void h_row(const uint8_t *in, int chans, int n, const taps *th, uint8_t *out) {
     for (int j = 0; j < n; j++, out += chans) {
         int xmin = th->bounds[j * 2], xmax = th->bounds[j * 2 + 1];
@@ -165,16 +166,19 @@ static void v_row(const uint8_t *src, size_t row_bytes, int cnt, const int32_t *
     }
 }
 
-bmc_status bmc__resize_bicubic_u8_at(int avx2, const uint8_t *src, int w, int h, size_t stride, int chans,
+bmc_status bmc__resize_bicubic_u8_at(int path, const uint8_t *src, int w, int h, size_t stride, int chans,
                                      int premultiply, int out_w, int out_h, int x0, int y0, int cw, int ch,
                                      uint8_t *dst) {
     int need_h = out_w != w, need_v = out_h != h;
+    int avx2 = path == BMC__RESIZE_AVX2, sse2 = path == BMC__RESIZE_SSE2;
     taps th = {0}, tv = {0};
-    uint8_t *tmp = NULL, *row = NULL, *coef = NULL, *pad = NULL;
+    uint8_t *tmp = NULL, *row = NULL, *coef = NULL, *pad = NULL, *vk = NULL;
     bmc_status st = BMC_OK;
     if (premultiply && chans != 4) return bmc__fail(BMC_E_INTERNAL, "resize: premultiply needs 4 channels");
     if (chans != 1 && chans != 3 && chans != 4)
         return bmc__fail(BMC_E_INTERNAL, "resize: %d channels (want 1, 3 or 4)", chans);
+    if (!avx2 && !sse2 && path != BMC__RESIZE_SCALAR) return bmc__fail(BMC_E_INTERNAL, "resize: path %d", path);
+    if (sse2 && !bmc__resize_have_sse2()) return bmc__fail(BMC_E_INTERNAL, "resize: this build has no SSE2 passes");
     if (need_h && (st = taps_make(&th, w, out_w, x0, cw, 1)) != BMC_OK) goto done;
     if (need_v && (st = taps_make(&tv, h, out_h, y0, ch, 1)) != BMC_OK) goto done;
 
@@ -183,16 +187,19 @@ bmc_status bmc__resize_bicubic_u8_at(int avx2, const uint8_t *src, int w, int h,
     size_t rowlen = (size_t)cw * chans;
     tmp = bmc__malloc((size_t)(last - first) * rowlen);
     if (premultiply) row = bmc__malloc((size_t)w * 4);
-    if (avx2 && need_h) {
-        /* its coefficients, split for vpmaddwd, and a zero-padded copy of a row's end */
-        coef = bmc__malloc(bmc__resize_h_avx2_coef_bytes(cw, th.ksize, chans));
+    if ((avx2 || sse2) && need_h) {
+        /* the coefficients split for pmaddwd / vpmaddwd, and a zero-padded copy of a row's end */
+        coef = bmc__malloc(avx2 ? bmc__resize_h_avx2_coef_bytes(cw, th.ksize, chans)
+                                : bmc__resize_h_sse2_coef_bytes(cw, th.ksize, chans));
         pad = bmc__malloc((size_t)(th.ksize + 16) * chans + 16);
     }
-    if (!tmp || (premultiply && !row) || (avx2 && need_h && (!coef || !pad))) {
+    if (sse2 && need_v) vk = bmc__malloc(bmc__resize_v_sse2_scratch_bytes(tv.ksize)); /* one output row's taps */
+    if (!tmp || (premultiply && !row) || ((avx2 || sse2) && need_h && (!coef || !pad)) || (sse2 && need_v && !vk)) {
         st = bmc__fail(BMC_E_NOMEM, "image resize: out of memory for %d x %d intermediate", cw, last - first);
         goto done;
     }
-    if (coef) bmc__resize_h_avx2_coef(cw, th.ksize, th.fixed, chans, coef);
+    if (coef && avx2) bmc__resize_h_avx2_coef(cw, th.ksize, th.fixed, chans, coef);
+    if (coef && sse2) bmc__resize_h_sse2_coef(cw, th.ksize, th.fixed, chans, coef);
 
     /* horizontal pass (or the plain columns when the width does not change) */
     for (int y = first; y < last; y++) {
@@ -203,7 +210,8 @@ bmc_status bmc__resize_bicubic_u8_at(int avx2, const uint8_t *src, int w, int h,
         }
         uint8_t *out = tmp + (size_t)(y - first) * rowlen;
         if (!need_h) memcpy(out, in + (size_t)x0 * chans, rowlen);
-        else if (coef) bmc__resize_h_avx2_row(in, w, chans, cw, th.ksize, th.bounds, coef, out, pad);
+        else if (avx2) bmc__resize_h_avx2_row(in, w, chans, cw, th.ksize, th.bounds, coef, out, pad);
+        else if (sse2) bmc__resize_h_sse2_row(in, w, chans, cw, th.ksize, th.bounds, coef, out, pad);
         else h_row(in, chans, cw, &th, out);
     }
 
@@ -217,6 +225,7 @@ bmc_status bmc__resize_bicubic_u8_at(int avx2, const uint8_t *src, int w, int h,
         const uint8_t *in = tmp + (size_t)(tv.bounds[i * 2] - first) * rowlen;
         const int32_t *k = &tv.fixed[(size_t)i * tv.ksize];
         if (avx2) bmc__resize_v_avx2_row(in, rowlen, tv.bounds[i * 2 + 1], k, out);
+        else if (sse2) bmc__resize_v_sse2_row(in, rowlen, tv.bounds[i * 2 + 1], k, out, vk);
         else v_row(in, rowlen, tv.bounds[i * 2 + 1], k, out);
     }
     if (premultiply) unpremultiply(dst, (size_t)cw * ch);
@@ -228,14 +237,19 @@ done:
     bmc__free(row);
     bmc__free(coef);
     bmc__free(pad);
+    bmc__free(vk);
     return st;
 }
 
+/* AVX2 where cpu.c allows it (BMC_CPU can lower the level), else SSE2, which every x86-64 CPU has. */
 bmc_status bmc__resize_bicubic_u8(const uint8_t *src, int w, int h, size_t stride, int chans,
                                   int premultiply, int out_w, int out_h, int x0, int y0, int cw,
                                   int ch, uint8_t *dst) {
-    return bmc__resize_bicubic_u8_at(bmc__kern()->level >= BMC__LEVEL_AVX2, src, w, h, stride, chans, premultiply,
-                                     out_w, out_h, x0, y0, cw, ch, dst);
+    int path = bmc__kern()->level >= BMC__LEVEL_AVX2 ? BMC__RESIZE_AVX2
+               : bmc__resize_have_sse2()             ? BMC__RESIZE_SSE2
+                                                     : BMC__RESIZE_SCALAR;
+    return bmc__resize_bicubic_u8_at(path, src, w, h, stride, chans, premultiply, out_w, out_h, x0, y0, cw, ch,
+                                     dst);
 }
 
 /* Resample.c ROUND_UP: note the float constant and the truncating cast. Outside int32's range

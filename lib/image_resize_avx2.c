@@ -1,5 +1,5 @@
 /* image_resize_avx2.c - the two passes of PIL's 8-bit bicubic resize (image_resize.c) with AVX2,
- * giving the same bytes as the portable loops.
+ * giving the same bytes as the scalar loops.
  *
  * Pillow's sums are integers: 2^21 + sum of pixel * 22-bit coefficient, in int32, then >> 22 and
  * clamped. Integer addition does not depend on the order, and int32 lanes that wrap give the

@@ -705,16 +705,16 @@ static void test_dicom_alloc_failures(void **s) {
 #endif
 }
 
-/* The AVX2 resize passes against the portable loops (which test_image_pixels.py checks against
- * PIL at BMC_CPU=portable): random pixels (clamping both ways), 1, 3 and 4 channels, RGBa
- * premultiplied, up- and downscaling from 1 to 3000 pixels a side, any output window; the images
- * are allocated to their last byte so that ASan sees a read past a row's end. */
-static void test_resize_avx2_matches_portable(void **state) {
+/* The SSE2 and AVX2 resize passes against the scalar loops (test_image_pixels.py checks the
+ * SSE2 ones against PIL at BMC_CPU=portable, the AVX2 ones at the best level): random pixels
+ * (clamping both ways), 1, 3 and 4 channels, RGBa premultiplied, up- and downscaling from 1 to
+ * 3000 pixels a side, any output window; the images are allocated to their last byte so that
+ * ASan sees a read past a row's end. */
+static void test_resize_simd_matches_scalar(void **state) {
     (void)state;
-    if (bmc__cpu_best() < BMC__LEVEL_AVX2) {
-        printf("SKIP: this CPU has no AVX2: only the portable resize runs here\n");
-        return;
-    }
+    int sse2 = bmc__resize_have_sse2(), avx2 = bmc__cpu_best() >= BMC__LEVEL_AVX2;
+    if (!sse2) printf("SKIP: this build has no SSE2 resize (not x86-64): only the scalar loops run\n");
+    if (!avx2) printf("SKIP: this CPU has no AVX2: the AVX2 resize is not compared\n");
     uint32_t rng = 12345;
 #define RND() (rng = rng * 1103515245u + 12345u, (rng >> 8) & 0xffffff)
     for (int it = 0; it < 300; it++) {
@@ -726,19 +726,27 @@ static void test_resize_avx2_matches_portable(void **state) {
         int cw = 1 + (int)(RND() % nw), ch = 1 + (int)(RND() % nh);
         int x0 = (int)(RND() % (nw - cw + 1)), y0 = (int)(RND() % (nh - ch + 1));
         size_t stride = (size_t)w * chans + (RND() % 3) * chans, n = stride * (h - 1) + (size_t)w * chans;
-        uint8_t *src = malloc(n), *a = malloc((size_t)cw * ch * chans), *b = malloc((size_t)cw * ch * chans);
+        size_t out_n = (size_t)cw * ch * chans;
+        uint8_t *src = malloc(n), *a = malloc(out_n), *b = malloc(out_n);
         assert_non_null(src);
         assert_non_null(a);
         assert_non_null(b);
         int flat = RND() % 4 == 0; /* blocks of 0 and 255: the overshoot the clamp cuts */
         for (size_t i = 0; i < n; i++) src[i] = flat ? (uint8_t)((i / 7) % 2 ? 255 : 0) : (uint8_t)RND();
-        assert_int_equal(bmc__resize_bicubic_u8_at(0, src, w, h, stride, chans, premul, nw, nh, x0, y0, cw, ch, a),
+        assert_int_equal(bmc__resize_bicubic_u8_at(BMC__RESIZE_SCALAR, src, w, h, stride, chans, premul, nw, nh, x0,
+                                                   y0, cw, ch, a),
                          BMC_OK);
-        assert_int_equal(bmc__resize_bicubic_u8_at(1, src, w, h, stride, chans, premul, nw, nh, x0, y0, cw, ch, b),
-                         BMC_OK);
-        if (memcmp(a, b, (size_t)cw * ch * chans) != 0)
-            fail_msg("AVX2 resize differs: %dx%d x%d%s -> %dx%d window %d,%d %dx%d", w, h, chans,
-                     premul ? " premultiplied" : "", nw, nh, x0, y0, cw, ch);
+        for (int path = BMC__RESIZE_SSE2; path <= BMC__RESIZE_AVX2; path++) {
+            if ((path == BMC__RESIZE_SSE2 && !sse2) || (path == BMC__RESIZE_AVX2 && !avx2)) continue;
+            memset(b, 0xa5, out_n);
+            assert_int_equal(bmc__resize_bicubic_u8_at(path, src, w, h, stride, chans, premul, nw, nh, x0, y0, cw, ch,
+                                                       b),
+                             BMC_OK);
+            if (memcmp(a, b, out_n) != 0)
+                fail_msg("%s resize differs from the scalar loops: %dx%d x%d%s -> %dx%d window %d,%d %dx%d",
+                         path == BMC__RESIZE_SSE2 ? "SSE2" : "AVX2", w, h, chans, premul ? " premultiplied" : "", nw,
+                         nh, x0, y0, cw, ch);
+        }
         free(src);
         free(a);
         free(b);
@@ -754,7 +762,7 @@ int main(void) {
         cmocka_unit_test(test_png_modes),         cmocka_unit_test(test_16bit_gray),
         cmocka_unit_test(test_other_formats),     cmocka_unit_test(test_example_images),
         cmocka_unit_test(test_sizes_and_offsets), cmocka_unit_test(test_crop_uniform_and_alpha),
-        cmocka_unit_test(test_resize_avx2_matches_portable),
+        cmocka_unit_test(test_resize_simd_matches_scalar),
         cmocka_unit_test(test_normalize_matches_torch), cmocka_unit_test(test_file_errors),
         cmocka_unit_test(test_truncated),         cmocka_unit_test(test_corrupt),
         cmocka_unit_test(test_absurd_sizes),      cmocka_unit_test(test_bad_views_and_config),

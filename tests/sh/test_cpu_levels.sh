@@ -12,9 +12,9 @@
 # is checked to be the one running (biomedclip info).
 #
 # The image resize has an AVX2 path (lib/image_resize_avx2.c, used at the avx2 and avx512 levels,
-# so the plain suite checks it against PIL) and the portable loops: at BMC_CPU=portable
-# tests/py/test_image_pixels.py checks those byte for byte against PIL too (about 30 s of CPU);
-# test_image compares the two paths directly at every level.
+# so the plain suite checks it against PIL) and an SSE2 one (lib/image_resize_sse2.c, used at the
+# portable level): at BMC_CPU=portable tests/py/test_image_pixels.py checks that byte for byte
+# against PIL too (about 30 s of CPU); test_image compares both with the scalar loops at every level.
 #
 # Under the sanitizers ($BUILD ending in -sanitize) the full-size parity at two more levels would
 # take many minutes: there only test_ops (every kernel, every level's element-wise loops) and
