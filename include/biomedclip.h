@@ -54,14 +54,18 @@
  *   - The only global mutable state is the log callback (bmc_log_set): set it before use.
  *   - A context runs its forward passes on its own threads: bmc_ctx_params.n_threads of them
  *     (the calling thread included), or, when 0, as many as OpenBLAS is set to use (by default
- *     every core). Built without AVX-512, the products are OpenBLAS's and run on its threads.
+ *     every core). At the portable kernel level (a CPU without AVX2 + FMA, or BMC_CPU=portable)
+ *     the products are OpenBLAS's and run on its threads.
  *     OpenBLAS has one process-wide thread count; n_threads sets it too when > 0.
  *     Latency mode: one context, n_threads = number of cores. Throughput mode: one context per
  *     core, each with n_threads = 1. See docs/PERF.md.
  *
  * Determinism
- *   The same binary with the same thread count gives bit-identical results. An item encoded
- *   alone or inside a batch agrees to about 1e-6 relative (GEMM blocking differs).
+ *   The same binary with the same thread count gives bit-identical results. At the AVX-512 and
+ *   AVX2 kernel levels the thread count does not change the bits either; at the portable level
+ *   it may (OpenBLAS's own threads; some of its kernel sets follow the thread partition), by
+ *   about 1e-7 relative. An item encoded alone or inside a batch agrees to about 1e-6 relative
+ *   (GEMM blocking differs).
  */
 #ifndef BIOMEDCLIP_H
 #define BIOMEDCLIP_H

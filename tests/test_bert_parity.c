@@ -22,6 +22,7 @@
 #include "panels.h"
 #include "biomedclip.h"
 #include "context.h"
+#include "cpu.h"
 #include "model.h"
 
 #define FINAL_TOL 1e-5  /* relative L2 of the final embedding (spec target) */
@@ -363,6 +364,7 @@ static void test_arena_covers_max_batch(void **state) {
     assert_int_equal(bmc_model_load(path, NULL, &m), BMC_OK);
     int C = (int)m->config.context_length, V = (int)m->config.vocab_size, E = (int)m->config.embed_dim;
     enum { MAXB = 6 };
+    double worst_portable = 0;
     int *ids = malloc(sizeof(int) * 2 * MAXB * C), lens[2 * MAXB];
     float *out = malloc(sizeof(float) * 2 * MAXB * E), *ref = malloc(sizeof(float) * 2 * MAXB * E);
     assert_true(ids && out && ref);
@@ -381,11 +383,25 @@ static void test_arena_covers_max_batch(void **state) {
             assert_ptr_equal(ctx->scratch, arena);
             assert_int_equal(ctx->scratch_floats, floats);
             if (threads == 1) memcpy(ref, out, sizeof(float) * 2 * b * E);
-            else assert_memory_equal(out, ref, sizeof(float) * 2 * b * E);
+            else if (bmc__kern()->outer) assert_memory_equal(out, ref, sizeof(float) * 2 * b * E);
+            else {
+                /* the portable level's products are OpenBLAS's on its own threads, whose
+                 * micro-kernels (e.g. Haswell's) may follow the thread partition: close, not
+                 * always the same bits (biomedclip.h, Determinism) */
+                for (int i = 0; i < 2 * b; i++) {
+                    double mx, d = rel_l2(out + (size_t)i * E, ref + (size_t)i * E, (size_t)E, &mx);
+                    if (d > worst_portable) worst_portable = d;
+                    assert_true(d <= 1e-5);
+                }
+            }
             bmc_ctx_free(ctx);
         }
     }
-    printf("  max_batch 1, 3, 5 of %d-id texts on 1-3 threads: no arena growth, same bits\n", C);
+    if (bmc__kern()->outer)
+        printf("  max_batch 1, 3, 5 of %d-id texts on 1-3 threads: no arena growth, same bits\n", C);
+    else
+        printf("  max_batch 1, 3, 5 of %d-id texts on 1-3 threads: no arena growth; portable level, "
+               "worst rel_l2 across thread counts %.3e\n", C, worst_portable);
     free(ids), free(out), free(ref);
     bmc_model_free(m);
 }
