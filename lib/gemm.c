@@ -390,19 +390,18 @@ void bmc__gemm(bmc__pool *pool, bmc__mat y, bmc__mat x, bmc__panels w, const flo
     bmc__task_fn task = g.kern->outer ? gemm_task_tiles : gemm_task_blas;
     int panels = (w.n0 + w.N - 1) / PANEL - g.p0 + 1;
     g.group = 1;
-    if (w.wt != BMC__W_F32) {
+    if (w.wt != BMC__W_F32 && !g.kern->outer) {
+        /* as many panels per task as the threads' scratch holds (up to WIDEN_GROUP), spread
+         * evenly */
+        size_t fit = bmc__pool_scratch_floats(pool) / ((size_t)KB * PANEL);
+        int most = fit < WIDEN_GROUP ? (int)fit : WIDEN_GROUP;
+        if (most < 1 || g.M < WIDEN_GROUP_MIN_ROWS) most = 1;
+        int n = (panels + most - 1) / most;
+        g.group = (panels + n - 1) / n, g.pool = pool, task = gemm_task_widen_blas;
+    } else if (w.wt != BMC__W_F32) {
         g.outer16 = g.kern->outer16[w.wt];
         if (!g.outer16 || w.n0 % 16) task = gemm_task_widen, g.outer16 = NULL;
         else g.group = task_group(panels, g.threads, g.kern->group16[w.wt]);
-        if (!g.kern->outer) {
-            /* as many panels per task as the threads' scratch holds (up to WIDEN_GROUP), spread
-             * evenly */
-            size_t fit = bmc__pool_scratch_floats(pool) / ((size_t)KB * PANEL);
-            int most = fit < WIDEN_GROUP ? (int)fit : WIDEN_GROUP;
-            if (most < 1 || g.M < WIDEN_GROUP_MIN_ROWS) most = 1;
-            int n = (panels + most - 1) / most;
-            g.group = (panels + n - 1) / n, g.pool = pool, task = gemm_task_widen_blas;
-        }
     }
     bmc__pool_run(pool, task, &g, (panels + g.group - 1) / g.group);
     BMC__PROF_END(BMC__PROF_GEMM, t0);
