@@ -1,10 +1,30 @@
 # bench/common.sh - sourced by bench/run.sh and bench/matrix.sh: the steps they share (the
 # model's page-cache state, the peers' preparation and runs). Not a program of its own.
 #
-# The caller sets: BUILD, PYTHON, PY3, PEERS, SNAPSHOT, MIN_TIME, QUICK (array), IMAGE, ROUNDS,
-# OUT (where the peers' JSON goes). prepare_peers sets ONNX_DIR.
+# bench_setup sets the shared settings; the caller then sets PEERS, SNAPSHOT, MIN_TIME, QUICK
+# (array), ROUNDS, OUT (where the peers' JSON goes). prepare_peers sets ONNX_DIR.
 
 say() { echo "=== $(date -u +%H:%M:%S) $*"; }
+
+# The settings bench/run.sh and bench/matrix.sh share (the caller has done `cd` to the top):
+# BUILD, PYTHON, PY3, BMC_TESTDATA, SHARED_DATA, MODEL, NPROC, IMAGE, and BENCH_OPENBLAS_CORETYPE
+# applied ("unset" removes OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE: OpenBLAS picks by itself).
+bench_setup() {
+  BUILD=${BUILD:-build}
+  PYTHON=${PYTHON:-/usr/bin/python3}
+  # rounds.py and the reports need only the standard library: any python3 will do
+  PY3=$(command -v python3 || echo "$PYTHON")
+  export BMC_TESTDATA=${BMC_TESTDATA:-$BUILD/testdata}
+  export SHARED_DATA=${SHARED_DATA:-$(cd .. && pwd)/shared/data}
+  MODEL=${BIOMEDCLIP_MODEL:-$BMC_TESTDATA/full.bmc}
+  NPROC=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+  IMAGE=$SHARED_DATA/images/chest_X-ray.jpg
+  case "${BENCH_OPENBLAS_CORETYPE:-}" in
+    "") ;;
+    unset) unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE ;;
+    *) export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE ;;
+  esac
+}
 has_peer() { case " $PEERS " in *" $1 "*) return 0;; esac; return 1; }
 
 # Cache a model file the way a load from disk does: drop it from the page cache, then read it

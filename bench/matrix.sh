@@ -32,14 +32,9 @@
 #   BENCH_UPDATE_DOCS=1  write the tables into docs/PERF.md (markers matrix:begin / matrix:end)
 set -u
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-PY3=$(command -v python3 || echo "$PYTHON")
-export BMC_TESTDATA=${BMC_TESTDATA:-$BUILD/testdata}
-export SHARED_DATA=${SHARED_DATA:-$(cd .. && pwd)/shared/data}
-MODEL=${BIOMEDCLIP_MODEL:-$BMC_TESTDATA/full.bmc}
+. bench/common.sh  # bench_setup, say, has_peer, cache_model, prepare_peers, run_peer
+bench_setup        # BUILD, PYTHON, PY3, BMC_TESTDATA, SHARED_DATA, MODEL, NPROC, IMAGE, the core type
 OUT=$BUILD/bench/matrix
-NPROC=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 THREADS=${MATRIX_THREADS:-$NPROC 1}
 [ "$NPROC" = 1 ] && [ -z "${MATRIX_THREADS:-}" ] && THREADS=1
 LEVELS=${MATRIX_LEVELS:-avx512_bf16 avx512 avx2 portable}
@@ -50,18 +45,11 @@ MIN_TIME=${BENCH_MIN_TIME:-1}
 QUICK=(); [ "${BENCH_QUICK:-0}" = 1 ] && QUICK=(--quick)
 ROUNDS=${MATRIX_ROUNDS:-2}; [ "${BENCH_QUICK:-0}" = 1 ] && ROUNDS=${MATRIX_ROUNDS:-1}
 case "$ROUNDS" in ''|*[!0-9]*|0) echo "bench/matrix.sh: MATRIX_ROUNDS must be a positive integer"; exit 1;; esac
-IMAGE=$SHARED_DATA/images/chest_X-ray.jpg
-case "${BENCH_OPENBLAS_CORETYPE:-}" in
-  "") ;;
-  unset) unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE ;;
-  *) export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE ;;
-esac
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*-t*.json "$OUT"/*.log "$OUT"/table.md "$OUT"/workloads.json
 LOG=$OUT/run.log
 exec > >(tee "$LOG") 2>&1
-. bench/common.sh  # say, has_peer, cache_model, prepare_peers, run_peer
 T_START=$(date +%s)
 
 [ -x "$BUILD/bench/bench" ] || { echo "bench/matrix.sh: $BUILD/bench/bench is not built (run: make bench-matrix)"; exit 1; }

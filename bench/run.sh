@@ -29,15 +29,9 @@
 # A peer that is missing or fails shows as n/a; the script goes on.
 set -u
 cd "$(dirname "$0")/.."
-BUILD=${BUILD:-build}
-PYTHON=${PYTHON:-/usr/bin/python3}
-# rounds.py, report.py and plot.py need only the standard library: any python3 will do
-PY3=$(command -v python3 || echo "$PYTHON")
-export BMC_TESTDATA=${BMC_TESTDATA:-$BUILD/testdata}
-export SHARED_DATA=${SHARED_DATA:-$(cd .. && pwd)/shared/data}
-MODEL=${BIOMEDCLIP_MODEL:-$BMC_TESTDATA/full.bmc}
+. bench/common.sh  # bench_setup, say, has_peer, cache_model, prepare_peers, run_peer
+bench_setup        # BUILD, PYTHON, PY3, BMC_TESTDATA, SHARED_DATA, MODEL, NPROC, IMAGE, the core type
 OUT=$BUILD/bench/results
-NPROC=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 THREADS=${BENCH_THREADS:-$NPROC 1}
 [ "$NPROC" = 1 ] && [ -z "${BENCH_THREADS:-}" ] && THREADS=1
 PEERS=${BENCH_PEERS-torch-padded torch-unpadded onnxruntime}
@@ -45,18 +39,11 @@ MIN_TIME=${BENCH_MIN_TIME:-1}
 QUICK=(); [ "${BENCH_QUICK:-0}" = 1 ] && QUICK=(--quick)
 ROUNDS=${BENCH_ROUNDS:-3}; [ "${BENCH_QUICK:-0}" = 1 ] && ROUNDS=${BENCH_ROUNDS:-1}
 case "$ROUNDS" in ''|*[!0-9]*|0) echo "bench/run.sh: BENCH_ROUNDS must be a positive integer"; exit 1;; esac
-IMAGE=$SHARED_DATA/images/chest_X-ray.jpg
-case "${BENCH_OPENBLAS_CORETYPE:-}" in
-  "") ;;
-  unset) unset OPENBLAS_CORETYPE OPENBLAS_L2_SIZE ;;
-  *) export OPENBLAS_CORETYPE=$BENCH_OPENBLAS_CORETYPE ;;
-esac
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*-t*.json "$OUT"/*.log  # the rounds too (*-tN.rR.json)
 LOG=$OUT/run.log
 exec > >(tee "$LOG") 2>&1
-. bench/common.sh  # say, has_peer, cache_model, prepare_peers, run_peer
 
 if [ ! -x "$BUILD/bench/bench" ]; then
   echo "bench/run.sh: $BUILD/bench/bench is not built (run: make bench)"; exit 1
