@@ -177,6 +177,39 @@ void check_rle(DcmPixelData *pd, E_TransferSyntax xfer, unsigned segments, const
     }
 }
 
+/* DCMTK 3.6.7's JPEG decoder (dcmjpeg) first walks the markers of a frame's first fragment to
+ * find the frame header (DJCodecDecoder::scanJpegDataForBitDepth), and a TEM marker (0xFF01) does
+ * not move that walk on: it loops forever (found by fuzz_dicom). The same walk here refuses such
+ * a fragment first; every fragment is walked, since a continuation fragment of a valid stream
+ * cannot reach a TEM that way (entropy-coded data has no 0xFF01). */
+void check_jpeg(DcmPixelData *pd, E_TransferSyntax xfer, const char *name) {
+    DcmPixelSequence *seq = NULL;
+    if (pd->getEncapsulatedRepresentation(xfer, NULL, seq).bad() || !seq)
+        fail(BMC_E_IMAGE, fmt("%s: JPEG Pixel Data without fragments (corrupt)", name));
+    unsigned long n = seq->card();
+    for (unsigned long i = 1; i < n; i++) { /* item 0 is the offset table */
+        DcmPixelItem *item = NULL;
+        Uint8 *d = NULL;
+        if (seq->getItem(item, i).bad() || !item || item->getUint8Array(d).bad())
+            fail(BMC_E_IMAGE, fmt("%s: JPEG fragment %lu cannot be read (corrupt)", name, i));
+        unsigned long long len = item->getLength(), off = 0;
+        while (d && off + 4 < len) {
+            unsigned m = (unsigned)d[off] << 8 | d[off + 1];
+            if (m == 0xff01)
+                fail(BMC_E_IMAGE, fmt("%s: JPEG fragment %lu: TEM marker (0xFF01) at offset %llu before the frame "
+                                      "header (corrupt)", name, i, off));
+            bool sof = m >= 0xffc0 && m <= 0xffcf && m != 0xffc4 && m != 0xffc8 && m != 0xffcc;
+            if (sof) break;
+            if (m == 0xffff) off += 1; /* a fill byte */
+            else if (m >= 0xffd0 && m <= 0xffd9) off += 2; /* RSTn, SOI, EOI: no length */
+            else if (m == 0xffc4 || m == 0xffc8 || m == 0xffcc || (m >= 0xffda && m <= 0xfffe))
+                off += ((unsigned)d[off + 2] << 8 | d[off + 3]) + 2ull; /* a segment with its length */
+            else if (d[off] == 0xff && d[off + 1] > 2 && d[off + 1] <= 0xbf) off += 2; /* reserved */
+            else break; /* DCMTK stops here with an error of its own */
+        }
+    }
+}
+
 /* A 16-bit descriptor value that may be US or SS (LUT descriptors' "first mapped"). */
 long lut_first(Uint16 raw, bool signed_pixels) { return signed_pixels && raw >= 0x8000 ? (long)(Sint16)raw : (long)raw; }
 
@@ -553,6 +586,7 @@ bmc_status decode(const uint8_t *data, size_t size, const char *name, const bmc_
                                   DcmVR(pixel->ident()).getVRName()));
         DcmPixelData *pd = OFstatic_cast(DcmPixelData *, pixel);
         if (xfer == EXS_RLELossless) check_rle(pd, xfer, dc.spp * (dc.alloc / 8), name);
+        if (xfer >= EXS_JPEGProcess1 && xfer <= EXS_JPEGProcess14SV1) check_jpeg(pd, xfer, name); /* dcmjpeg's */
         Uint32 fsize = 0;
         cond = pd->getUncompressedFrameSize(ds, fsize);
         if (cond.bad()) fail(BMC_E_IMAGE, fmt("%s: cannot size a frame (%s)", name, cond.text()));
